@@ -1,0 +1,952 @@
+//! The TOML configuration, read into a validated [`Config`].
+//!
+//! The file is walked by hand over toml's spanned tree rather than through
+//! `#[derive(Deserialize)]`: serde stops at the first problem, and operators
+//! should see every problem at once, each as `FILE:LINE:COL: message` naming
+//! the key. A config with any problem never yields a `Config`, so the daemon
+//! cannot start on a half-valid one.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
+
+use crate::fingerprint::ContentSelector;
+use crate::origin::Origin;
+
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/mirrorgate/mirrorgate.toml";
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub store: StoreConfig,
+    pub probe: ProbeConfig,
+    pub log: LogConfig,
+    pub sites: Vec<SiteConfig>,
+}
+
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    /// Runtime worker threads; None leaves it to tokio (`TOKIO_WORKER_THREADS` or one per core).
+    pub workers: Option<usize>,
+}
+
+#[derive(Clone, Debug)]
+pub struct StoreConfig {
+    pub path: PathBuf,
+    pub retention: Duration,
+}
+
+#[derive(Clone, Debug)]
+pub struct ProbeConfig {
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub concurrency: usize,
+    /// Requests per second per host; 0 turns the limit off.
+    pub per_host_rate: f64,
+    pub max_body: u64,
+    pub user_agent: String,
+    /// Consecutive failed probes before a base counts as down.
+    pub down_after: u32,
+}
+
+#[derive(Clone, Debug)]
+pub struct LogConfig {
+    pub level: Option<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct SiteConfig {
+    pub name: String,
+    pub primary: Origin,
+    pub mirrors: Vec<Origin>,
+    pub articles: Vec<String>,
+    pub content_selector: Option<ContentSelector>,
+    pub prefer_primary: bool,
+}
+
+impl SiteConfig {
+    /// Every base, primary first, then mirrors in config order.
+    pub fn bases(&self) -> impl Iterator<Item = &Origin> {
+        std::iter::once(&self.primary).chain(self.mirrors.iter())
+    }
+}
+
+/// One problem in a config file, located for the operator.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: String,
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file, self.line, self.column, self.message
+        )
+    }
+}
+
+/// Every problem found in one config file.
+#[derive(Debug, thiserror::Error)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, error) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{error}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Reads and validates the config at `path`. Relative store paths are
+/// resolved against the config file's directory, as Prometheus does, so a
+/// config means the same thing whatever the working directory.
+pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigErrors(vec![ConfigError {
+            file: file.clone(),
+            line: 1,
+            column: 1,
+            message: format!("cannot read config: {e}"),
+        }])
+    })?;
+    let mut config = parse(&file, &text)?;
+    if config.store.path.is_relative() {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            config.store.path = dir.join(&config.store.path);
+        }
+    }
+    Ok(config)
+}
+
+/// Validates config text; `file` only labels the errors.
+pub fn parse(file: &str, text: &str) -> Result<Config, ConfigErrors> {
+    let mut walker = Walker {
+        file,
+        text,
+        errors: Vec::new(),
+    };
+    let (root, syntax_errors) = DeTable::parse_recoverable(text);
+    if !syntax_errors.is_empty() {
+        for error in syntax_errors {
+            let span = error.span().unwrap_or(0..0);
+            walker.error(span, error.message().trim().to_string());
+        }
+        return Err(ConfigErrors(walker.errors));
+    }
+    let config = walker.root(root.get_ref());
+    match config {
+        Some(config) if walker.errors.is_empty() => Ok(config),
+        _ => {
+            walker.errors.sort_by_key(|e| (e.line, e.column));
+            Err(ConfigErrors(walker.errors))
+        }
+    }
+}
+
+type Value<'i> = Spanned<DeValue<'i>>;
+
+struct Walker<'a> {
+    file: &'a str,
+    text: &'a str,
+    errors: Vec<ConfigError>,
+}
+
+const ROOT_KEYS: &[&str] = &["server", "store", "probe", "log", "sites"];
+const SERVER_KEYS: &[&str] = &["listen", "workers"];
+const STORE_KEYS: &[&str] = &["path", "retention"];
+const PROBE_KEYS: &[&str] = &[
+    "interval",
+    "timeout",
+    "concurrency",
+    "per_host_rate",
+    "max_body",
+    "user_agent",
+    "down_after",
+];
+const LOG_KEYS: &[&str] = &["level"];
+const SITE_KEYS: &[&str] = &[
+    "name",
+    "primary",
+    "mirrors",
+    "articles",
+    "content_selector",
+    "prefer_primary",
+];
+
+impl Walker<'_> {
+    fn error(&mut self, span: Range<usize>, message: String) {
+        let (line, column) = line_column(self.text, span.start);
+        self.errors.push(ConfigError {
+            file: self.file.to_string(),
+            line,
+            column,
+            message,
+        });
+    }
+
+    fn root(&mut self, root: &DeTable<'_>) -> Option<Config> {
+        self.unknown_keys(root, "the top level", ROOT_KEYS);
+        let empty = DeTable::new();
+        let server = self.section(root, "server").unwrap_or(&empty);
+        let store = self.section(root, "store").unwrap_or(&empty);
+        let probe = self.section(root, "probe").unwrap_or(&empty);
+        let log = self.section(root, "log").unwrap_or(&empty);
+        let server = self.server(server);
+        let store = self.store(store);
+        let probe = self.probe(probe);
+        let log = self.log(log);
+        let sites = self.sites(root);
+        Some(Config {
+            server: server?,
+            store: store?,
+            probe: probe?,
+            log: log?,
+            sites: sites?,
+        })
+    }
+
+    fn section<'t, 'i>(&mut self, root: &'t DeTable<'i>, name: &str) -> Option<&'t DeTable<'i>> {
+        let value = find(root, name)?;
+        match value.get_ref() {
+            DeValue::Table(table) => Some(table),
+            other => {
+                let message = format!("`{name}` must be a table, found {}", other.type_str());
+                self.error(value.span(), message);
+                None
+            }
+        }
+    }
+
+    fn unknown_keys(&mut self, table: &DeTable<'_>, place: &str, allowed: &[&str]) {
+        for key in table.keys() {
+            if allowed.contains(&key.get_ref().as_ref()) {
+                continue;
+            }
+            let mut message = format!("unknown key \"{}\" in {place}", key.get_ref());
+            if let Some(suggestion) = closest(key.get_ref(), allowed) {
+                message.push_str(&format!(" (did you mean \"{suggestion}\"?)"));
+            }
+            self.error(key.span(), message);
+        }
+    }
+
+    fn server(&mut self, table: &DeTable<'_>) -> Option<ServerConfig> {
+        self.unknown_keys(table, "[server]", SERVER_KEYS);
+        let listen = match self.string(table, "server", "listen") {
+            None => Some("127.0.0.1:8080".parse().expect("a valid literal address")),
+            Some((text, span)) => match text.parse::<SocketAddr>() {
+                Ok(addr) => Some(addr),
+                Err(_) => {
+                    let message = format!(
+                        "`server.listen` must be an IP address and port such as \"127.0.0.1:8080\", found \"{text}\""
+                    );
+                    self.error(span, message);
+                    None
+                }
+            },
+        };
+        let workers = self.integer(table, "server", "workers", 1, 1024);
+        Some(ServerConfig {
+            listen: listen?,
+            workers: workers?,
+        })
+    }
+
+    fn store(&mut self, table: &DeTable<'_>) -> Option<StoreConfig> {
+        self.unknown_keys(table, "[store]", STORE_KEYS);
+        let path = match self.string(table, "store", "path") {
+            Some((text, span)) if text.is_empty() => {
+                self.error(span, "`store.path` must not be empty".into());
+                None
+            }
+            Some((text, _)) => Some(PathBuf::from(text)),
+            None => Some(default_store_path()),
+        };
+        let retention = self.duration(table, "store", "retention", Duration::from_secs(30 * 86400));
+        Some(StoreConfig {
+            path: path?,
+            retention: retention?,
+        })
+    }
+
+    fn probe(&mut self, table: &DeTable<'_>) -> Option<ProbeConfig> {
+        self.unknown_keys(table, "[probe]", PROBE_KEYS);
+        let interval = self.duration(table, "probe", "interval", Duration::from_secs(300));
+        let timeout = self.duration(table, "probe", "timeout", Duration::from_secs(10));
+        let concurrency = self.integer(table, "probe", "concurrency", 1, 100_000);
+        let per_host_rate = self.rate(table);
+        let max_body = self.size(table, "probe", "max_body", 5 * 1024 * 1024);
+        let user_agent = match self.string(table, "probe", "user_agent") {
+            Some((text, span)) if text.is_empty() || text.chars().any(char::is_control) => {
+                self.error(
+                    span,
+                    "`probe.user_agent` must be non-empty printable text".into(),
+                );
+                None
+            }
+            Some((text, _)) => Some(text),
+            None => Some(format!(
+                "mirrorgate/{} (+https://example.org/mirrorgate)",
+                env!("CARGO_PKG_VERSION")
+            )),
+        };
+        let down_after = self.integer(table, "probe", "down_after", 1, 1000);
+        Some(ProbeConfig {
+            interval: interval?,
+            timeout: timeout?,
+            concurrency: concurrency?.unwrap_or(64),
+            per_host_rate: per_host_rate?,
+            max_body: max_body?,
+            user_agent: user_agent?,
+            down_after: down_after?.unwrap_or(2) as u32,
+        })
+    }
+
+    fn log(&mut self, table: &DeTable<'_>) -> Option<LogConfig> {
+        self.unknown_keys(table, "[log]", LOG_KEYS);
+        let level = match self.string(table, "log", "level") {
+            Some((text, span)) => {
+                if tracing_subscriber::EnvFilter::try_new(&text).is_err() {
+                    self.error(
+                        span,
+                        format!("`log.level` \"{text}\" is not a level such as \"info\" or \"mirrorgate=debug\""),
+                    );
+                    return None;
+                }
+                Some(text)
+            }
+            None => None,
+        };
+        Some(LogConfig { level })
+    }
+
+    fn sites(&mut self, root: &DeTable<'_>) -> Option<Vec<SiteConfig>> {
+        let Some(value) = find(root, "sites") else {
+            self.error(
+                0..0,
+                "no [[sites]] configured: add at least one site".into(),
+            );
+            return None;
+        };
+        let DeValue::Array(array) = value.get_ref() else {
+            let message = format!(
+                "`sites` must be an array of tables ([[sites]]), found {}",
+                value.get_ref().type_str()
+            );
+            self.error(value.span(), message);
+            return None;
+        };
+        if array.is_empty() {
+            self.error(
+                value.span(),
+                "`sites` is empty: add at least one site".into(),
+            );
+            return None;
+        }
+        let mut sites = Vec::new();
+        let mut ok = true;
+        let mut names: HashMap<String, usize> = HashMap::new();
+        // A base may serve only one site: `/go?url=` must map an origin to one site.
+        let mut bases: HashMap<Origin, usize> = HashMap::new();
+        for (index, entry) in array.iter().enumerate() {
+            let DeValue::Table(table) = entry.get_ref() else {
+                self.error(entry.span(), format!("`sites[{index}]` must be a table"));
+                ok = false;
+                continue;
+            };
+            match self.site(index, entry.span(), table, &mut names, &mut bases) {
+                Some(site) => sites.push(site),
+                None => ok = false,
+            }
+        }
+        ok.then_some(sites)
+    }
+
+    fn site(
+        &mut self,
+        index: usize,
+        span: Range<usize>,
+        table: &DeTable<'_>,
+        names: &mut HashMap<String, usize>,
+        bases: &mut HashMap<Origin, usize>,
+    ) -> Option<SiteConfig> {
+        let place = format!("sites[{index}]");
+        self.unknown_keys(table, &format!("[[sites]] #{}", index + 1), SITE_KEYS);
+        let name = match self.string(table, &place, "name") {
+            None => {
+                self.error(span.clone(), format!("`{place}.name` is missing"));
+                None
+            }
+            Some((name, span)) => {
+                let valid = !name.is_empty()
+                    && name
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+                if !valid {
+                    let message = format!(
+                        "`{place}.name` \"{name}\" must be non-empty and use only letters, digits, '-', '_' and '.' (it is a URL path segment)"
+                    );
+                    self.error(span, message);
+                    None
+                } else if let Some(first) = names.get(&name) {
+                    let (line, _) = line_column(self.text, *first);
+                    let message = format!(
+                        "duplicate site name \"{name}\" in `{place}.name` (first used on line {line})"
+                    );
+                    self.error(span, message);
+                    None
+                } else {
+                    names.insert(name.clone(), span.start);
+                    Some(name)
+                }
+            }
+        };
+        let primary = match find(table, "primary") {
+            None => {
+                self.error(span.clone(), format!("`{place}.primary` is missing"));
+                None
+            }
+            Some(value) => self.base(value, &format!("{place}.primary"), "primary", bases),
+        };
+        let mut mirrors = Some(Vec::new());
+        if let Some(value) = find(table, "mirrors") {
+            match value.get_ref() {
+                DeValue::Array(items) => {
+                    for (i, item) in items.iter().enumerate() {
+                        let key = format!("{place}.mirrors[{i}]");
+                        match self.base(item, &key, "mirror", bases) {
+                            Some(origin) => {
+                                if let Some(list) = mirrors.as_mut() {
+                                    list.push(origin);
+                                }
+                            }
+                            None => mirrors = None,
+                        }
+                    }
+                }
+                other => {
+                    let message = format!(
+                        "`{place}.mirrors` must be an array of base URLs, found {}",
+                        other.type_str()
+                    );
+                    self.error(value.span(), message);
+                    mirrors = None;
+                }
+            }
+        }
+        let articles = self.articles(table, &place, span);
+        let content_selector = match self.string(table, &place, "content_selector") {
+            None => Some(None),
+            Some((text, span)) => match ContentSelector::parse(&text) {
+                Ok(selector) => Some(Some(selector)),
+                Err(e) => {
+                    self.error(
+                        span,
+                        format!("`{place}.content_selector` \"{text}\" is not a supported CSS selector: {e}"),
+                    );
+                    None
+                }
+            },
+        };
+        let prefer_primary = self.boolean(table, &place, "prefer_primary");
+        Some(SiteConfig {
+            name: name?,
+            primary: primary?,
+            mirrors: mirrors?,
+            articles: articles?,
+            content_selector: content_selector?,
+            prefer_primary: prefer_primary?.unwrap_or(true),
+        })
+    }
+
+    fn base(
+        &mut self,
+        value: &Value<'_>,
+        key: &str,
+        role: &str,
+        bases: &mut HashMap<Origin, usize>,
+    ) -> Option<Origin> {
+        let DeValue::String(text) = value.get_ref() else {
+            let message = format!(
+                "`{key}` must be a base URL string such as \"https://www.example.com\", found {}",
+                value.get_ref().type_str()
+            );
+            self.error(value.span(), message);
+            return None;
+        };
+        match Origin::parse(text) {
+            Err(e) => {
+                self.error(value.span(), format!("`{key}`: {role} \"{text}\" {e}"));
+                None
+            }
+            Ok(origin) => {
+                if let Some(first) = bases.get(&origin) {
+                    let (line, _) = line_column(self.text, *first);
+                    let message = format!(
+                        "`{key}`: base \"{origin}\" is listed twice (first on line {line}); a base belongs to one site, once"
+                    );
+                    self.error(value.span(), message);
+                    return None;
+                }
+                bases.insert(origin.clone(), value.span().start);
+                Some(origin)
+            }
+        }
+    }
+
+    fn articles(
+        &mut self,
+        table: &DeTable<'_>,
+        place: &str,
+        site_span: Range<usize>,
+    ) -> Option<Vec<String>> {
+        let Some(value) = find(table, "articles") else {
+            self.error(
+                site_span,
+                format!("`{place}.articles` is missing: a site needs at least one article path"),
+            );
+            return None;
+        };
+        let DeValue::Array(items) = value.get_ref() else {
+            let message = format!(
+                "`{place}.articles` must be an array of paths, found {}",
+                value.get_ref().type_str()
+            );
+            self.error(value.span(), message);
+            return None;
+        };
+        if items.is_empty() {
+            self.error(
+                value.span(),
+                format!("`{place}.articles` is empty: a site needs at least one article path"),
+            );
+            return None;
+        }
+        let mut seen: HashMap<&str, usize> = HashMap::new();
+        let mut articles = Vec::with_capacity(items.len());
+        let mut ok = true;
+        for (i, item) in items.iter().enumerate() {
+            let key = format!("{place}.articles[{i}]");
+            let DeValue::String(path) = item.get_ref() else {
+                let message = format!(
+                    "`{key}` must be a path string, found {}",
+                    item.get_ref().type_str()
+                );
+                self.error(item.span(), message);
+                ok = false;
+                continue;
+            };
+            if let Err(problem) = check_article_path(path) {
+                self.error(item.span(), format!("`{key}` \"{path}\" {problem}"));
+                ok = false;
+                continue;
+            }
+            if let Some(first) = seen.get(path.as_ref()) {
+                let (line, _) = line_column(self.text, *first);
+                self.error(
+                    item.span(),
+                    format!("`{key}`: article \"{path}\" is listed twice (first on line {line})"),
+                );
+                ok = false;
+                continue;
+            }
+            seen.insert(path, item.span().start);
+            articles.push(path.to_string());
+        }
+        ok.then_some(articles)
+    }
+
+    fn string(
+        &mut self,
+        table: &DeTable<'_>,
+        place: &str,
+        key: &str,
+    ) -> Option<(String, Range<usize>)> {
+        let value = find(table, key)?;
+        match value.get_ref() {
+            DeValue::String(text) => Some((text.to_string(), value.span())),
+            other => {
+                let message = format!(
+                    "`{place}.{key}` must be a string, found {}",
+                    other.type_str()
+                );
+                self.error(value.span(), message);
+                None
+            }
+        }
+    }
+
+    /// Outer None: invalid (already reported). Inner None: not set.
+    fn integer(
+        &mut self,
+        table: &DeTable<'_>,
+        place: &str,
+        key: &str,
+        min: i64,
+        max: i64,
+    ) -> Option<Option<usize>> {
+        let Some(value) = find(table, key) else {
+            return Some(None);
+        };
+        let parsed = match value.get_ref() {
+            DeValue::Integer(int) => {
+                i64::from_str_radix(&int.as_str().replace('_', ""), int.radix()).ok()
+            }
+            _ => None,
+        };
+        match parsed {
+            Some(n) if (min..=max).contains(&n) => Some(Some(n as usize)),
+            _ => {
+                let message = format!(
+                    "`{place}.{key}` must be an integer from {min} to {max}, found {}",
+                    &self.text[value.span()]
+                );
+                self.error(value.span(), message);
+                None
+            }
+        }
+    }
+
+    fn rate(&mut self, table: &DeTable<'_>) -> Option<f64> {
+        let Some(value) = find(table, "per_host_rate") else {
+            return Some(5.0);
+        };
+        let parsed = match value.get_ref() {
+            DeValue::Integer(int) => int.as_str().replace('_', "").parse::<f64>().ok(),
+            DeValue::Float(float) => float.as_str().replace('_', "").parse::<f64>().ok(),
+            _ => None,
+        };
+        match parsed {
+            Some(rate) if rate.is_finite() && (0.0..=1_000_000.0).contains(&rate) => Some(rate),
+            _ => {
+                let message = format!(
+                    "`probe.per_host_rate` must be a number of requests per second (0 turns the limit off), found {}",
+                    &self.text[value.span()]
+                );
+                self.error(value.span(), message);
+                None
+            }
+        }
+    }
+
+    fn boolean(&mut self, table: &DeTable<'_>, place: &str, key: &str) -> Option<Option<bool>> {
+        let Some(value) = find(table, key) else {
+            return Some(None);
+        };
+        match value.get_ref() {
+            DeValue::Boolean(b) => Some(Some(*b)),
+            other => {
+                let message = format!(
+                    "`{place}.{key}` must be true or false, found {}",
+                    other.type_str()
+                );
+                self.error(value.span(), message);
+                None
+            }
+        }
+    }
+
+    fn duration(
+        &mut self,
+        table: &DeTable<'_>,
+        place: &str,
+        key: &str,
+        default: Duration,
+    ) -> Option<Duration> {
+        let (text, span) = match find(table, key) {
+            None => return Some(default),
+            Some(value) => match value.get_ref() {
+                DeValue::String(text) => (text.to_string(), value.span()),
+                other => {
+                    let message = format!(
+                        "`{place}.{key}` must be a duration string such as \"5m\" or \"10s\", found {}",
+                        other.type_str()
+                    );
+                    self.error(value.span(), message);
+                    return None;
+                }
+            },
+        };
+        match humantime::parse_duration(&text) {
+            Ok(duration) if !duration.is_zero() => Some(duration),
+            Ok(_) => {
+                self.error(
+                    span,
+                    format!("`{place}.{key}` must be longer than zero, found \"{text}\""),
+                );
+                None
+            }
+            Err(e) => {
+                self.error(
+                    span,
+                    format!("`{place}.{key}` \"{text}\" is not a duration ({e}); write e.g. \"30s\", \"5m\", \"1h 30m\""),
+                );
+                None
+            }
+        }
+    }
+
+    fn size(&mut self, table: &DeTable<'_>, place: &str, key: &str, default: u64) -> Option<u64> {
+        let Some(value) = find(table, key) else {
+            return Some(default);
+        };
+        let parsed = match value.get_ref() {
+            DeValue::String(text) => text
+                .trim()
+                .parse::<bytesize::ByteSize>()
+                .ok()
+                .map(|s| s.as_u64()),
+            DeValue::Integer(int) => int.as_str().replace('_', "").parse::<u64>().ok(),
+            _ => None,
+        };
+        match parsed {
+            Some(bytes) if bytes > 0 => Some(bytes),
+            _ => {
+                let message = format!(
+                    "`{place}.{key}` must be a size such as \"5MiB\" or a number of bytes, found {}",
+                    &self.text[value.span()]
+                );
+                self.error(value.span(), message);
+                None
+            }
+        }
+    }
+}
+
+fn find<'t, 'i>(table: &'t DeTable<'i>, key: &str) -> Option<&'t Value<'i>> {
+    table
+        .iter()
+        .find(|(k, _)| k.get_ref().as_ref() == key)
+        .map(|(_, v)| v)
+}
+
+fn check_article_path(path: &str) -> Result<(), &'static str> {
+    if !path.starts_with('/') {
+        return Err("must be a path starting with '/' (the base is added per mirror)");
+    }
+    if path.starts_with("//") {
+        return Err("must not start with '//' (that would name another host)");
+    }
+    if path.contains('#') {
+        return Err("must not contain a fragment ('#'): servers never see it");
+    }
+    if path.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("must not contain spaces or control characters (percent-encode them)");
+    }
+    Ok(())
+}
+
+/// The store path when the config names none: systemd's StateDirectory when
+/// running as a unit, else the working directory.
+fn default_store_path() -> PathBuf {
+    match std::env::var_os("STATE_DIRECTORY") {
+        Some(dirs) if !dirs.is_empty() => {
+            let dirs = dirs.to_string_lossy().into_owned();
+            let first = dirs.split(':').next().unwrap_or(&dirs).to_string();
+            PathBuf::from(first).join("mirrorgate.db")
+        }
+        _ => PathBuf::from("mirrorgate.db"),
+    }
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let column = before[line_start..].chars().count() + 1;
+    (line, column)
+}
+
+fn closest<'a>(key: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    candidates
+        .iter()
+        .map(|c| (edit_distance(key, c), *c))
+        .filter(|(d, c)| *d <= 2.max(c.len() / 3))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut previous = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let current = row[j + 1];
+            row[j + 1] = if ca == *cb {
+                previous
+            } else {
+                1 + previous.min(row[j]).min(row[j + 1])
+            };
+            previous = current;
+        }
+    }
+    row[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[server]
+listen = "127.0.0.1:8080"
+
+[store]
+path = "/tmp/mg.db"
+retention = "30d"
+
+[probe]
+interval = "5m"
+timeout = "10s"
+concurrency = 64
+per_host_rate = 5
+max_body = "5MiB"
+user_agent = "mirrorgate/0.1"
+
+[[sites]]
+name = "example-news"
+primary = "https://www.example.com"
+mirrors = ["https://www.example.co.uk", "https://mirror.example.net"]
+articles = ["/Detail/2017/01/24/507408/Trump-Russia-Daesh", "/a?id=1"]
+content_selector = "article"
+prefer_primary = true
+"#;
+
+    fn errors(text: &str) -> Vec<String> {
+        match parse("test.toml", text) {
+            Ok(_) => vec![],
+            Err(e) => e.0.iter().map(|e| e.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn accepts_the_documented_example() {
+        let config = parse("test.toml", GOOD).unwrap();
+        assert_eq!(config.probe.interval, Duration::from_secs(300));
+        assert_eq!(config.probe.max_body, 5 * 1024 * 1024);
+        assert_eq!(config.sites[0].mirrors.len(), 2);
+        assert_eq!(config.sites[0].primary.as_str(), "https://www.example.com");
+        assert!(config.sites[0].content_selector.is_some());
+    }
+
+    #[test]
+    fn the_shipped_example_config_is_valid() {
+        let text = include_str!("../config/mirrorgate.toml");
+        if let Err(e) = parse("config/mirrorgate.toml", text) {
+            panic!("{e}");
+        }
+    }
+
+    #[test]
+    fn unknown_key_names_line_column_and_suggestion() {
+        let text = GOOD.replace("interval = \"5m\"", "intervall = \"5m\"");
+        assert_eq!(
+            errors(&text),
+            vec![
+                "test.toml:10:1: unknown key \"intervall\" in [probe] (did you mean \"interval\"?)"
+            ]
+        );
+    }
+
+    #[test]
+    fn reports_every_problem_at_once() {
+        let text = GOOD
+            .replace("timeout = \"10s\"", "timeout = \"10 parsecs\"")
+            .replace("\"https://mirror.example.net\"", "\"mirror.example.net\"")
+            + "\n[[sites]]\nname = \"example-news\"\nprimary = \"https://www.example.co.uk\"\narticles = []\n";
+        let found = errors(&text);
+        assert_eq!(found.len(), 5, "{found:#?}");
+        assert!(
+            found[0]
+                .starts_with("test.toml:11:11: `probe.timeout` \"10 parsecs\" is not a duration")
+        );
+        assert!(found[1].starts_with(
+            "test.toml:20:41: `sites[0].mirrors[1]`: mirror \"mirror.example.net\" has no scheme"
+        ));
+        assert!(found[2].starts_with("test.toml:26:8: duplicate site name \"example-news\""));
+        assert!(found[3].starts_with("test.toml:27:11: `sites[1].primary`: base \"https://www.example.co.uk\" is listed twice"));
+        assert!(found[4].starts_with("test.toml:28:12: `sites[1].articles` is empty"));
+    }
+
+    #[test]
+    fn syntax_errors_are_located() {
+        let found = errors("[probe]\ninterval = 5m\n");
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].starts_with("test.toml:2:12:"), "{found:?}");
+    }
+
+    #[test]
+    fn wrong_types_and_ranges_are_named() {
+        let text = GOOD
+            .replace("concurrency = 64", "concurrency = 0")
+            .replace("prefer_primary = true", "prefer_primary = \"yes\"")
+            .replace("max_body = \"5MiB\"", "max_body = \"lots\"");
+        let found = errors(&text);
+        assert!(
+            found
+                .iter()
+                .any(|e| e.contains("`probe.concurrency` must be an integer from 1"))
+        );
+        assert!(
+            found
+                .iter()
+                .any(|e| e.contains("`sites[0].prefer_primary` must be true or false"))
+        );
+        assert!(
+            found
+                .iter()
+                .any(|e| e.contains("`probe.max_body` must be a size"))
+        );
+    }
+
+    #[test]
+    fn article_paths_and_selectors_are_checked() {
+        let text = GOOD
+            .replace(
+                "\"/a?id=1\"",
+                "\"a/b\", \"/Detail/2017/01/24/507408/Trump-Russia-Daesh\"",
+            )
+            .replace(
+                "content_selector = \"article\"",
+                "content_selector = \"article >\"",
+            );
+        let found = errors(&text);
+        assert!(
+            found
+                .iter()
+                .any(|e| e.contains("\"a/b\" must be a path starting with '/'"))
+        );
+        assert!(found.iter().any(|e| e.contains("is listed twice")));
+        assert!(found.iter().any(|e| e.contains("content_selector")));
+    }
+
+    #[test]
+    fn no_sites_is_an_error() {
+        let found = errors("[server]\nlisten = \"127.0.0.1:1\"\n");
+        assert_eq!(
+            found,
+            vec!["test.toml:1:1: no [[sites]] configured: add at least one site"]
+        );
+    }
+}

@@ -1,0 +1,656 @@
+//! Fingerprints: the SHA-256 of a body as served and of its normalized content.
+//!
+//! Normalization is what lets a faithful mirror hash equal to its primary
+//! while a changed article does not. Rather than rewriting the HTML and
+//! hashing the result, the page is tokenized (lol_html, streaming, no tree,
+//! so depth costs no stack) and a canonical form is emitted: start tags with
+//! sorted attributes and text with whitespace folded. What never reaches the
+//! canonical form cannot make two copies differ: comments, doctype, end tags
+//! (so implicitly closed elements need no special case), and the contents of
+//! script/style/noscript/iframe/template. Every spelling of any of the site's
+//! bases is rewritten to the primary's origin, and origin-relative URLs in
+//! attributes are made absolute, so `/x`, `https://mirror/x` and
+//! `//primary/x` all read the same. Pure: no I/O.
+
+use std::borrow::Cow;
+use std::cell::RefCell;
+use std::fmt;
+
+use encoding_rs::Encoding;
+use lol_html::html_content::{Element, TextChunk, TextType};
+use lol_html::{AsciiCompatibleEncoding, HtmlRewriter, Settings, element, text};
+use sha2::{Digest, Sha256};
+
+use crate::origin::Origin;
+
+/// A SHA-256 digest, written `sha256:<hex>`.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Hash(pub [u8; 32]);
+
+impl Hash {
+    pub fn of(bytes: &[u8]) -> Self {
+        Hash(Sha256::digest(bytes).into())
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        let hex = text.strip_prefix("sha256:")?;
+        if hex.len() != 64 {
+            return None;
+        }
+        let mut out = [0u8; 32];
+        for (i, byte) in out.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+        }
+        Some(Hash(out))
+    }
+}
+
+impl fmt::Display for Hash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("sha256:")?;
+        for byte in self.0 {
+            write!(f, "{byte:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Hash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl serde::Serialize for Hash {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fingerprint {
+    pub raw: Hash,
+    pub normalized: Hash,
+}
+
+/// A validated `content_selector`, kept with the selectors derived from it.
+#[derive(Clone, Debug)]
+pub struct ContentSelector {
+    source: String,
+    /// Matches the selected elements and everything inside them.
+    element_and_descendants: String,
+}
+
+impl ContentSelector {
+    pub fn parse(source: &str) -> Result<Self, String> {
+        let source = source.trim();
+        source
+            .parse::<lol_html::Selector>()
+            .map_err(|e| e.to_string())?;
+        let element_and_descendants = split_selector_list(source)
+            .iter()
+            .map(|part| format!("{part}, {part} *"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        element_and_descendants
+            .parse::<lol_html::Selector>()
+            .map_err(|e| e.to_string())?;
+        Ok(ContentSelector {
+            source: source.to_string(),
+            element_and_descendants,
+        })
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.source
+    }
+}
+
+/// Splits `a, b[x="1,2"]` at its top-level commas.
+fn split_selector_list(list: &str) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let (mut depth, mut quote, mut start) = (0i32, None, 0);
+    for (i, c) in list.char_indices() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '"' | '\'') => quote = Some(c),
+            (None, '(' | '[') => depth += 1,
+            (None, ')' | ']') => depth -= 1,
+            (None, ',') if depth == 0 => {
+                parts.push(list[start..i].trim());
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(list[start..].trim());
+    parts
+}
+
+/// Everything needed to normalize one site's pages.
+#[derive(Clone, Debug)]
+pub struct Normalizer {
+    rewriter: BaseRewriter,
+    selector: Option<ContentSelector>,
+}
+
+impl Normalizer {
+    pub fn new<'a>(
+        primary: &Origin,
+        bases: impl IntoIterator<Item = &'a Origin>,
+        selector: Option<ContentSelector>,
+    ) -> Self {
+        Normalizer {
+            rewriter: BaseRewriter::new(primary, bases),
+            selector,
+        }
+    }
+
+    pub fn fingerprint(&self, body: &[u8], content_type: Option<&str>) -> Fingerprint {
+        let raw = Hash::of(body);
+        if !is_html(body, content_type) {
+            return Fingerprint {
+                raw,
+                normalized: raw,
+            };
+        }
+        Fingerprint {
+            raw,
+            normalized: Hash::of(self.normalize_html(body, content_type).as_bytes()),
+        }
+    }
+
+    /// The canonical form of an HTML page (exposed for tests and debugging).
+    pub fn normalize_html(&self, body: &[u8], content_type: Option<&str>) -> String {
+        let (encoding, transcoded) = choose_encoding(body, content_type);
+        let input: &[u8] = transcoded.as_deref().map_or(body, str::as_bytes);
+        let canon = RefCell::new(Canon::default());
+        // Skip markers come first: lol_html runs handlers in registration
+        // order, so the emitting handlers below see the marker already set.
+        let skip_element = |el: &mut Element| {
+            canon.borrow_mut().skipped_element = Some(el.source_location().bytes().start);
+            Ok(())
+        };
+        let skip_text = |t: &mut TextChunk| {
+            canon.borrow_mut().skipped_text = Some(t.source_location().bytes().start);
+            Ok(())
+        };
+        let emit_element = |el: &mut Element| {
+            canon.borrow_mut().start_tag(el, &self.rewriter);
+            Ok(())
+        };
+        let emit_text = |t: &mut TextChunk| {
+            canon.borrow_mut().text(t, &self.rewriter);
+            Ok(())
+        };
+        let settings = Settings::new()
+            .with_encoding(encoding)
+            .with_adjust_charset_on_meta_tag(transcoded.is_none() && !has_charset(content_type))
+            .append_element_content_handler(element!(
+                "script, style, noscript, iframe, template, template *",
+                skip_element
+            ))
+            .append_element_content_handler(text!("template", skip_text));
+        let settings = match &self.selector {
+            Some(selector) => settings
+                .append_element_content_handler(element!(
+                    selector.element_and_descendants.as_str(),
+                    emit_element
+                ))
+                .append_element_content_handler(text!(selector.source.as_str(), emit_text)),
+            None => settings
+                .append_element_content_handler(element!("*", emit_element))
+                .append_document_content_handler(lol_html::doc_text!(emit_text)),
+        };
+        let mut rewriter = HtmlRewriter::new(settings, |_: &[u8]| {});
+        // Malformed HTML never makes lol_html fail; a handler error cannot
+        // happen (ours return Ok). Whatever was emitted so far still counts.
+        let _ = rewriter.write(input);
+        let _ = rewriter.end();
+        let mut canon = canon.into_inner();
+        canon.flush_text(&self.rewriter);
+        canon.out
+    }
+}
+
+#[derive(Default)]
+struct Canon {
+    out: String,
+    pending_text: String,
+    skipped_element: Option<usize>,
+    skipped_text: Option<usize>,
+}
+
+impl Canon {
+    fn start_tag(&mut self, el: &Element, rewriter: &BaseRewriter) {
+        if self.skipped_element == Some(el.source_location().bytes().start) {
+            return;
+        }
+        self.flush_text(rewriter);
+        let mut attributes: Vec<(String, String)> = el
+            .attributes()
+            .iter()
+            .map(|a| (a.name(), rewriter.attribute_value(&a.value())))
+            .collect();
+        attributes.sort();
+        self.out.push('<');
+        self.out.push_str(&el.tag_name());
+        for (name, value) in attributes {
+            self.out.push(' ');
+            self.out.push_str(&name);
+            self.out.push_str("=\"");
+            self.out.push_str(&value);
+            self.out.push('"');
+        }
+        self.out.push('>');
+    }
+
+    fn text(&mut self, chunk: &TextChunk, rewriter: &BaseRewriter) {
+        let is_code = matches!(chunk.text_type(), TextType::ScriptData | TextType::RawText);
+        let in_template = self.skipped_text == Some(chunk.source_location().bytes().start);
+        if !is_code && !in_template {
+            self.pending_text.push_str(chunk.as_str());
+        }
+        if chunk.last_in_text_node() {
+            self.flush_text(rewriter);
+        }
+    }
+
+    /// Appends the pending text node, bases rewritten and whitespace folded:
+    /// runs become one space, and a node's leading and trailing whitespace
+    /// goes, so re-indented or minified copies compare equal.
+    fn flush_text(&mut self, rewriter: &BaseRewriter) {
+        if self.pending_text.is_empty() {
+            return;
+        }
+        let text = std::mem::take(&mut self.pending_text);
+        let rewritten = rewriter.rewrite(&text);
+        let mut words = rewritten.split_ascii_whitespace().peekable();
+        if words.peek().is_some() {
+            self.out.push('\n');
+        }
+        let mut first = true;
+        for word in words {
+            if !first {
+                self.out.push(' ');
+            }
+            self.out.push_str(word);
+            first = false;
+        }
+        self.pending_text = text;
+        self.pending_text.clear();
+    }
+}
+
+/// Rewrites every spelling of a site's bases to the primary's origin.
+#[derive(Clone, Debug)]
+struct BaseRewriter {
+    primary: String,
+    /// Lower-case `host[:port]` of every base and its www/non-www twin,
+    /// longest first so a longer host wins over its suffix.
+    authorities: Vec<String>,
+}
+
+impl BaseRewriter {
+    fn new<'a>(primary: &Origin, bases: impl IntoIterator<Item = &'a Origin>) -> Self {
+        let mut authorities = Vec::new();
+        for base in bases {
+            let authority = base.authority().to_ascii_lowercase();
+            let twin = match authority.strip_prefix("www.") {
+                Some(bare) => bare.to_string(),
+                None => format!("www.{authority}"),
+            };
+            // IP literals have no www twin.
+            if base.host().parse::<std::net::IpAddr>().is_err() && !base.host().starts_with('[') {
+                authorities.push(twin);
+            }
+            authorities.push(authority);
+        }
+        authorities.sort_by_key(|a| std::cmp::Reverse(a.len()));
+        authorities.dedup();
+        BaseRewriter {
+            primary: primary.as_str().to_string(),
+            authorities,
+        }
+    }
+
+    fn attribute_value(&self, value: &str) -> String {
+        let rewritten = self.rewrite(value.trim());
+        if rewritten.starts_with('/') && !rewritten.starts_with("//") {
+            format!("{}{}", self.primary, rewritten)
+        } else {
+            rewritten.into_owned()
+        }
+    }
+
+    /// Finds `//host`, `http://host`, `https://host` and the JSON-escaped
+    /// `https:\/\/host` for every base host and writes the primary's origin
+    /// in their place.
+    fn rewrite<'t>(&self, text: &'t str) -> Cow<'t, str> {
+        let bytes = text.as_bytes();
+        let mut out: Option<String> = None;
+        let mut copied = 0;
+        let mut at = 0;
+        while let Some(found) = memchr::memchr2(b'/', b'\\', &bytes[at..]) {
+            let slash = at + found;
+            let rest = &bytes[slash..];
+            let host_start = if rest.starts_with(b"//") {
+                slash + 2
+            } else if rest.starts_with(br"\/\/") {
+                slash + 4
+            } else {
+                at = slash + 1;
+                continue;
+            };
+            let Some(host_len) = self.match_authority(&bytes[host_start..]) else {
+                at = host_start;
+                continue;
+            };
+            let start = scheme_start(bytes, slash);
+            let out = out.get_or_insert_with(|| String::with_capacity(text.len()));
+            out.push_str(&text[copied..start]);
+            out.push_str(&self.primary);
+            copied = host_start + host_len;
+            at = copied;
+        }
+        match out {
+            None => Cow::Borrowed(text),
+            Some(mut out) => {
+                out.push_str(&text[copied..]);
+                Cow::Owned(out)
+            }
+        }
+    }
+
+    fn match_authority(&self, rest: &[u8]) -> Option<usize> {
+        for authority in &self.authorities {
+            let n = authority.len();
+            if rest.len() >= n && rest[..n].eq_ignore_ascii_case(authority.as_bytes()) {
+                // A trailing dot names the same host.
+                let n = if rest.get(n) == Some(&b'.') { n + 1 } else { n };
+                if ends_authority(&rest[n..]) {
+                    return Some(n);
+                }
+            }
+        }
+        None
+    }
+}
+
+/// True when what follows a host cannot continue it: `example.com.evil` and
+/// `example.com:8443` are other hosts.
+fn ends_authority(after: &[u8]) -> bool {
+    match after.first() {
+        None => true,
+        Some(c) if c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b'_' | b'@') => false,
+        Some(b':') => !after.get(1).is_some_and(u8::is_ascii_digit),
+        Some(_) => true,
+    }
+}
+
+/// Where the URL whose `//` sits at `slash` starts: at its `http:` or
+/// `https:` scheme if it has one.
+fn scheme_start(bytes: &[u8], slash: usize) -> usize {
+    for scheme in [&b"https:"[..], &b"http:"[..]] {
+        if slash >= scheme.len() && bytes[slash - scheme.len()..slash].eq_ignore_ascii_case(scheme)
+        {
+            return slash - scheme.len();
+        }
+    }
+    slash
+}
+
+fn has_charset(content_type: Option<&str>) -> bool {
+    charset_label(content_type).is_some()
+}
+
+fn charset_label(content_type: Option<&str>) -> Option<&str> {
+    content_type?.split(';').skip(1).find_map(|param| {
+        let (name, value) = param.split_once('=')?;
+        name.trim()
+            .eq_ignore_ascii_case("charset")
+            .then(|| value.trim().trim_matches('"'))
+    })
+}
+
+/// The encoding to tokenize with. A BOM wins, then the header's charset,
+/// then UTF-8 (lol_html switches on a `<meta charset>` itself). Encodings
+/// lol_html cannot tokenize (UTF-16) are decoded to UTF-8 first.
+fn choose_encoding(
+    body: &[u8],
+    content_type: Option<&str>,
+) -> (AsciiCompatibleEncoding, Option<String>) {
+    let declared = Encoding::for_bom(body)
+        .map(|(encoding, _)| encoding)
+        .or_else(|| charset_label(content_type).and_then(|l| Encoding::for_label(l.as_bytes())))
+        .unwrap_or(encoding_rs::UTF_8);
+    match AsciiCompatibleEncoding::new(declared) {
+        Some(encoding) => (encoding, None),
+        None => {
+            let (text, _, _) = declared.decode(body);
+            (AsciiCompatibleEncoding::utf_8(), Some(text.into_owned()))
+        }
+    }
+}
+
+/// HTML by declared type; with no type, by the first bytes, as browsers sniff.
+pub fn is_html(body: &[u8], content_type: Option<&str>) -> bool {
+    if let Some(content_type) = content_type {
+        let essence = content_type
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        if !essence.is_empty() {
+            return essence == "text/html" || essence == "application/xhtml+xml";
+        }
+    }
+    let start = body
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .map_or(&[][..], |i| &body[i..]);
+    let start = start.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(start);
+    let head = &start[..start.len().min(14)];
+    head.len() >= 5
+        && (head.to_ascii_lowercase().starts_with(b"<!doctype html")
+            || head.to_ascii_lowercase().starts_with(b"<html"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PRIMARY: &str = include_str!("../tests/fixtures/primary-v1.html");
+    const PRIMARY_V2: &str = include_str!("../tests/fixtures/primary-v2.html");
+    const FAITHFUL: &str = include_str!("../tests/fixtures/mirror-faithful-v1.html");
+    const RELATIVE: &str = include_str!("../tests/fixtures/mirror-relative-v1.html");
+    const TAMPERED: &str = include_str!("../tests/fixtures/mirror-tampered-v1.html");
+    const BLOCKPAGE: &str = include_str!("../tests/fixtures/blockpage.html");
+    const PARKED: &str = include_str!("../tests/fixtures/parked.html");
+    const HTML: Option<&str> = Some("text/html; charset=utf-8");
+
+    fn normalizer(selector: Option<&str>) -> Normalizer {
+        let bases: Vec<Origin> = [
+            "https://www.example.com",
+            "https://www.example.co.uk",
+            "https://mirror.example.net",
+        ]
+        .iter()
+        .map(|b| Origin::parse(b).unwrap())
+        .collect();
+        Normalizer::new(
+            &bases[0],
+            &bases,
+            selector.map(|s| ContentSelector::parse(s).unwrap()),
+        )
+    }
+
+    fn hash(n: &Normalizer, page: &str) -> Hash {
+        n.fingerprint(page.as_bytes(), HTML).normalized
+    }
+
+    #[test]
+    fn fixtures_with_article_selector() {
+        let n = normalizer(Some("article"));
+        let reference = hash(&n, PRIMARY);
+        assert_eq!(hash(&n, FAITHFUL), reference, "faithful mirror");
+        assert_eq!(hash(&n, RELATIVE), reference, "relative-link mirror");
+        assert_ne!(hash(&n, TAMPERED), reference, "tampered");
+        assert_ne!(hash(&n, BLOCKPAGE), reference, "block page");
+        assert_ne!(hash(&n, PARKED), reference, "parked");
+        assert_ne!(hash(&n, PRIMARY_V2), reference, "updated article");
+    }
+
+    #[test]
+    fn fixtures_without_selector() {
+        let n = normalizer(None);
+        let reference = hash(&n, PRIMARY);
+        assert_ne!(hash(&n, FAITHFUL), reference, "the banner is page content");
+        assert_eq!(hash(&n, RELATIVE), reference, "relative links and scripts");
+        assert_ne!(hash(&n, TAMPERED), reference);
+        assert_ne!(hash(&n, BLOCKPAGE), reference);
+        assert_ne!(hash(&n, PARKED), reference);
+        // The banner is the only difference.
+        let without_banner = FAITHFUL.replace(
+            "<div class=\"mirror-banner\">You are reading a mirror. Bookmark it.</div>\n",
+            "\n",
+        );
+        assert_eq!(hash(&n, &without_banner), reference);
+    }
+
+    #[test]
+    fn raw_hash_differs_where_normalized_agrees() {
+        let n = normalizer(Some("article"));
+        let a = n.fingerprint(PRIMARY.as_bytes(), HTML);
+        let b = n.fingerprint(RELATIVE.as_bytes(), HTML);
+        assert_ne!(a.raw, b.raw);
+        assert_eq!(a.normalized, b.normalized);
+    }
+
+    #[test]
+    fn host_spellings_are_rewritten() {
+        let n = normalizer(None);
+        let page = |link: &str| format!("<p><a href=\"{link}\">x</a> see {link}</p>");
+        let reference = hash(&n, &page("https://www.example.com/a"));
+        for spelling in [
+            "http://www.example.co.uk/a",
+            "HTTPS://WWW.EXAMPLE.CO.UK/a",
+            "//mirror.example.net/a",
+            "https://example.co.uk/a",
+            "https://www.example.com./a",
+        ] {
+            assert_eq!(hash(&n, &page(spelling)), reference, "{spelling}");
+        }
+        for other in [
+            "https://www.example.co.uk.evil.test/a",
+            "https://www.example.com:8443/a",
+            "https://evil.test/a",
+            "https://www.example.com/b",
+        ] {
+            assert_ne!(hash(&n, &page(other)), reference, "{other}");
+        }
+        let json =
+            |host: &str| format!("<div data-x='{{\"u\":\"https:\\/\\/{host}\\/a\"}}'>t</div>");
+        assert_eq!(
+            hash(&n, &json("www.example.co.uk")),
+            hash(&n, &json("www.example.com"))
+        );
+    }
+
+    #[test]
+    fn whitespace_comments_and_attribute_order_do_not_matter() {
+        let n = normalizer(None);
+        let a = "<div class=\"a\" id=\"b\">\n  Hello   <b>world</b>\n</div><!-- x -->";
+        let b = "<div id='b' class=a>Hello <b>world</b></div><!-- y --><script>var t=1</script>";
+        assert_eq!(hash(&n, a), hash(&n, b));
+        assert_ne!(
+            hash(&n, a),
+            hash(&n, "<div class=\"a\" id=\"b\">Hello <b>World</b></div>")
+        );
+    }
+
+    #[test]
+    fn template_and_noscript_contents_are_ignored() {
+        let n = normalizer(None);
+        let plain = "<p>text</p>";
+        let with = "<p>text</p><template><p>tpl <b>x</b></p></template><noscript><img src=/t.gif></noscript>";
+        assert_eq!(hash(&n, plain), hash(&n, with));
+    }
+
+    #[test]
+    fn nested_selected_elements_are_counted_once() {
+        let n = normalizer(Some("article, .story"));
+        let single = "<article><p>one</p></article>";
+        let nested = "<div>nav</div><article><p>one</p></article><aside>x</aside>";
+        assert_eq!(hash(&n, single), hash(&n, nested));
+        let out = n.normalize_html(
+            b"<article class=story><p>one <b>two</b></p></article>",
+            None,
+        );
+        assert_eq!(out.matches("one").count(), 1, "{out}");
+        assert_eq!(out.matches("<b>").count(), 1, "{out}");
+    }
+
+    #[test]
+    fn charset_is_decoded() {
+        let n = normalizer(None);
+        let utf8 = "<p>café</p>".as_bytes().to_vec();
+        let latin1 = b"<p>caf\xe9</p>".to_vec();
+        let a = n
+            .fingerprint(&utf8, Some("text/html; charset=utf-8"))
+            .normalized;
+        let b = n
+            .fingerprint(&latin1, Some("text/html; charset=iso-8859-1"))
+            .normalized;
+        assert_eq!(a, b);
+        let meta = b"<meta charset=\"iso-8859-1\"><p>caf\xe9</p>".to_vec();
+        let meta_utf8 = "<meta charset=\"iso-8859-1\"><p>café</p>";
+        // The meta tag itself is content, so compare against the same tag in UTF-8.
+        let c = n.fingerprint(&meta, Some("text/html")).normalized;
+        let d = n
+            .fingerprint(meta_utf8.as_bytes(), Some("text/html; charset=utf-8"))
+            .normalized;
+        assert_eq!(c, d);
+    }
+
+    #[test]
+    fn non_html_is_hashed_as_is() {
+        let n = normalizer(None);
+        let body = br#"{"url":"https://www.example.co.uk/a"}"#;
+        let fp = n.fingerprint(body, Some("application/json"));
+        assert_eq!(fp.raw, fp.normalized);
+        assert_eq!(fp.raw, Hash::of(body));
+    }
+
+    #[test]
+    fn deep_nesting_does_not_overflow() {
+        let n = normalizer(Some("article"));
+        let page = format!(
+            "<article>{}x{}</article>",
+            "<div>".repeat(100_000),
+            "</div>".repeat(100_000)
+        );
+        let out = n.normalize_html(page.as_bytes(), None);
+        assert!(out.ends_with('x'));
+    }
+
+    #[test]
+    fn html_sniffing() {
+        assert!(is_html(b"  <!DOCTYPE html><p>", None));
+        assert!(is_html(b"<html>", Some("")));
+        assert!(!is_html(b"<!DOCTYPE html>", Some("text/plain")));
+        assert!(!is_html(b"{}", None));
+    }
+
+    #[test]
+    fn hash_round_trips_through_text() {
+        let h = Hash::of(b"abc");
+        assert_eq!(
+            h.to_string(),
+            "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(Hash::parse(&h.to_string()), Some(h));
+    }
+}
