@@ -127,10 +127,10 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
         }])
     })?;
     let mut config = parse(&file, &text)?;
-    if config.store.path.is_relative() {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            config.store.path = dir.join(&config.store.path);
-        }
+    if config.store.path.is_relative()
+        && let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+    {
+        config.store.path = dir.join(&config.store.path);
     }
     Ok(config)
 }

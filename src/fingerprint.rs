@@ -162,7 +162,24 @@ impl Normalizer {
     }
 
     /// The canonical form of an HTML page (exposed for tests and debugging).
+    ///
+    /// A page where `content_selector` matches nothing (a block page, a
+    /// parking page) is canonicalized whole: were it reduced to nothing, all
+    /// such pages would hash alike and could outvote a real copy.
     pub fn normalize_html(&self, body: &[u8], content_type: Option<&str>) -> String {
+        let canon = self.canonicalize(body, content_type, self.selector.as_ref());
+        if self.selector.is_some() && !canon.selected {
+            return self.canonicalize(body, content_type, None).out;
+        }
+        canon.out
+    }
+
+    fn canonicalize(
+        &self,
+        body: &[u8],
+        content_type: Option<&str>,
+        selector: Option<&ContentSelector>,
+    ) -> Canon {
         let (encoding, transcoded) = choose_encoding(body, content_type);
         let input: &[u8] = transcoded.as_deref().map_or(body, str::as_bytes);
         let canon = RefCell::new(Canon::default());
@@ -192,7 +209,7 @@ impl Normalizer {
                 skip_element
             ))
             .append_element_content_handler(text!("template", skip_text));
-        let settings = match &self.selector {
+        let settings = match selector {
             Some(selector) => settings
                 .append_element_content_handler(element!(
                     selector.element_and_descendants.as_str(),
@@ -210,13 +227,15 @@ impl Normalizer {
         let _ = rewriter.end();
         let mut canon = canon.into_inner();
         canon.flush_text(&self.rewriter);
-        canon.out
+        canon
     }
 }
 
 #[derive(Default)]
 struct Canon {
     out: String,
+    /// An emitted element was seen: the selector (if any) matched.
+    selected: bool,
     pending_text: String,
     skipped_element: Option<usize>,
     skipped_text: Option<usize>,
@@ -227,6 +246,7 @@ impl Canon {
         if self.skipped_element == Some(el.source_location().bytes().start) {
             return;
         }
+        self.selected = true;
         self.flush_text(rewriter);
         let mut attributes: Vec<(String, String)> = el
             .attributes()
@@ -501,6 +521,17 @@ mod tests {
         assert_ne!(hash(&n, BLOCKPAGE), reference, "block page");
         assert_ne!(hash(&n, PARKED), reference, "parked");
         assert_ne!(hash(&n, PRIMARY_V2), reference, "updated article");
+    }
+
+    #[test]
+    fn pages_without_the_selected_element_are_fingerprinted_whole() {
+        let n = normalizer(Some("article"));
+        assert_ne!(hash(&n, BLOCKPAGE), hash(&n, PARKED));
+        assert_ne!(hash(&n, BLOCKPAGE), hash(&n, "<html><body></body></html>"));
+        assert!(
+            n.normalize_html(BLOCKPAGE.as_bytes(), HTML)
+                .contains("<h1>")
+        );
     }
 
     #[test]

@@ -1,7 +1,26 @@
 //! mirrorgate: watch every article on every mirror of a blocked news site,
 //! and send readers to a live base that serves the right content.
+//!
+//! The pure cores are [`fingerprint`], [`verdict`] and [`route`]; the
+//! [`engine`] owns live state and publishes [`snapshot`]s; [`schedule`] and
+//! [`probe`] talk to the bases; [`store`] persists; [`serve`] answers HTTP.
+//! [`daemon`], [`check`] and [`demo`] wire them into the commands.
 
+pub mod check;
 pub mod clock;
 pub mod config;
+pub mod daemon;
+pub mod demo;
+pub mod engine;
 pub mod fingerprint;
+pub mod observation;
 pub mod origin;
+pub mod probe;
+pub mod route;
+pub mod schedule;
+pub mod serve;
+pub mod snapshot;
+pub mod status;
+pub mod store;
+pub mod uptime;
+pub mod verdict;

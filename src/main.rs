@@ -1,3 +1,202 @@
-fn main() {
-    println!("Hello, world!");
+//! The `mirrorgate` command line: parse, load config, call the library, map
+//! the result to an exit code (0 ok, 1 failure, 2 usage or config error).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use tokio_util::sync::CancellationToken;
+use tracing_subscriber::EnvFilter;
+
+use mirrorgate::config::{self, Config, DEFAULT_CONFIG_PATH};
+
+#[derive(Parser)]
+#[command(
+    name = "mirrorgate",
+    version,
+    about = "Watch news mirrors and send readers to a live, faithful copy"
+)]
+struct Cli {
+    /// Log format on stderr.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ReportFormat {
+    Text,
+    Json,
+}
+
+#[derive(clap::Args)]
+struct ConfigPath {
+    /// Config file.
+    #[arg(long, env = "MIRRORGATE_CONFIG", default_value = DEFAULT_CONFIG_PATH)]
+    config: PathBuf,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the daemon: probe in rounds, serve redirects and status.
+    Run(ConfigPath),
+    /// Probe everything once and report; exit 1 if any article has no live faithful copy.
+    Check {
+        #[command(flatten)]
+        config: ConfigPath,
+        #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+        format: ReportFormat,
+    },
+    /// Validate the config; print every problem as FILE:LINE:COL: message.
+    Validate(ConfigPath),
+    /// Run the daemon against built-in loopback origins (nothing else needed).
+    Demo {
+        /// Address for the daemon; a free port is used if it is taken.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Validate(path) => match load(&path) {
+            Ok(config) => {
+                let articles: usize = config.sites.iter().map(|s| s.articles.len()).sum();
+                let bases: usize = config.sites.iter().map(|s| s.bases().count()).sum();
+                println!(
+                    "{}: ok ({} sites, {articles} articles, {bases} bases)",
+                    path.config.display(),
+                    config.sites.len()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(code) => code,
+        },
+        Command::Run(path) => {
+            let config = match load(&path) {
+                Ok(config) => config,
+                Err(code) => return code,
+            };
+            init_logging(cli.log_format, config.log.level.as_deref(), "info");
+            runtime(config.server.workers, run(config))
+        }
+        Command::Check {
+            config: path,
+            format,
+        } => {
+            let config = match load(&path) {
+                Ok(config) => config,
+                Err(code) => return code,
+            };
+            init_logging(cli.log_format, config.log.level.as_deref(), "warn");
+            runtime(config.server.workers, check(config, format))
+        }
+        Command::Demo { listen } => {
+            init_logging(cli.log_format, None, "info");
+            match tokio::runtime::Runtime::new() {
+                Ok(rt) => rt.block_on(demo(listen)),
+                Err(e) => fail(format!("cannot start the runtime: {e}")),
+            }
+        }
+    }
+}
+
+fn load(path: &ConfigPath) -> Result<Config, ExitCode> {
+    config::load(&path.config).map_err(|errors| {
+        eprintln!("{errors}");
+        ExitCode::from(2)
+    })
+}
+
+fn runtime(workers: Option<usize>, work: impl std::future::Future<Output = ExitCode>) -> ExitCode {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(workers) = workers {
+        builder.worker_threads(workers);
+    }
+    match builder.enable_all().build() {
+        Ok(runtime) => runtime.block_on(work),
+        Err(e) => fail(format!("cannot start the runtime: {e}")),
+    }
+}
+
+async fn run(config: Config) -> ExitCode {
+    let shutdown = CancellationToken::new();
+    let daemon = match mirrorgate::daemon::Daemon::start(config, shutdown.clone()).await {
+        Ok(daemon) => daemon,
+        Err(e) => return fail(e.to_string()),
+    };
+    tokio::spawn(stop_on_signal(shutdown));
+    match daemon.finished().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(format!("server error: {e}")),
+    }
+}
+
+async fn check(config: Config, format: ReportFormat) -> ExitCode {
+    let report = match mirrorgate::check::check(&config).await {
+        Ok(report) => report,
+        Err(e) => return fail(e.to_string()),
+    };
+    match format {
+        ReportFormat::Text => print!("{}", report.text()),
+        ReportFormat::Json => println!("{}", report.json()),
+    }
+    if report.all_served() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+async fn demo(listen: std::net::SocketAddr) -> ExitCode {
+    let shutdown = CancellationToken::new();
+    tokio::spawn(stop_on_signal(shutdown.clone()));
+    match mirrorgate::demo::run(listen, shutdown).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(e.to_string()),
+    }
+}
+
+async fn stop_on_signal(shutdown: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install signal handlers; stop with SIGKILL");
+        return;
+    };
+    let name = tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    };
+    tracing::info!(signal = name, "stopping");
+    shutdown.cancel();
+}
+
+fn init_logging(format: LogFormat, configured: Option<&str>, default: &str) {
+    // RUST_LOG wins over the config so an operator can turn up one run.
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(configured.unwrap_or(default)))
+        .unwrap_or_else(|_| EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn fail(message: String) -> ExitCode {
+    eprintln!("mirrorgate: {message}");
+    ExitCode::from(1)
 }

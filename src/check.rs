@@ -1,0 +1,140 @@
+//! `mirrorgate check`: one probe round over everything, then a report.
+//!
+//! It runs the same scheduler and engine as the daemon, without a server and
+//! without writing. If the daemon's store exists it is read for the
+//! primary's version history, so stale mirrors are told from diverged ones.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+use crate::clock::now_ms;
+use crate::config::Config;
+use crate::daemon::StartError;
+use crate::engine::{self, Engine, EngineEvent};
+use crate::schedule::Scheduler;
+use crate::snapshot::{Catalog, Snapshot};
+use crate::status;
+use crate::store::{SqliteStore, Store, StoredState};
+
+pub struct Report {
+    pub snapshot: Arc<Snapshot>,
+}
+
+impl Report {
+    /// True when every article has a reachable base serving the reference.
+    pub fn all_served(&self) -> bool {
+        self.snapshot
+            .sites
+            .iter()
+            .all(|site| site.articles.iter().all(|a| !a.candidates.is_empty()))
+    }
+
+    pub fn json(&self) -> String {
+        #[derive(Serialize)]
+        struct Json<'a> {
+            ok: bool,
+            generated_at: String,
+            sites: Vec<status::SiteDetail<'a>>,
+        }
+        let now = now_ms();
+        let json = Json {
+            ok: self.all_served(),
+            generated_at: crate::clock::rfc3339(now),
+            sites: (0..self.snapshot.sites.len())
+                .map(|s| status::site_detail(&self.snapshot, s, now))
+                .collect(),
+        };
+        serde_json::to_string_pretty(&json).unwrap_or_default()
+    }
+
+    pub fn text(&self) -> String {
+        let mut out = String::new();
+        let (mut articles, mut unserved) = (0, 0);
+        for (meta, site) in self.snapshot.catalog.sites.iter().zip(&self.snapshot.sites) {
+            let _ = writeln!(out, "site {}", meta.name);
+            for (path, view) in meta.articles.iter().zip(&site.articles) {
+                let detail = status::article_detail(&meta.base_names, path, view);
+                articles += 1;
+                match &detail.redirect_to {
+                    Some(to) => {
+                        let _ = writeln!(out, "  {path}  ->  {to}");
+                    }
+                    None => {
+                        unserved += 1;
+                        let _ = writeln!(out, "  {path}  ->  NO BASE SERVES THE REFERENCE");
+                    }
+                }
+                for base in &detail.bases {
+                    let verdict = base.verdict.map_or("-", |v| v.as_str());
+                    let outcome = base.outcome.map_or("-", |o| o.as_str());
+                    let status = base.http_status.map_or(String::new(), |s| s.to_string());
+                    let latency = base.latency_ms.map_or(String::new(), |l| format!("{l} ms"));
+                    let _ = writeln!(
+                        out,
+                        "    {verdict:<12} {outcome:<20} {status:>3} {latency:>8}  {}",
+                        base.url
+                    );
+                }
+            }
+        }
+        let _ = writeln!(
+            out,
+            "{} of {articles} articles have a live base serving the reference content",
+            articles - unserved
+        );
+        out
+    }
+}
+
+pub async fn check(config: &Config) -> Result<Report, StartError> {
+    let catalog = Arc::new(Catalog::new(config));
+    let restored = stored_history(config).await;
+    let engine = Engine::new(
+        catalog.clone(),
+        config.probe.down_after,
+        config.store.retention,
+        restored,
+    );
+    let scheduler = Scheduler::new(catalog, &config.probe)?;
+    let (events, task) = engine::spawn(engine, None);
+    let started = tokio::time::Instant::now();
+    scheduler.round(&events, &CancellationToken::new()).await;
+    let _ = events
+        .send(EngineEvent::RoundFinished {
+            at: now_ms(),
+            duration: started.elapsed(),
+        })
+        .await;
+    drop(events);
+    let engine = task.await.expect("the engine task does not panic");
+    Ok(Report {
+        snapshot: engine.snapshots().load_full(),
+    })
+}
+
+/// The primary's version history from the daemon's store, if there is one.
+async fn stored_history(config: &Config) -> Option<StoredState> {
+    let path = config.store.path.clone();
+    if !path.exists() {
+        return None;
+    }
+    let loaded = tokio::task::spawn_blocking(move || {
+        let mut store = SqliteStore::open_read_only(&path)?;
+        store.load_snapshot(0)
+    })
+    .await
+    .ok()?;
+    match loaded {
+        Ok(state) => Some(StoredState {
+            versions: state.versions,
+            ..StoredState::default()
+        }),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the store's version history; stale copies will show as diverged");
+            None
+        }
+    }
+}

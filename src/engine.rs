@@ -1,0 +1,432 @@
+//! The engine owns the live state: it folds probe results into article
+//! views, tracks each base's health, and publishes snapshots.
+//!
+//! It runs as one task fed by a channel, so the state has a single owner
+//! and needs no locks; readers only ever see published snapshots.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::clock::{UnixMillis, millis, now_ms};
+use crate::observation::Observation;
+use crate::snapshot::{
+    ArticleView, BaseState, BaseView, Catalog, RoundInfo, SiteView, Snapshot, redirect_order,
+};
+use crate::store::{ProbeRecord, StoreHealth, StoreWriter, StoredState};
+use crate::uptime::UptimeCounter;
+use crate::verdict::{Verdict, Version};
+
+/// Recent ok latencies kept per base for the percentiles.
+pub const LATENCY_SAMPLES: usize = 256;
+/// Versions of one article kept for stale detection: bounds memory when a
+/// primary's page changes on every request.
+const MAX_VERSIONS: usize = 32;
+/// Snapshots are published at most this often while results stream in.
+const PUBLISH_EVERY: Duration = Duration::from_millis(200);
+
+/// One probe's result, addressed by catalog indices.
+#[derive(Debug)]
+pub struct ProbeResult {
+    pub site: usize,
+    pub base: usize,
+    pub article: usize,
+    pub observation: Observation,
+}
+
+#[derive(Debug)]
+pub enum EngineEvent {
+    Result(ProbeResult),
+    RoundStarted { at: UnixMillis },
+    RoundFinished { at: UnixMillis, duration: Duration },
+}
+
+#[derive(Debug, Default)]
+struct BaseTracker {
+    /// Seen ok since start (or in the restored state): only a base that was
+    /// up needs `down_after` failures to go down; one never seen up is down
+    /// at its first failure.
+    ever_up: bool,
+    consecutive_failures: u32,
+    latencies: VecDeque<u32>,
+    uptime: UptimeCounter,
+    last_state: Option<BaseState>,
+}
+
+pub struct Engine {
+    catalog: Arc<Catalog>,
+    articles: Vec<Vec<Arc<ArticleView>>>,
+    trackers: Vec<Vec<BaseTracker>>,
+    down_after: u32,
+    retention: Duration,
+    round: RoundInfo,
+    published: Arc<ArcSwap<Snapshot>>,
+    store_health: Option<Arc<StoreHealth>>,
+}
+
+impl Engine {
+    pub fn new(
+        catalog: Arc<Catalog>,
+        down_after: u32,
+        retention: Duration,
+        restored: Option<StoredState>,
+    ) -> Self {
+        // Every article starts as one shared empty view; views are replaced,
+        // never mutated in place, so sharing costs nothing and saves memory.
+        #[allow(clippy::rc_clone_in_vec_init)]
+        let articles = catalog
+            .sites
+            .iter()
+            .map(|site| vec![Arc::new(ArticleView::new(site.bases.len())); site.articles.len()])
+            .collect();
+        let trackers = catalog
+            .sites
+            .iter()
+            .map(|site| site.bases.iter().map(|_| BaseTracker::default()).collect())
+            .collect();
+        let empty = Arc::new(Snapshot {
+            catalog: catalog.clone(),
+            sites: Vec::new(),
+            round: RoundInfo::default(),
+            store_error: None,
+        });
+        let mut engine = Engine {
+            catalog,
+            articles,
+            trackers,
+            down_after,
+            retention,
+            round: RoundInfo::default(),
+            published: Arc::new(ArcSwap::new(empty)),
+            store_health: None,
+        };
+        if let Some(restored) = restored {
+            engine.restore(restored);
+        }
+        engine.publish(false);
+        engine
+    }
+
+    pub fn snapshots(&self) -> Arc<ArcSwap<Snapshot>> {
+        self.published.clone()
+    }
+
+    pub fn set_store_health(&mut self, health: Arc<StoreHealth>) {
+        self.store_health = Some(health);
+    }
+
+    /// Folds one probe result in and returns the record to store.
+    pub fn apply(&mut self, result: ProbeResult) -> ProbeRecord {
+        let ProbeResult {
+            site,
+            base,
+            article,
+            mut observation,
+        } = result;
+        let meta = &self.catalog.sites[site];
+        let slot = &mut self.articles[site][article];
+        let mut view = ArticleView::clone(slot);
+        if !observation.is_ok() {
+            observation.last_ok_at = view.observations[base].as_ref().and_then(|o| o.last_ok_at);
+        }
+        if base == 0
+            && let Some(hash) = observation.hash.filter(|_| observation.is_ok())
+        {
+            remember_version(&mut view.history, hash, observation.checked_at);
+        }
+        let cutoff = observation.checked_at - millis(self.retention);
+        view.history.retain(|v| v.last_seen >= cutoff);
+        view.observations[base] = Some(observation.clone());
+        view.settle(meta.prefer_primary);
+        *slot = Arc::new(view);
+
+        let tracker = &mut self.trackers[site][base];
+        tracker
+            .uptime
+            .record(observation.checked_at, observation.is_ok());
+        if observation.is_ok() {
+            tracker.ever_up = true;
+            tracker.consecutive_failures = 0;
+            if tracker.latencies.len() == LATENCY_SAMPLES {
+                tracker.latencies.pop_front();
+            }
+            tracker.latencies.push_back(observation.latency_ms);
+        } else {
+            tracker.consecutive_failures = tracker.consecutive_failures.saturating_add(1);
+        }
+        ProbeRecord {
+            site: meta.name.clone(),
+            base: meta.base_names[base].clone(),
+            article: meta.articles[article].clone(),
+            is_primary: base == 0,
+            observation,
+        }
+    }
+
+    pub fn round_started(&mut self, at: UnixMillis) {
+        self.round.last_started_at = Some(at);
+    }
+
+    pub fn round_finished(&mut self, at: UnixMillis, duration: Duration) {
+        self.round.completed += 1;
+        self.round.last_finished_at = Some(at);
+        self.round.last_duration_ms = Some(duration.as_millis() as u64);
+    }
+
+    /// Publishes a new snapshot. At a round's end (`judge_transitions`),
+    /// base state changes are also logged: mid-round a base can look stale
+    /// for a moment, between the primary's new version and its own probe.
+    pub fn publish(&mut self, judge_transitions: bool) {
+        let now = now_ms();
+        let mut sites = Vec::with_capacity(self.catalog.sites.len());
+        for (site_index, meta) in self.catalog.sites.iter().enumerate() {
+            let articles = &self.articles[site_index];
+            let mut bases = Vec::with_capacity(meta.bases.len());
+            for (base_index, tracker) in self.trackers[site_index].iter_mut().enumerate() {
+                let view = base_view(articles, base_index, tracker, self.down_after, now);
+                // Logged once per change; a base first seen up is the normal case.
+                let probed = view.verdict_counts.iter().sum::<usize>() > 0;
+                let first_and_up = tracker.last_state.is_none() && view.state == BaseState::Up;
+                if judge_transitions && probed && tracker.last_state != Some(view.state) {
+                    if !first_and_up {
+                        log_transition(
+                            &meta.name,
+                            &meta.base_names[base_index],
+                            tracker.last_state,
+                            &view,
+                        );
+                    }
+                    tracker.last_state = Some(view.state);
+                }
+                bases.push(view);
+            }
+            let healthy: Vec<bool> = bases.iter().map(|b| b.healthy).collect();
+            sites.push(SiteView {
+                articles: articles.clone(),
+                bases,
+                fallback: redirect_order(&healthy, meta.prefer_primary),
+            });
+        }
+        let store_error = self.store_health.as_ref().and_then(|h| h.last_error());
+        self.published.store(Arc::new(Snapshot {
+            catalog: self.catalog.clone(),
+            sites,
+            round: self.round,
+            store_error,
+        }));
+    }
+
+    fn restore(&mut self, state: StoredState) {
+        let catalog = self.catalog.clone();
+        let locate_base = |base: &str| catalog.by_origin.get(base).copied();
+        let locate_article = |site: &str, article: &str| {
+            let s = *catalog.by_name.get(site)?;
+            Some((s, *catalog.sites[s].article_index.get(article)?))
+        };
+        let mut views: Vec<Vec<ArticleView>> = self
+            .articles
+            .iter()
+            .map(|a| a.iter().map(|v| ArticleView::clone(v)).collect())
+            .collect();
+        for version in state.versions {
+            if let Some((s, a)) = locate_article(&version.site, &version.article) {
+                remember_version(&mut views[s][a].history, version.hash, version.last_seen);
+            }
+        }
+        for record in state.latest {
+            let Some((s, b)) = locate_base(&record.base) else {
+                continue;
+            };
+            let Some((site, a)) = locate_article(&record.site, &record.article) else {
+                continue;
+            };
+            if site != s {
+                continue;
+            }
+            if record.observation.is_ok() {
+                self.trackers[s][b].ever_up = true;
+            }
+            views[s][a].observations[b] = Some(record.observation);
+        }
+        for count in state.minutes {
+            if let Some((s, b)) = locate_base(&count.base) {
+                self.trackers[s][b]
+                    .uptime
+                    .add(count.minute, count.probes, count.ok);
+            }
+        }
+        for (base, samples) in state.latencies {
+            if let Some((s, b)) = locate_base(&base) {
+                self.trackers[s][b].latencies = samples.into_iter().collect();
+            }
+        }
+        // A base that was failing when we stopped is still down on restart.
+        for (s, trackers) in self.trackers.iter_mut().enumerate() {
+            for (b, tracker) in trackers.iter_mut().enumerate() {
+                let seen = views[s].iter().any(|v| v.observations[b].is_some());
+                if seen && !tracker.ever_up {
+                    tracker.consecutive_failures = self.down_after;
+                }
+            }
+        }
+        for (s, site_views) in views.into_iter().enumerate() {
+            let prefer_primary = self.catalog.sites[s].prefer_primary;
+            self.articles[s] = site_views
+                .into_iter()
+                .map(|mut view| {
+                    view.settle(prefer_primary);
+                    Arc::new(view)
+                })
+                .collect();
+        }
+    }
+}
+
+fn remember_version(history: &mut Vec<Version>, hash: crate::fingerprint::Hash, seen: UnixMillis) {
+    match history.iter_mut().find(|v| v.hash == hash) {
+        Some(version) => version.last_seen = version.last_seen.max(seen),
+        None => history.push(Version {
+            hash,
+            last_seen: seen,
+        }),
+    }
+    history.sort_by_key(|v| v.last_seen);
+    if history.len() > MAX_VERSIONS {
+        history.drain(..history.len() - MAX_VERSIONS);
+    }
+}
+
+fn base_view(
+    articles: &[Arc<ArticleView>],
+    base: usize,
+    tracker: &mut BaseTracker,
+    down_after: u32,
+    now: UnixMillis,
+) -> BaseView {
+    let mut verdict_counts = [0usize; 5];
+    for article in articles {
+        if let Some(verdict) = article.verdicts[base] {
+            verdict_counts[Verdict::ALL.iter().position(|v| *v == verdict).unwrap_or(4)] += 1;
+        }
+    }
+    let [same, stale, diverged, _unknown, unreachable] = verdict_counts;
+    let probed: usize = verdict_counts.iter().sum();
+    let threshold = if tracker.ever_up { down_after } else { 1 };
+    let state = if probed == 0 || tracker.consecutive_failures >= threshold {
+        BaseState::Down
+    } else if unreachable + stale + diverged > 0 {
+        BaseState::Degraded
+    } else {
+        BaseState::Up
+    };
+    let mut sorted: Vec<u32> = tracker.latencies.iter().copied().collect();
+    sorted.sort_unstable();
+    BaseView {
+        state,
+        uptime: tracker.uptime.uptime(now),
+        latency_p50: percentile(&sorted, 50),
+        latency_p95: percentile(&sorted, 95),
+        verdict_counts,
+        healthy: state != BaseState::Down && same * 2 > probed,
+    }
+}
+
+/// Nearest-rank percentile of sorted samples.
+fn percentile(sorted: &[u32], p: usize) -> Option<u32> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = (p * sorted.len()).div_ceil(100).max(1);
+    Some(sorted[rank - 1])
+}
+
+fn log_transition(site: &str, base: &str, from: Option<BaseState>, view: &BaseView) {
+    let [same, stale, diverged, unknown, unreachable] = view.verdict_counts;
+    let from = from.map_or("unknown", |s| match s {
+        BaseState::Up => "up",
+        BaseState::Degraded => "degraded",
+        BaseState::Down => "down",
+    });
+    match view.state {
+        BaseState::Up => tracing::info!(site, base, from, to = "up", same, "base state changed"),
+        BaseState::Degraded => tracing::warn!(
+            site,
+            base,
+            from,
+            to = "degraded",
+            same,
+            stale,
+            diverged,
+            unknown,
+            unreachable,
+            "base state changed"
+        ),
+        BaseState::Down => tracing::warn!(
+            site,
+            base,
+            from,
+            to = "down",
+            unreachable,
+            "base state changed"
+        ),
+    }
+}
+
+/// Runs the engine as a task: results and round events in, snapshots out.
+/// Returns the engine when every sender is gone.
+pub fn spawn(
+    mut engine: Engine,
+    writer: Option<StoreWriter>,
+) -> (mpsc::Sender<EngineEvent>, JoinHandle<Engine>) {
+    let (events, mut receiver) = mpsc::channel::<EngineEvent>(1024);
+    let task = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(PUBLISH_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut dirty = false;
+        loop {
+            tokio::select! {
+                event = receiver.recv() => match event {
+                    Some(EngineEvent::Result(result)) => {
+                        let record = engine.apply(result);
+                        if let Some(writer) = &writer {
+                            writer.record(record).await;
+                        }
+                        dirty = true;
+                    }
+                    Some(EngineEvent::RoundStarted { at }) => engine.round_started(at),
+                    Some(EngineEvent::RoundFinished { at, duration }) => {
+                        engine.round_finished(at, duration);
+                        engine.publish(true);
+                        dirty = false;
+                    }
+                    None => break,
+                },
+                _ = tick.tick(), if dirty => {
+                    engine.publish(false);
+                    dirty = false;
+                }
+            }
+        }
+        engine.publish(false);
+        engine
+    });
+    (events, task)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles() {
+        let samples: Vec<u32> = (1..=100).collect();
+        assert_eq!(percentile(&samples, 50), Some(50));
+        assert_eq!(percentile(&samples, 95), Some(95));
+        assert_eq!(percentile(&[7], 95), Some(7));
+        assert_eq!(percentile(&[], 50), None);
+    }
+}

@@ -1,0 +1,283 @@
+//! One probe: GET one article on one base and say what came back.
+//!
+//! Every request has the same shape (same headers, no cookies) so that two
+//! bases are asked exactly the same question. Redirects are followed by hand,
+//! and only within the base: a hop to any other origin is the answer
+//! (`redirected_off_site`), since that is where a reader would land. The
+//! whole probe, redirects and body included, runs under one deadline, and
+//! the body is read chunk by chunk so nothing past `max_body` (counted after
+//! decompression) is ever held.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant, SystemTime};
+
+use reqwest::header::{
+    ACCEPT, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, LOCATION, RETRY_AFTER,
+};
+use reqwest::{Client, StatusCode};
+use url::Url;
+
+use crate::clock::{UnixMillis, now_ms};
+use crate::fingerprint::{Fingerprint, Normalizer};
+use crate::observation::{Observation, Outcome};
+use crate::origin::Origin;
+
+/// Redirect hops followed within a base before calling it a loop.
+pub const MAX_REDIRECTS: usize = 10;
+
+/// Pages larger than this are normalized off the async worker threads.
+const NORMALIZE_INLINE_LIMIT: usize = 256 * 1024;
+
+const ACCEPT_VALUE: &str = "text/html,application/xhtml+xml;q=0.9,*/*;q=0.8";
+
+#[derive(Clone)]
+pub struct Prober {
+    client: Client,
+    timeout: Duration,
+    max_body: u64,
+}
+
+/// What a probe found, and how long the host asked us to stay away.
+#[derive(Debug)]
+pub struct ProbeReport {
+    pub observation: Observation,
+    pub retry_after: Option<Duration>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot build the HTTP client: {0}")]
+pub struct ClientError(#[from] reqwest::Error);
+
+impl Prober {
+    pub fn new(user_agent: &str, timeout: Duration, max_body: u64) -> Result<Self, ClientError> {
+        let client = Client::builder()
+            .user_agent(user_agent)
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(timeout)
+            .tcp_nodelay(true)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .build()?;
+        Ok(Prober {
+            client,
+            timeout,
+            max_body,
+        })
+    }
+
+    pub async fn probe(
+        &self,
+        base: &Origin,
+        article: &str,
+        normalizer: &Normalizer,
+    ) -> ProbeReport {
+        let started = Instant::now();
+        let checked_at = now_ms();
+        let result = tokio::time::timeout(self.timeout, self.fetch(base, article)).await;
+        let (outcome, http_status, retry_after, body) = match result {
+            Err(_) => (Outcome::Timeout, None, None, None),
+            Ok(Fetched::Body {
+                status,
+                content_type,
+                body,
+            }) => (Outcome::Ok, Some(status), None, Some((body, content_type))),
+            Ok(Fetched::Failed {
+                outcome,
+                status,
+                retry_after,
+            }) => (outcome, status, retry_after, None),
+        };
+        let latency_ms = started.elapsed().as_millis().min(u32::MAX as u128) as u32;
+        let fingerprint = match body {
+            Some((body, content_type)) => Some(fingerprint(normalizer, body, content_type).await),
+            None => None,
+        };
+        ProbeReport {
+            observation: Observation {
+                outcome,
+                http_status,
+                latency_ms,
+                raw_hash: fingerprint.map(|f| f.raw),
+                hash: fingerprint.map(|f| f.normalized),
+                checked_at,
+                last_ok_at: (outcome == Outcome::Ok).then_some(checked_at as UnixMillis),
+            },
+            retry_after,
+        }
+    }
+
+    async fn fetch(&self, base: &Origin, article: &str) -> Fetched {
+        let Ok(mut url) = Url::parse(&base.join(article)) else {
+            return Fetched::failed(Outcome::Connect, None);
+        };
+        let mut visited = HashSet::new();
+        for _ in 0..=MAX_REDIRECTS {
+            if !visited.insert(url.clone()) {
+                return Fetched::failed(Outcome::RedirectLoop, None);
+            }
+            let response = match self
+                .client
+                .get(url.clone())
+                .header(ACCEPT, ACCEPT_VALUE)
+                .send()
+                .await
+            {
+                Ok(response) => response,
+                Err(e) => return Fetched::failed(classify(&e), None),
+            };
+            let status = response.status();
+            if status.is_redirection() {
+                let Some(next) = redirect_target(&url, &response) else {
+                    return Fetched::failed(Outcome::HttpStatus, Some(status.as_u16()));
+                };
+                if Origin::of_url(&next).as_ref() != Some(base) {
+                    return Fetched::failed(Outcome::RedirectedOffSite, Some(status.as_u16()));
+                }
+                url = next;
+                continue;
+            }
+            if status == StatusCode::TOO_MANY_REQUESTS {
+                return Fetched::Failed {
+                    outcome: Outcome::RateLimited,
+                    status: Some(429),
+                    retry_after: retry_after(&response),
+                };
+            }
+            if !status.is_success() {
+                return Fetched::failed(Outcome::HttpStatus, Some(status.as_u16()));
+            }
+            return self.read_body(response).await;
+        }
+        Fetched::failed(Outcome::RedirectLoop, None)
+    }
+
+    async fn read_body(&self, mut response: reqwest::Response) -> Fetched {
+        let status = response.status().as_u16();
+        let header = |name| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v: &reqwest::header::HeaderValue| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let content_type = header(CONTENT_TYPE);
+        let declared_length = header(CONTENT_LENGTH).and_then(|l| l.parse::<u64>().ok());
+        let encoded = header(CONTENT_ENCODING).is_some();
+        // Unencoded, the declared length is the decoded length: no need to
+        // read a body we already know is too large.
+        if !encoded && declared_length.is_some_and(|l| l > self.max_body) {
+            return Fetched::failed(Outcome::TooLarge, Some(status));
+        }
+        let capacity = declared_length.unwrap_or(64 * 1024).min(self.max_body) as usize;
+        let mut body = Vec::with_capacity(capacity);
+        loop {
+            match response.chunk().await {
+                Ok(Some(chunk)) => {
+                    if (body.len() + chunk.len()) as u64 > self.max_body {
+                        return Fetched::failed(Outcome::TooLarge, Some(status));
+                    }
+                    body.extend_from_slice(&chunk);
+                }
+                Ok(None) => break,
+                Err(e) => return Fetched::failed(classify(&e), Some(status)),
+            }
+        }
+        Fetched::Body {
+            status,
+            content_type,
+            body,
+        }
+    }
+}
+
+enum Fetched {
+    Body {
+        status: u16,
+        content_type: Option<String>,
+        body: Vec<u8>,
+    },
+    Failed {
+        outcome: Outcome,
+        status: Option<u16>,
+        retry_after: Option<Duration>,
+    },
+}
+
+impl Fetched {
+    fn failed(outcome: Outcome, status: Option<u16>) -> Self {
+        Fetched::Failed {
+            outcome,
+            status,
+            retry_after: None,
+        }
+    }
+}
+
+async fn fingerprint(
+    normalizer: &Normalizer,
+    body: Vec<u8>,
+    content_type: Option<String>,
+) -> Fingerprint {
+    if body.len() <= NORMALIZE_INLINE_LIMIT {
+        return normalizer.fingerprint(&body, content_type.as_deref());
+    }
+    let normalizer = normalizer.clone();
+    let work = move || normalizer.fingerprint(&body, content_type.as_deref());
+    match tokio::task::spawn_blocking(work).await {
+        Ok(fingerprint) => fingerprint,
+        // Only a panic in normalization gets here; surface it as the bug it is.
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
+}
+
+fn redirect_target(current: &Url, response: &reqwest::Response) -> Option<Url> {
+    let location = response.headers().get(LOCATION)?.to_str().ok()?;
+    current.join(location.trim()).ok()
+}
+
+/// Retry-After as seconds or an HTTP date; capped so a hostile host cannot
+/// silence itself for a year.
+fn retry_after(response: &reqwest::Response) -> Option<Duration> {
+    const CAP: Duration = Duration::from_secs(6 * 3600);
+    let value = response.headers().get(RETRY_AFTER)?.to_str().ok()?.trim();
+    let delay = match value.parse::<u64>() {
+        Ok(seconds) => Duration::from_secs(seconds),
+        Err(_) => httpdate::parse_http_date(value)
+            .ok()?
+            .duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    };
+    Some(delay.min(CAP))
+}
+
+/// Maps a transport error to an outcome. reqwest exposes timeouts and
+/// connect failures as kinds, but DNS and TLS only through the error chain.
+fn classify(error: &reqwest::Error) -> Outcome {
+    if error.is_timeout() {
+        return Outcome::Timeout;
+    }
+    let mut chain = String::new();
+    let mut source: Option<&dyn std::error::Error> = Some(error);
+    while let Some(e) = source {
+        chain.push_str(&e.to_string().to_ascii_lowercase());
+        chain.push('\n');
+        source = e.source();
+    }
+    if chain.contains("dns error")
+        || chain.contains("failed to lookup address")
+        || chain.contains("name or service not known")
+        || chain.contains("no address associated")
+    {
+        Outcome::Dns
+    } else if chain.contains("certificate")
+        || chain.contains("tls")
+        || chain.contains("handshake")
+        || chain.contains("peer sent")
+    {
+        Outcome::Tls
+    } else if chain.contains("timed out") {
+        Outcome::Timeout
+    } else {
+        // Refused, reset, closed mid-body: the base did not deliver.
+        Outcome::Connect
+    }
+}

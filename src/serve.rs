@@ -1,0 +1,235 @@
+//! The HTTP front: readers' redirects (`/r/...`, `/go`), operators' status
+//! (`/status`, `/status/{site}`) and `/healthz`.
+//!
+//! Handlers read the current snapshot (one atomic load) and turn a
+//! [`Decision`] into a response; they never wait on the prober or the store.
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use percent_encoding::percent_decode_str;
+use serde::Serialize;
+
+use crate::clock::now_ms;
+use crate::route::{self, Decision};
+use crate::snapshot::Snapshot;
+use crate::status;
+
+pub type Snapshots = Arc<ArcSwap<Snapshot>>;
+
+pub fn router(snapshots: Snapshots) -> Router {
+    Router::new()
+        .route("/r/{*rest}", get(redirect))
+        .route("/go", get(go))
+        .route("/status", get(overview))
+        .route("/status/{site}", get(site_status))
+        .route("/healthz", get(healthz))
+        .fallback(not_found)
+        .with_state(snapshots)
+}
+
+async fn redirect(State(snapshots): State<Snapshots>, uri: Uri, headers: HeaderMap) -> Response {
+    // The raw path, not axum's decoded one: the reader's path and query are
+    // passed on exactly as sent.
+    let rest = uri.path().strip_prefix("/r/").unwrap_or("");
+    let (site, path) = match rest.find('/') {
+        Some(slash) => (&rest[..slash], &rest[slash..]),
+        None => (rest, "/"),
+    };
+    let decision = match percent_decode_str(site).decode_utf8() {
+        Ok(site) => route::redirect(&snapshots.load(), &site, path, uri.query()),
+        Err(_) => Decision::BadRequest {
+            parameter: "site",
+            message: "the site name is not valid UTF-8".into(),
+        },
+    };
+    respond(decision, &headers)
+}
+
+async fn go(State(snapshots): State<Snapshots>, uri: Uri, headers: HeaderMap) -> Response {
+    let url = uri.query().and_then(|query| {
+        url::form_urlencoded::parse(query.as_bytes())
+            .find(|(key, _)| key == "url")
+            .map(|(_, value)| value.into_owned())
+    });
+    respond(route::go(&snapshots.load(), url.as_deref()), &headers)
+}
+
+async fn overview(State(snapshots): State<Snapshots>) -> Response {
+    let snapshot = snapshots.load();
+    json(StatusCode::OK, &status::overview(&snapshot, now_ms()))
+}
+
+async fn site_status(State(snapshots): State<Snapshots>, Path(site): Path<String>) -> Response {
+    let snapshot = snapshots.load();
+    match snapshot.catalog.by_name.get(&site) {
+        Some(&index) if index < snapshot.sites.len() => json(
+            StatusCode::OK,
+            &status::site_detail(&snapshot, index, now_ms()),
+        ),
+        _ => error(
+            StatusCode::NOT_FOUND,
+            format!("no site named \"{site}\" is configured"),
+            None,
+        ),
+    }
+}
+
+async fn healthz() -> Response {
+    (
+        StatusCode::OK,
+        [(header::CACHE_CONTROL, "no-store")],
+        "ok\n",
+    )
+        .into_response()
+}
+
+async fn not_found(uri: Uri) -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        format!("no such endpoint: {}", uri.path()),
+        None,
+    )
+}
+
+fn respond(decision: Decision, request_headers: &HeaderMap) -> Response {
+    match decision {
+        Decision::Redirect {
+            location,
+            alternates,
+        } => {
+            let Ok(location) = HeaderValue::from_str(&location) else {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "the path cannot be used in a URL".into(),
+                    Some("path"),
+                );
+            };
+            let mut response = Response::new(Body::empty());
+            *response.status_mut() = StatusCode::FOUND;
+            let headers = response.headers_mut();
+            headers.insert(header::LOCATION, location);
+            headers.insert(
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("private, max-age=30"),
+            );
+            for alternate in alternates {
+                if let Ok(link) = HeaderValue::from_str(&format!("<{alternate}>; rel=duplicate")) {
+                    headers.append(header::LINK, link);
+                }
+            }
+            response
+        }
+        Decision::NoCandidate {
+            site,
+            path,
+            bases,
+            retry_after_secs,
+        } => {
+            let wants_html = request_headers
+                .get(header::ACCEPT)
+                .and_then(|a| a.to_str().ok())
+                .is_some_and(|a| a.contains("text/html"));
+            let mut response = if wants_html {
+                let mut response =
+                    Response::new(Body::from(no_candidate_page(&site, &path, &bases)));
+                response.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("text/html; charset=utf-8"),
+                );
+                response
+            } else {
+                #[derive(Serialize)]
+                struct Body<'a> {
+                    error: &'a str,
+                    site: &'a str,
+                    path: &'a str,
+                    bases: &'a [String],
+                }
+                let body = Body {
+                    error: "no base currently serves this content; try these addresses",
+                    site: &site,
+                    path: &path,
+                    bases: &bases,
+                };
+                json(StatusCode::SERVICE_UNAVAILABLE, &body)
+            };
+            *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+            let headers = response.headers_mut();
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            response
+        }
+        Decision::BadRequest { parameter, message } => {
+            error(StatusCode::BAD_REQUEST, message, Some(parameter))
+        }
+        Decision::NotFound { message } => error(StatusCode::NOT_FOUND, message, None),
+    }
+}
+
+fn json<T: Serialize>(status: StatusCode, value: &T) -> Response {
+    match serde_json::to_vec(value) {
+        Ok(body) => {
+            let mut response = Response::new(Body::from(body));
+            *response.status_mut() = status;
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            response
+        }
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+}
+
+fn error(status: StatusCode, message: String, parameter: Option<&str>) -> Response {
+    #[derive(Serialize)]
+    struct ErrorBody<'a> {
+        error: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        parameter: Option<&'a str>,
+    }
+    json(
+        status,
+        &ErrorBody {
+            error: message,
+            parameter,
+        },
+    )
+}
+
+fn no_candidate_page(site: &str, path: &str, bases: &[String]) -> String {
+    let items: String = bases
+        .iter()
+        .map(|url| {
+            let url = escape_html(url);
+            format!("<li><a href=\"{url}\" rel=\"nofollow\">{url}</a></li>\n")
+        })
+        .collect();
+    format!(
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Temporarily unavailable</title></head>\n<body>\n<h1>No address currently serves this page</h1>\n<p>None of the addresses of <strong>{site}</strong> is serving <code>{path}</code> right now. One of these may still work:</p>\n<ul>\n{items}</ul>\n</body></html>\n",
+        site = escape_html(site),
+        path = escape_html(path),
+    )
+}
+
+fn escape_html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}

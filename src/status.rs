@@ -1,0 +1,223 @@
+//! The operators' JSON views of a snapshot: `/status`, `/status/{site}`,
+//! and `mirrorgate check --format json`. Hashes are `sha256:<hex>`, times
+//! RFC 3339 UTC.
+
+use serde::Serialize;
+
+use crate::clock::{UnixMillis, rfc3339};
+use crate::fingerprint::Hash;
+use crate::observation::Outcome;
+use crate::snapshot::{ArticleView, BaseState, Snapshot};
+use crate::verdict::Verdict;
+
+#[derive(Serialize)]
+pub struct Overview<'a> {
+    pub generated_at: String,
+    pub round: Round,
+    pub store: StoreStatus,
+    pub sites: Vec<SiteSummary<'a>>,
+}
+
+#[derive(Serialize)]
+pub struct Round {
+    pub completed: u64,
+    pub last_started_at: Option<String>,
+    pub last_finished_at: Option<String>,
+    pub last_duration_ms: Option<u64>,
+}
+
+#[derive(Serialize)]
+pub struct StoreStatus {
+    pub ok: bool,
+    pub error: Option<String>,
+    pub error_at: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct SiteSummary<'a> {
+    pub name: &'a str,
+    pub articles: usize,
+    pub bases: Vec<BaseSummary<'a>>,
+}
+
+#[derive(Serialize)]
+pub struct BaseSummary<'a> {
+    pub url: &'a str,
+    pub role: &'static str,
+    pub state: BaseState,
+    pub uptime: UptimeRatios,
+    pub latency_ms: Latency,
+    pub verdicts: VerdictCounts,
+}
+
+#[derive(Serialize)]
+pub struct UptimeRatios {
+    #[serde(rename = "1h")]
+    pub hour: Option<f64>,
+    #[serde(rename = "24h")]
+    pub day: Option<f64>,
+    #[serde(rename = "7d")]
+    pub week: Option<f64>,
+    #[serde(rename = "30d")]
+    pub month: Option<f64>,
+}
+
+#[derive(Serialize)]
+pub struct Latency {
+    pub p50: Option<u32>,
+    pub p95: Option<u32>,
+}
+
+#[derive(Serialize)]
+pub struct VerdictCounts {
+    pub same: usize,
+    pub stale: usize,
+    pub diverged: usize,
+    pub unknown: usize,
+    pub unreachable: usize,
+}
+
+#[derive(Serialize)]
+pub struct SiteDetail<'a> {
+    pub generated_at: String,
+    pub name: &'a str,
+    pub articles: Vec<ArticleDetail<'a>>,
+}
+
+#[derive(Serialize)]
+pub struct ArticleDetail<'a> {
+    pub path: &'a str,
+    pub reference: Option<Hash>,
+    pub redirect_to: Option<String>,
+    pub bases: Vec<BaseDetail<'a>>,
+}
+
+#[derive(Serialize)]
+pub struct BaseDetail<'a> {
+    pub url: &'a str,
+    pub role: &'static str,
+    pub verdict: Option<Verdict>,
+    pub outcome: Option<Outcome>,
+    pub http_status: Option<u16>,
+    pub latency_ms: Option<u32>,
+    pub hash: Option<Hash>,
+    pub raw_hash: Option<Hash>,
+    pub checked_at: Option<String>,
+    pub last_ok_at: Option<String>,
+}
+
+fn role(base: usize) -> &'static str {
+    if base == 0 { "primary" } else { "mirror" }
+}
+
+fn time(ms: Option<UnixMillis>) -> Option<String> {
+    ms.map(rfc3339)
+}
+
+pub fn overview(snapshot: &Snapshot, now: UnixMillis) -> Overview<'_> {
+    let sites = snapshot
+        .catalog
+        .sites
+        .iter()
+        .zip(&snapshot.sites)
+        .map(|(meta, view)| SiteSummary {
+            name: &meta.name,
+            articles: meta.articles.len(),
+            bases: meta
+                .base_names
+                .iter()
+                .zip(&view.bases)
+                .enumerate()
+                .map(|(index, (url, base))| {
+                    let [same, stale, diverged, unknown, unreachable] = base.verdict_counts;
+                    BaseSummary {
+                        url,
+                        role: role(index),
+                        state: base.state,
+                        uptime: UptimeRatios {
+                            hour: base.uptime.hour,
+                            day: base.uptime.day,
+                            week: base.uptime.week,
+                            month: base.uptime.month,
+                        },
+                        latency_ms: Latency {
+                            p50: base.latency_p50,
+                            p95: base.latency_p95,
+                        },
+                        verdicts: VerdictCounts {
+                            same,
+                            stale,
+                            diverged,
+                            unknown,
+                            unreachable,
+                        },
+                    }
+                })
+                .collect(),
+        })
+        .collect();
+    Overview {
+        generated_at: rfc3339(now),
+        round: Round {
+            completed: snapshot.round.completed,
+            last_started_at: time(snapshot.round.last_started_at),
+            last_finished_at: time(snapshot.round.last_finished_at),
+            last_duration_ms: snapshot.round.last_duration_ms,
+        },
+        store: StoreStatus {
+            ok: snapshot.store_error.is_none(),
+            error: snapshot.store_error.as_ref().map(|(_, e)| e.clone()),
+            error_at: snapshot.store_error.as_ref().map(|(at, _)| rfc3339(*at)),
+        },
+        sites,
+    }
+}
+
+pub fn site_detail(snapshot: &Snapshot, site: usize, now: UnixMillis) -> SiteDetail<'_> {
+    let meta = &snapshot.catalog.sites[site];
+    let articles = meta
+        .articles
+        .iter()
+        .zip(&snapshot.sites[site].articles)
+        .map(|(path, view)| article_detail(&meta.base_names, path, view))
+        .collect();
+    SiteDetail {
+        generated_at: rfc3339(now),
+        name: &meta.name,
+        articles,
+    }
+}
+
+pub fn article_detail<'a>(
+    bases: &'a [std::sync::Arc<str>],
+    path: &'a str,
+    view: &ArticleView,
+) -> ArticleDetail<'a> {
+    ArticleDetail {
+        path,
+        reference: view.reference,
+        redirect_to: view
+            .candidates
+            .first()
+            .map(|&b| format!("{}{}", bases[b], path)),
+        bases: bases
+            .iter()
+            .enumerate()
+            .map(|(index, url)| {
+                let observation = view.observations[index].as_ref();
+                BaseDetail {
+                    url,
+                    role: role(index),
+                    verdict: view.verdicts[index],
+                    outcome: observation.map(|o| o.outcome),
+                    http_status: observation.and_then(|o| o.http_status),
+                    latency_ms: observation.map(|o| o.latency_ms),
+                    hash: observation.and_then(|o| o.hash),
+                    raw_hash: observation.and_then(|o| o.raw_hash),
+                    checked_at: time(observation.map(|o| o.checked_at)),
+                    last_ok_at: time(observation.and_then(|o| o.last_ok_at)),
+                }
+            })
+            .collect(),
+    }
+}

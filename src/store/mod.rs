@@ -1,0 +1,75 @@
+//! Persistence behind one narrow seam.
+//!
+//! The daemon never reads the store on a request path: it loads the stored
+//! state once at start, keeps everything it serves in memory, and hands
+//! every probe result to a writer task that batches them into transactions.
+//! [`Store`] is the whole contract a backend must meet (SQLite now; a shared
+//! PostgreSQL store later, with the same tests run against both).
+
+mod sqlite;
+mod writer;
+
+pub use sqlite::SqliteStore;
+pub use writer::{StoreHealth, StoreWriter};
+
+use std::sync::Arc;
+
+use crate::clock::UnixMillis;
+use crate::fingerprint::Hash;
+use crate::observation::Observation;
+
+#[derive(Debug, thiserror::Error)]
+#[error("store {path}: {source}")]
+pub struct StoreError {
+    pub path: String,
+    #[source]
+    pub source: rusqlite::Error,
+}
+
+/// One probe result, named by site, base and article rather than by index,
+/// so stored state survives config edits that reorder things.
+#[derive(Clone, Debug)]
+pub struct ProbeRecord {
+    pub site: Arc<str>,
+    pub base: Arc<str>,
+    pub article: Arc<str>,
+    pub is_primary: bool,
+    pub observation: Observation,
+}
+
+/// Everything the daemon needs to resume where it stopped.
+#[derive(Debug, Default)]
+pub struct StoredState {
+    pub latest: Vec<ProbeRecord>,
+    pub versions: Vec<StoredVersion>,
+    pub minutes: Vec<MinuteCount>,
+    /// Recent ok latencies per base, newest last.
+    pub latencies: Vec<(String, Vec<u32>)>,
+}
+
+#[derive(Clone, Debug)]
+pub struct StoredVersion {
+    pub site: String,
+    pub article: String,
+    pub hash: Hash,
+    pub last_seen: UnixMillis,
+}
+
+/// Probes of one base in one minute: the unit uptime is computed from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MinuteCount {
+    pub base: String,
+    pub minute: i64,
+    pub probes: u32,
+    pub ok: u32,
+}
+
+pub trait Store: Send + 'static {
+    /// Writes a batch in one transaction: the probes, each base's latest
+    /// result per article, the primary's versions and the uptime counts.
+    fn record_round(&mut self, batch: &[ProbeRecord]) -> Result<(), StoreError>;
+    /// The state to resume from; `latencies_per_base` bounds the samples.
+    fn load_snapshot(&mut self, latencies_per_base: usize) -> Result<StoredState, StoreError>;
+    /// Drops everything older than `before`; returns the rows removed.
+    fn prune(&mut self, before: UnixMillis) -> Result<u64, StoreError>;
+}

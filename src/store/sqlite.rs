@@ -1,0 +1,390 @@
+//! The embedded SQLite store (WAL, one writer connection).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+
+use super::{MinuteCount, ProbeRecord, Store, StoreError, StoredState, StoredVersion};
+use crate::clock::UnixMillis;
+use crate::fingerprint::Hash;
+use crate::observation::{Observation, Outcome};
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS probes (
+    id INTEGER PRIMARY KEY,
+    site TEXT NOT NULL,
+    base TEXT NOT NULL,
+    article TEXT NOT NULL,
+    at INTEGER NOT NULL,
+    outcome TEXT NOT NULL,
+    http_status INTEGER,
+    latency_ms INTEGER NOT NULL,
+    raw_hash BLOB,
+    hash BLOB
+);
+CREATE INDEX IF NOT EXISTS probes_at ON probes (at);
+CREATE INDEX IF NOT EXISTS probes_base_ok ON probes (base, id) WHERE outcome = 'ok';
+CREATE TABLE IF NOT EXISTS latest (
+    site TEXT NOT NULL,
+    base TEXT NOT NULL,
+    article TEXT NOT NULL,
+    is_primary INTEGER NOT NULL,
+    at INTEGER NOT NULL,
+    outcome TEXT NOT NULL,
+    http_status INTEGER,
+    latency_ms INTEGER NOT NULL,
+    raw_hash BLOB,
+    hash BLOB,
+    last_ok_at INTEGER,
+    PRIMARY KEY (site, base, article)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS versions (
+    site TEXT NOT NULL,
+    article TEXT NOT NULL,
+    hash BLOB NOT NULL,
+    first_seen INTEGER NOT NULL,
+    last_seen INTEGER NOT NULL,
+    PRIMARY KEY (site, article, hash)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS base_minutes (
+    base TEXT NOT NULL,
+    minute INTEGER NOT NULL,
+    probes INTEGER NOT NULL,
+    ok INTEGER NOT NULL,
+    PRIMARY KEY (base, minute)
+) WITHOUT ROWID;
+";
+
+pub struct SqliteStore {
+    connection: Connection,
+    path: PathBuf,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the store for reading and writing.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let fail = |source| StoreError {
+            path: path.display().to_string(),
+            source,
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            // A missing directory surfaces as SQLite's own open error below.
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let connection = Connection::open(path).map_err(fail)?;
+        // An operator's sqlite3 shell may hold a lock for a while.
+        connection
+            .busy_timeout(Duration::from_secs(10))
+            .map_err(fail)?;
+        connection
+            .execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")
+            .map_err(fail)?;
+        connection.execute_batch(SCHEMA).map_err(fail)?;
+        Ok(SqliteStore {
+            connection,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Opens an existing store without writing to it (`mirrorgate check`).
+    pub fn open_read_only(path: &Path) -> Result<Self, StoreError> {
+        let connection = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .and_then(|c| {
+                c.busy_timeout(Duration::from_secs(10))?;
+                Ok(c)
+            })
+            .map_err(|source| StoreError {
+                path: path.display().to_string(),
+                source,
+            })?;
+        Ok(SqliteStore {
+            connection,
+            path: path.to_path_buf(),
+        })
+    }
+
+    fn error(&self, source: rusqlite::Error) -> StoreError {
+        StoreError {
+            path: self.path.display().to_string(),
+            source,
+        }
+    }
+
+    fn write(&mut self, batch: &[ProbeRecord]) -> rusqlite::Result<()> {
+        let tx = self.connection.transaction()?;
+        {
+            let mut insert_probe = tx.prepare_cached(
+                "INSERT INTO probes (site, base, article, at, outcome, http_status, latency_ms, raw_hash, hash)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )?;
+            let mut upsert_latest = tx.prepare_cached(
+                "INSERT INTO latest (site, base, article, is_primary, at, outcome, http_status, latency_ms, raw_hash, hash, last_ok_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+                 ON CONFLICT (site, base, article) DO UPDATE SET
+                   is_primary = excluded.is_primary, at = excluded.at, outcome = excluded.outcome,
+                   http_status = excluded.http_status, latency_ms = excluded.latency_ms,
+                   raw_hash = excluded.raw_hash, hash = excluded.hash, last_ok_at = excluded.last_ok_at
+                 WHERE excluded.at >= latest.at",
+            )?;
+            let mut upsert_version = tx.prepare_cached(
+                "INSERT INTO versions (site, article, hash, first_seen, last_seen) VALUES (?1, ?2, ?3, ?4, ?4)
+                 ON CONFLICT (site, article, hash) DO UPDATE SET last_seen = max(last_seen, excluded.last_seen)",
+            )?;
+            let mut count_minute = tx.prepare_cached(
+                "INSERT INTO base_minutes (base, minute, probes, ok) VALUES (?1, ?2, 1, ?3)
+                 ON CONFLICT (base, minute) DO UPDATE SET probes = probes + 1, ok = ok + excluded.ok",
+            )?;
+            for record in batch {
+                let o = &record.observation;
+                let raw = o.raw_hash.map(|h| h.0.to_vec());
+                let hash = o.hash.map(|h| h.0.to_vec());
+                insert_probe.execute(params![
+                    &*record.site,
+                    &*record.base,
+                    &*record.article,
+                    o.checked_at,
+                    o.outcome.as_str(),
+                    o.http_status,
+                    o.latency_ms,
+                    raw,
+                    hash
+                ])?;
+                upsert_latest.execute(params![
+                    &*record.site,
+                    &*record.base,
+                    &*record.article,
+                    record.is_primary,
+                    o.checked_at,
+                    o.outcome.as_str(),
+                    o.http_status,
+                    o.latency_ms,
+                    raw,
+                    hash,
+                    o.last_ok_at
+                ])?;
+                if record.is_primary && o.is_ok() {
+                    upsert_version.execute(params![
+                        &*record.site,
+                        &*record.article,
+                        hash,
+                        o.checked_at
+                    ])?;
+                }
+                count_minute.execute(params![
+                    &*record.base,
+                    o.checked_at.div_euclid(60_000),
+                    o.is_ok() as i64
+                ])?;
+            }
+        }
+        tx.commit()
+    }
+
+    fn load(&mut self, latencies_per_base: usize) -> rusqlite::Result<StoredState> {
+        let mut state = StoredState::default();
+        let mut latest = self.connection.prepare(
+            "SELECT site, base, article, is_primary, at, outcome, http_status, latency_ms, raw_hash, hash, last_ok_at FROM latest",
+        )?;
+        let rows = latest.query_map([], |row| {
+            let outcome: String = row.get(5)?;
+            Ok(ProbeRecord {
+                site: row.get::<_, String>(0)?.into(),
+                base: row.get::<_, String>(1)?.into(),
+                article: row.get::<_, String>(2)?.into(),
+                is_primary: row.get(3)?,
+                observation: Observation {
+                    outcome: Outcome::parse(&outcome).unwrap_or(Outcome::Connect),
+                    http_status: row.get(6)?,
+                    latency_ms: row.get(7)?,
+                    raw_hash: hash_column(row.get(8)?),
+                    hash: hash_column(row.get(9)?),
+                    checked_at: row.get(4)?,
+                    last_ok_at: row.get(10)?,
+                },
+            })
+        })?;
+        for row in rows {
+            state.latest.push(row?);
+        }
+        let mut versions = self
+            .connection
+            .prepare("SELECT site, article, hash, last_seen FROM versions")?;
+        let rows = versions.query_map([], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, String>(1)?,
+                hash_column(row.get(2)?),
+                row.get::<_, i64>(3)?,
+            ))
+        })?;
+        for row in rows {
+            let (site, article, hash, last_seen) = row?;
+            if let Some(hash) = hash {
+                state.versions.push(StoredVersion {
+                    site,
+                    article,
+                    hash,
+                    last_seen,
+                });
+            }
+        }
+        let mut minutes = self
+            .connection
+            .prepare("SELECT base, minute, probes, ok FROM base_minutes ORDER BY base, minute")?;
+        let rows = minutes.query_map([], |row| {
+            Ok(MinuteCount {
+                base: row.get(0)?,
+                minute: row.get(1)?,
+                probes: row.get(2)?,
+                ok: row.get(3)?,
+            })
+        })?;
+        for row in rows {
+            state.minutes.push(row?);
+        }
+        let bases: Vec<String> = self
+            .connection
+            .prepare("SELECT DISTINCT base FROM latest")?
+            .query_map([], |row| row.get(0))?
+            .collect::<Result<_, _>>()?;
+        let mut recent = self.connection.prepare(
+            "SELECT latency_ms FROM probes WHERE base = ?1 AND outcome = 'ok' ORDER BY id DESC LIMIT ?2",
+        )?;
+        for base in bases {
+            let mut samples: Vec<u32> = recent
+                .query_map(params![base, latencies_per_base as i64], |row| row.get(0))?
+                .collect::<Result<_, _>>()?;
+            samples.reverse();
+            state.latencies.push((base, samples));
+        }
+        Ok(state)
+    }
+
+    /// The newest probe time in the store, if any (used by tests and tools).
+    pub fn last_probe_at(&self) -> Result<Option<UnixMillis>, StoreError> {
+        self.connection
+            .query_row("SELECT max(at) FROM probes", [], |row| row.get(0))
+            .optional()
+            .map(Option::flatten)
+            .map_err(|e| self.error(e))
+    }
+}
+
+fn hash_column(bytes: Option<Vec<u8>>) -> Option<Hash> {
+    let bytes: [u8; 32] = bytes?.try_into().ok()?;
+    Some(Hash(bytes))
+}
+
+impl Store for SqliteStore {
+    fn record_round(&mut self, batch: &[ProbeRecord]) -> Result<(), StoreError> {
+        self.write(batch).map_err(|e| self.error(e))
+    }
+
+    fn load_snapshot(&mut self, latencies_per_base: usize) -> Result<StoredState, StoreError> {
+        self.load(latencies_per_base).map_err(|e| self.error(e))
+    }
+
+    fn prune(&mut self, before: UnixMillis) -> Result<u64, StoreError> {
+        let result = (|| {
+            let tx = self.connection.transaction()?;
+            let mut removed = tx.execute("DELETE FROM probes WHERE at < ?1", [before])?;
+            removed += tx.execute("DELETE FROM versions WHERE last_seen < ?1", [before])?;
+            removed += tx.execute(
+                "DELETE FROM base_minutes WHERE minute < ?1",
+                [before.div_euclid(60_000)],
+            )?;
+            tx.commit()?;
+            Ok(removed as u64)
+        })();
+        result.map_err(|e| self.error(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(base: &str, at: i64, ok: bool, hash: u8) -> ProbeRecord {
+        ProbeRecord {
+            site: "s".into(),
+            base: base.into(),
+            article: "/a".into(),
+            is_primary: base == "https://p",
+            observation: Observation {
+                outcome: if ok { Outcome::Ok } else { Outcome::Timeout },
+                http_status: ok.then_some(200),
+                latency_ms: 7,
+                raw_hash: ok.then_some(Hash([hash; 32])),
+                hash: ok.then_some(Hash([hash; 32])),
+                checked_at: at,
+                last_ok_at: Some(at),
+            },
+        }
+    }
+
+    #[test]
+    fn round_trip_and_prune() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.db");
+        let mut store = SqliteStore::open(&path).unwrap();
+        store
+            .record_round(&[
+                record("https://p", 60_000, true, 1),
+                record("https://m", 60_001, false, 0),
+                record("https://p", 120_000, true, 2),
+            ])
+            .unwrap();
+        drop(store);
+        let mut store = SqliteStore::open(&path).unwrap();
+        let state = store.load_snapshot(10).unwrap();
+        assert_eq!(state.latest.len(), 2);
+        let primary = state
+            .latest
+            .iter()
+            .find(|r| &*r.base == "https://p")
+            .unwrap();
+        assert_eq!(primary.observation.hash, Some(Hash([2; 32])));
+        assert_eq!(state.versions.len(), 2);
+        assert_eq!(
+            state.minutes,
+            vec![
+                MinuteCount {
+                    base: "https://m".into(),
+                    minute: 1,
+                    probes: 1,
+                    ok: 0
+                },
+                MinuteCount {
+                    base: "https://p".into(),
+                    minute: 1,
+                    probes: 1,
+                    ok: 1
+                },
+                MinuteCount {
+                    base: "https://p".into(),
+                    minute: 2,
+                    probes: 1,
+                    ok: 1
+                },
+            ]
+        );
+        assert_eq!(
+            state
+                .latencies
+                .iter()
+                .find(|(b, _)| b == "https://p")
+                .unwrap()
+                .1,
+            vec![7, 7]
+        );
+        let removed = store.prune(120_000).unwrap();
+        assert_eq!(removed, 2 + 1 + 2, "two probes, one version, two minutes");
+        assert_eq!(store.load_snapshot(10).unwrap().versions.len(), 1);
+        let mode: String = store
+            .connection
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+    }
+}
