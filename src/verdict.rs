@@ -51,6 +51,12 @@ pub struct Version {
 /// `served[i]` is base i's normalized hash if its last probe was ok, base 0
 /// being the primary. Ties in the consensus go to the version the primary
 /// served most recently, then to the base listed first.
+///
+/// Without the primary, a hash must be corroborated to become the
+/// reference: either the primary served it before, or at least two bases
+/// serve it. Otherwise one seized mirror answering with a block page while
+/// everything else is down would be "the majority", and readers would be
+/// sent to it.
 pub fn reference(served: &[Option<Hash>], history: &[Version]) -> Option<Hash> {
     if let Some(Some(primary)) = served.first() {
         return Some(*primary);
@@ -67,10 +73,11 @@ pub fn reference(served: &[Option<Hash>], history: &[Version]) -> Option<Hash> {
         history
             .iter()
             .find(|v| v.hash == *hash)
-            .map_or(i64::MIN, |v| v.last_seen)
+            .map(|v| v.last_seen)
     };
     tally
         .into_iter()
+        .filter(|(hash, votes, _)| *votes >= 2 || recency(hash).is_some())
         .max_by(|a, b| {
             a.1.cmp(&b.1)
                 .then_with(|| recency(&a.0).cmp(&recency(&b.0)))
@@ -124,8 +131,25 @@ mod tests {
         let served = [None, Some(h(1)), Some(h(2)), Some(h(9))];
         let history = [v(1, 100), v(2, 200)];
         assert_eq!(reference(&served, &history), Some(h(2)));
-        // Without history, the base listed first wins the tie.
-        assert_eq!(reference(&served, &[]), Some(h(1)));
+        // Without history, a two-two tie goes to the base listed first.
+        let served = [None, Some(h(2)), Some(h(1)), Some(h(1)), Some(h(2))];
+        assert_eq!(reference(&served, &[]), Some(h(2)));
+    }
+
+    #[test]
+    fn a_lone_uncorroborated_hash_is_no_reference() {
+        // Primary down, one base answering with something the primary never served.
+        assert_eq!(reference(&[None, Some(h(6)), None], &[v(1, 100)]), None);
+        // The same lone answer is fine when it is a version the primary served.
+        assert_eq!(
+            reference(&[None, Some(h(1)), None], &[v(1, 100)]),
+            Some(h(1))
+        );
+        // A known version beats an uncorroborated newcomer, whatever the order.
+        assert_eq!(
+            reference(&[None, Some(h(6)), Some(h(1))], &[v(1, 100)]),
+            Some(h(1))
+        );
     }
 
     #[test]
