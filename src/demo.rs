@@ -7,6 +7,7 @@
 //! censor's block page, and one that is down. The config is written to a
 //! temp dir and goes through the same validation as an operator's.
 
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -127,7 +128,7 @@ content_selector = "article"
     let first = ARTICLES[0].path;
     let go_target = format!("http://{faithful}{first}");
     let go = url::form_urlencoded::byte_serialize(go_target.as_bytes()).collect::<String>();
-    println!(
+    let banner = format!(
         "mirrorgate demo: watching site \"{SITE}\" on loopback origins (config and store in {dir})\n\
          \n\
          \x20 primary          http://{primary}\n\
@@ -146,6 +147,11 @@ content_selector = "article"
         dir = dir.path().display(),
         update = INTERVAL_SECS * 3 / 2,
     );
+    // Not println!: a reader that stops reading (`mirrorgate demo | head`)
+    // must not take the daemon down with a panic on EPIPE.
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "{banner}").and_then(|_| stdout.flush());
+    drop(stdout);
     let updated = origins.updated.clone();
     let stop = shutdown.clone();
     tokio::spawn(async move {
