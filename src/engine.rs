@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::clock::{UnixMillis, millis, now_ms};
-use crate::observation::Observation;
+use crate::observation::{Observation, Outcome};
 use crate::snapshot::{
     ArticleView, BaseState, BaseView, Catalog, RoundInfo, SiteView, Snapshot, redirect_order,
 };
@@ -155,7 +155,8 @@ impl Engine {
                 tracker.latencies.pop_front();
             }
             tracker.latencies.push_back(observation.latency_ms);
-        } else {
+        } else if observation.outcome != Outcome::RateLimited {
+            // A 429 means the host is alive and asks us to slow down: not a failure.
             tracker.consecutive_failures = tracker.consecutive_failures.saturating_add(1);
         }
         ProbeRecord {

@@ -1,0 +1,256 @@
+//! The command line as editors, CI and newcomers use it: exit codes,
+//! located config errors, `check` reports and the demo.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use common::*;
+use serde_json::Value;
+
+fn mirrorgate(args: &[&str]) -> Output {
+    Command::new(binary())
+        .args(args)
+        .output()
+        .expect("run mirrorgate")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn validate_accepts_the_shipped_example() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/config/mirrorgate.toml");
+    let out = mirrorgate(&["validate", "--config", example]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains(": ok ("));
+}
+
+#[test]
+fn validate_prints_every_problem_with_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(
+        &path,
+        r#"[probe]
+intervall = "5m"
+timeout = "soon"
+
+[[sites]]
+name = "a"
+primary = "https://www.example.com"
+mirrors = ["www.example.co.uk", "https://www.example.com"]
+articles = ["/x"]
+
+[[sites]]
+name = "a"
+primary = "https://b.example.org"
+articles = []
+"#,
+    )
+    .unwrap();
+    let out = mirrorgate(&["validate", "--config", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    let file = path.display().to_string();
+    let lines: Vec<&str> = stderr.lines().collect();
+    let expected = [
+        format!("{file}:2:1: unknown key \"intervall\" in [probe] (did you mean \"interval\"?)"),
+        format!("{file}:3:11: `probe.timeout` \"soon\" is not a duration"),
+        format!("{file}:8:12: `sites[0].mirrors[0]`: mirror \"www.example.co.uk\" has no scheme"),
+        format!(
+            "{file}:8:33: `sites[0].mirrors[1]`: base \"https://www.example.com\" is listed twice"
+        ),
+        format!("{file}:12:8: duplicate site name \"a\""),
+        format!("{file}:14:12: `sites[1].articles` is empty"),
+    ];
+    assert_eq!(lines.len(), expected.len(), "{stderr}");
+    for (line, want) in lines.iter().zip(&expected) {
+        assert!(
+            line.starts_with(want.as_str()),
+            "got {line:?}, want {want:?}"
+        );
+    }
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    assert_eq!(mirrorgate(&["frobnicate"]).status.code(), Some(2));
+    assert_eq!(
+        mirrorgate(&["check", "--format", "yaml", "--config", "x"])
+            .status
+            .code(),
+        Some(2)
+    );
+    let out = mirrorgate(&["run", "--config", "/nonexistent/mirrorgate.toml"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).starts_with("/nonexistent/mirrorgate.toml:1:1: cannot read config"));
+    let out = Command::new(binary())
+        .args(["validate"])
+        .env("MIRRORGATE_CONFIG", "/nonexistent/from-env.toml")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("/nonexistent/from-env.toml"),
+        "the env var names the config"
+    );
+}
+
+async fn check(config: &std::path::Path, format: &str) -> Output {
+    let config = config.to_path_buf();
+    let format = format.to_string();
+    tokio::task::spawn_blocking(move || {
+        Command::new(binary())
+            .args(["check", "--format", &format, "--config"])
+            .arg(&config)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn check_reports_verdicts_and_exits_by_whether_every_article_is_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let primary = TestOrigin::start(Behavior::Status(404)).await;
+    primary.set_path(
+        ARTICLE,
+        Behavior::Page(fixture(
+            "primary-v1.html",
+            "www.example.com",
+            &primary.authority(),
+        )),
+    );
+    let mirror = TestOrigin::start(Behavior::Status(404)).await;
+    mirror.set_path(
+        ARTICLE,
+        Behavior::Page(fixture(
+            "mirror-relative-v1.html",
+            "mirror.example.net",
+            &mirror.authority(),
+        )),
+    );
+    let blocked = TestOrigin::start(Behavior::Page(fixture("blockpage.html", "", ""))).await;
+    let write = |articles: Vec<&str>| {
+        let path = dir.path().join("check.toml");
+        std::fs::write(
+            &path,
+            config_text(
+                &dir.path().join("never-created.db"),
+                "",
+                &[SiteSpec {
+                    name: "news",
+                    primary: primary.url(),
+                    mirrors: vec![mirror.url(), blocked.url()],
+                    articles,
+                    extra: "content_selector = \"article\"",
+                }],
+            ),
+        )
+        .unwrap();
+        path
+    };
+
+    let served = write(vec![ARTICLE]);
+    let out = check(&served, "text").await;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let report = text(&out.stdout);
+    assert!(
+        report.contains(&format!("{ARTICLE}  ->  {}{ARTICLE}", primary.url())),
+        "{report}"
+    );
+    assert!(
+        report.contains("1 of 1 articles have a live base"),
+        "{report}"
+    );
+    assert!(
+        !dir.path().join("never-created.db").exists(),
+        "check writes nothing"
+    );
+
+    let out = check(&served, "json").await;
+    assert_eq!(out.status.code(), Some(0));
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["ok"], true);
+    let bases = bases_of(&json["sites"][0], ARTICLE);
+    assert_eq!(bases[&primary.url()]["verdict"], "same");
+    assert_eq!(bases[&mirror.url()]["verdict"], "same");
+    assert_eq!(bases[&blocked.url()]["verdict"], "diverged");
+
+    // An article only the block page "serves": nothing faithful is reachable.
+    let unserved = write(vec![ARTICLE, "/gone"]);
+    let out = check(&unserved, "json").await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["ok"], false);
+    let gone = bases_of(&json["sites"][0], "/gone");
+    assert_eq!(gone[&primary.url()]["verdict"], "unreachable");
+    assert_eq!(gone[&primary.url()]["http_status"], 404);
+    assert_eq!(
+        gone[&blocked.url()]["verdict"],
+        "unknown",
+        "no reference without a primary or a majority"
+    );
+}
+
+#[test]
+fn demo_runs_the_daemon_against_its_loopback_origins() {
+    let mut child = Command::new(binary())
+        .args(["demo", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut status_url = None;
+    for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+        if let Some(url) = line
+            .trim()
+            .strip_prefix("curl -s ")
+            .filter(|u| u.ends_with("/status/demo-news"))
+        {
+            status_url = Some(url.to_string());
+            break;
+        }
+    }
+    // The pipe is closed here, mid-banner: the demo must carry on regardless.
+    let status_url = status_url.expect("the demo prints its status URL");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let verdicts = runtime.block_on(eventually(
+        "the demo's first round",
+        Duration::from_secs(20),
+        || {
+            let url = status_url.clone();
+            async move {
+                let detail = get_json(&url).await;
+                let bases = detail["articles"][0]["bases"].as_array()?.clone();
+                let verdicts: Vec<String> = bases
+                    .iter()
+                    .map(|b| b["verdict"].as_str().map(str::to_string))
+                    .collect::<Option<_>>()?;
+                Some(verdicts)
+            }
+        },
+    ));
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(verdicts[0], "same", "primary");
+    assert_eq!(verdicts[1], "same", "faithful mirror");
+    assert!(
+        verdicts[2] == "same" || verdicts[2] == "stale",
+        "stale mirror before/after the update"
+    );
+    assert_eq!(verdicts[3], "diverged", "block page");
+    assert_eq!(verdicts[4], "unreachable", "down mirror");
+}

@@ -1,0 +1,348 @@
+//! Test harness: origin servers on 127.0.0.1 ephemeral ports whose
+//! behaviour a test can switch between rounds, and the real `mirrorgate`
+//! binary started against them. Nothing here reaches past loopback.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::Value;
+use tokio::net::TcpListener;
+
+pub const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
+pub const ARTICLE: &str = "/Detail/2017/01/24/507408/Trump-Russia-Daesh";
+
+/// A shared fixture page with its `www.example.*` hosts moved onto `host`.
+pub fn fixture(name: &str, fixture_host: &str, host: &str) -> String {
+    let text = std::fs::read_to_string(Path::new(FIXTURES).join(name)).expect("fixture exists");
+    text.replace(fixture_host, host)
+}
+
+#[derive(Clone, Debug)]
+pub enum Behavior {
+    Page(String),
+    Status(u16),
+    /// Accepts the request and never answers.
+    Hang,
+    Redirect(String),
+    RateLimited {
+        retry_after_secs: u64,
+    },
+    Bytes {
+        size: usize,
+    },
+}
+
+/// An origin server whose answer per path can be changed at any time.
+pub struct TestOrigin {
+    pub addr: SocketAddr,
+    behaviors: Arc<Mutex<HashMap<String, Behavior>>>,
+    fallback: Arc<Mutex<Behavior>>,
+    pub requests: Arc<Mutex<Vec<(Instant, String)>>>,
+}
+
+impl TestOrigin {
+    pub async fn start(fallback: Behavior) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
+        let addr = listener.local_addr().unwrap();
+        let behaviors: Arc<Mutex<HashMap<String, Behavior>>> = Arc::default();
+        let fallback = Arc::new(Mutex::new(fallback));
+        let requests: Arc<Mutex<Vec<(Instant, String)>>> = Arc::default();
+        let (b, f, r) = (behaviors.clone(), fallback.clone(), requests.clone());
+        let app = Router::new().fallback(move |uri: Uri| {
+            let path = uri
+                .path_and_query()
+                .map_or("/".to_string(), |p| p.to_string());
+            r.lock().unwrap().push((Instant::now(), path.clone()));
+            let configured = {
+                let map = b.lock().unwrap();
+                map.get(&path).or_else(|| map.get(uri.path())).cloned()
+            };
+            let behavior = configured.unwrap_or_else(|| f.lock().unwrap().clone());
+            respond(behavior)
+        });
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        TestOrigin {
+            addr,
+            behaviors,
+            fallback,
+            requests,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn authority(&self) -> String {
+        self.addr.to_string()
+    }
+
+    pub fn set(&self, behavior: Behavior) {
+        *self.fallback.lock().unwrap() = behavior;
+    }
+
+    pub fn set_path(&self, path: &str, behavior: Behavior) {
+        self.behaviors
+            .lock()
+            .unwrap()
+            .insert(path.to_string(), behavior);
+    }
+
+    pub fn request_count(&self) -> usize {
+        self.requests.lock().unwrap().len()
+    }
+}
+
+async fn respond(behavior: Behavior) -> Response {
+    match behavior {
+        Behavior::Page(body) => {
+            ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response()
+        }
+        Behavior::Status(code) => (StatusCode::from_u16(code).unwrap(), "status\n").into_response(),
+        Behavior::Hang => {
+            std::future::pending::<()>().await;
+            unreachable!()
+        }
+        Behavior::Redirect(location) => {
+            (StatusCode::FOUND, [(header::LOCATION, location)]).into_response()
+        }
+        Behavior::RateLimited { retry_after_secs } => (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(header::RETRY_AFTER, retry_after_secs.to_string())],
+            "slow down\n",
+        )
+            .into_response(),
+        Behavior::Bytes { size } => Response::builder()
+            .header(header::CONTENT_TYPE, "text/html")
+            .body(Body::from(vec![b'x'; size]))
+            .unwrap(),
+    }
+}
+
+/// A port nothing listens on: bound, then released.
+pub async fn closed_port() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    listener.local_addr().unwrap()
+}
+
+pub struct SiteSpec<'a> {
+    pub name: &'a str,
+    pub primary: String,
+    pub mirrors: Vec<String>,
+    pub articles: Vec<&'a str>,
+    pub extra: &'a str,
+}
+
+/// A config for `sites`, with a short timeout and no per-host limit to
+/// speak of, unless `probe` overrides them.
+pub fn config_text(store: &Path, probe: &str, sites: &[SiteSpec]) -> String {
+    let mut text = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n\n[store]\npath = \"{}\"\n\n[probe]\n{}\n",
+        store.display(),
+        if probe.is_empty() {
+            "interval = \"1h\"\ntimeout = \"2s\"\nper_host_rate = 100"
+        } else {
+            probe
+        }
+    );
+    for site in sites {
+        let quote = |v: &[String]| {
+            v.iter()
+                .map(|m| format!("\"{m}\""))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let articles: Vec<String> = site.articles.iter().map(|a| a.to_string()).collect();
+        text.push_str(&format!(
+            "\n[[sites]]\nname = \"{}\"\nprimary = \"{}\"\nmirrors = [{}]\narticles = [{}]\n{}\n",
+            site.name,
+            site.primary,
+            quote(&site.mirrors),
+            quote(&articles),
+            site.extra
+        ));
+    }
+    text
+}
+
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_mirrorgate")
+}
+
+/// The real daemon, as an operator runs it.
+pub struct Daemon {
+    child: Child,
+    pub addr: SocketAddr,
+    pub config: PathBuf,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Daemon {
+    /// Starts `mirrorgate run` and waits for it to report its address.
+    pub fn start(config: &Path) -> Self {
+        let mut child = Command::new(binary())
+            .args(["--log-format", "json", "run", "--config"])
+            .arg(config)
+            .env("RUST_LOG", "mirrorgate=debug")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start mirrorgate");
+        let stderr = child.stderr.take().unwrap();
+        let log: Arc<Mutex<Vec<String>>> = Arc::default();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let lines = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Ok(entry) = serde_json::from_str::<Value>(&line)
+                    && let Some(addr) = entry["fields"]["local_addr"].as_str()
+                {
+                    let _ = tx.send(addr.parse::<SocketAddr>().unwrap());
+                }
+                lines.lock().unwrap().push(line);
+            }
+        });
+        let addr = match rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(addr) => addr,
+            Err(_) => panic!(
+                "daemon did not start; log:\n{}",
+                log.lock().unwrap().join("\n")
+            ),
+        };
+        Daemon {
+            child,
+            addr,
+            config: config.to_path_buf(),
+            log,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    pub fn kill_hard(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &self.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for exit, returning the exit code.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<i32> {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A client that never follows redirects: tests look at the 302 itself.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+pub async fn get_json(url: &str) -> Value {
+    let response = client().get(url).send().await.expect("request");
+    let text = response.text().await.unwrap();
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{url}: {e}: {text}"))
+}
+
+/// Polls `probe` until it returns Some, or fails the test with `what`.
+pub async fn eventually<T, F, Fut>(what: &str, within: Duration, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        if Instant::now() > deadline {
+            panic!("timed out waiting for: {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits until the daemon has completed at least `rounds` rounds.
+pub async fn rounds_completed(daemon: &Daemon, rounds: u64) -> Value {
+    let url = daemon.url("/status");
+    eventually(&format!("{rounds} rounds"), Duration::from_secs(30), || {
+        let url = url.clone();
+        async move {
+            let status = get_json(&url).await;
+            (status["round"]["completed"].as_u64()? >= rounds).then_some(status)
+        }
+    })
+    .await
+}
+
+/// The per-base entries of one article in `/status/{site}`, keyed by base URL.
+pub fn bases_of(detail: &Value, path: &str) -> HashMap<String, Value> {
+    let article = detail["articles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["path"] == path)
+        .unwrap_or_else(|| panic!("article {path} in {detail}"));
+    article["bases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| (b["url"].as_str().unwrap().to_string(), b.clone()))
+        .collect()
+}
+
+pub fn article_of<'a>(detail: &'a Value, path: &str) -> &'a Value {
+    detail["articles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["path"] == path)
+        .unwrap()
+}

@@ -1,0 +1,634 @@
+//! The daemon end to end: real origins on loopback, the real binary, and
+//! what readers and operators see over HTTP.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use reqwest::header;
+use serde_json::Value;
+
+/// The shared fixtures' pages, moved onto loopback origins.
+struct Pages;
+
+impl Pages {
+    fn primary(origin: &TestOrigin) -> String {
+        fixture("primary-v1.html", "www.example.com", &origin.authority())
+    }
+    fn primary_v2(origin: &TestOrigin) -> String {
+        fixture("primary-v2.html", "www.example.com", &origin.authority())
+    }
+    fn faithful(origin: &TestOrigin) -> String {
+        fixture(
+            "mirror-faithful-v1.html",
+            "www.example.co.uk",
+            &origin.authority(),
+        )
+    }
+    fn relative(origin: &TestOrigin) -> String {
+        fixture(
+            "mirror-relative-v1.html",
+            "mirror.example.net",
+            &origin.authority(),
+        )
+    }
+    fn tampered(origin: &TestOrigin) -> String {
+        fixture(
+            "mirror-tampered-v1.html",
+            "www.example.co.uk",
+            &origin.authority(),
+        )
+    }
+}
+
+async fn origin_with(page: impl Fn(&TestOrigin) -> String) -> TestOrigin {
+    let origin = TestOrigin::start(Behavior::Status(404)).await;
+    origin.set(Behavior::Page(page(&origin)));
+    origin
+}
+
+fn verdict(bases: &std::collections::HashMap<String, Value>, origin: &str) -> (String, String) {
+    let base = &bases[origin];
+    (
+        base["verdict"].as_str().unwrap_or("null").to_string(),
+        base["outcome"].as_str().unwrap_or("null").to_string(),
+    )
+}
+
+#[tokio::test]
+async fn verdicts_redirects_and_status_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let primary = origin_with(Pages::primary).await;
+    let faithful = origin_with(Pages::faithful).await;
+    let relative = origin_with(Pages::relative).await;
+    let tampered = origin_with(Pages::tampered).await;
+    let blockpage = origin_with(|_| fixture("blockpage.html", "", "")).await;
+    let moved = TestOrigin::start(Behavior::Status(404)).await;
+    moved.set_path(ARTICLE, Behavior::Redirect("/amp/moved".into()));
+    moved.set_path("/amp/moved", Behavior::Page(Pages::faithful(&moved)));
+    let down = closed_port().await;
+    let hanging = TestOrigin::start(Behavior::Hang).await;
+    let off_site = TestOrigin::start(Behavior::Redirect(format!(
+        "http://{}/parked",
+        closed_port().await
+    )))
+    .await;
+    let rate_limited = TestOrigin::start(Behavior::RateLimited {
+        retry_after_secs: 3600,
+    })
+    .await;
+    let huge = TestOrigin::start(Behavior::Bytes { size: 3 << 20 }).await;
+    let down_url = format!("http://{down}");
+    let mirrors = vec![
+        faithful.url(),
+        relative.url(),
+        tampered.url(),
+        blockpage.url(),
+        moved.url(),
+        down_url.clone(),
+        hanging.url(),
+        off_site.url(),
+        rate_limited.url(),
+        huge.url(),
+    ];
+    let config = dir.path().join("mirrorgate.toml");
+    std::fs::write(
+        &config,
+        config_text(
+            &dir.path().join("state.db"),
+            "interval = \"1h\"\ntimeout = \"2s\"\nper_host_rate = 100\nmax_body = \"1MiB\"",
+            &[SiteSpec {
+                name: "news",
+                primary: primary.url(),
+                mirrors,
+                articles: vec![ARTICLE],
+                extra: "content_selector = \"article\"",
+            }],
+        ),
+    )
+    .unwrap();
+    let daemon = Daemon::start(&config);
+    rounds_completed(&daemon, 1).await;
+
+    let detail = get_json(&daemon.url("/status/news")).await;
+    let bases = bases_of(&detail, ARTICLE);
+    let expect = [
+        (primary.url(), "same", "ok"),
+        (faithful.url(), "same", "ok"),
+        (relative.url(), "same", "ok"),
+        (tampered.url(), "diverged", "ok"),
+        (blockpage.url(), "diverged", "ok"),
+        (moved.url(), "same", "ok"),
+        (down_url.clone(), "unreachable", "connect"),
+        (hanging.url(), "unreachable", "timeout"),
+        (off_site.url(), "unreachable", "redirected_off_site"),
+        (rate_limited.url(), "unreachable", "rate_limited"),
+        (huge.url(), "unreachable", "too_large"),
+    ];
+    for (url, want_verdict, want_outcome) in &expect {
+        assert_eq!(
+            verdict(&bases, url),
+            (want_verdict.to_string(), want_outcome.to_string()),
+            "{url} in {detail:#}"
+        );
+    }
+    let article = article_of(&detail, ARTICLE);
+    assert_eq!(article["reference"], bases[&primary.url()]["hash"]);
+    assert!(
+        article["reference"]
+            .as_str()
+            .unwrap()
+            .starts_with("sha256:")
+    );
+    assert_eq!(
+        article["redirect_to"],
+        format!("{}{ARTICLE}", primary.url())
+    );
+    assert_eq!(bases[&rate_limited.url()]["http_status"], 429);
+    assert_eq!(bases[&primary.url()]["http_status"], 200);
+    assert!(
+        bases[&primary.url()]["last_ok_at"]
+            .as_str()
+            .unwrap()
+            .ends_with('Z')
+    );
+    assert_eq!(bases[&down_url]["last_ok_at"], Value::Null);
+
+    // Readers: one hop to the primary, the query kept, the other faithful
+    // copies offered as duplicates in config order.
+    let response = client()
+        .get(daemon.url(&format!("/r/news{ARTICLE}?utm_source=x&a=%2F")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 302);
+    assert_eq!(
+        response.headers()[header::LOCATION],
+        format!("{}{ARTICLE}?utm_source=x&a=%2F", primary.url()).as_str()
+    );
+    assert_eq!(
+        response.headers()[header::CACHE_CONTROL],
+        "private, max-age=30"
+    );
+    let links: Vec<&str> = response
+        .headers()
+        .get_all(header::LINK)
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
+    let want: Vec<String> = [&faithful, &relative, &moved]
+        .iter()
+        .map(|o| format!("<{}{ARTICLE}?utm_source=x&a=%2F>; rel=duplicate", o.url()))
+        .collect();
+    assert_eq!(links, want);
+
+    // /go: a configured base's URL goes to the same choice.
+    let go = format!("{}{ARTICLE}", faithful.url());
+    let response = client()
+        .get(daemon.url("/go"))
+        .query(&[("url", go.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 302);
+    assert_eq!(
+        response.headers()[header::LOCATION],
+        format!("{}{ARTICLE}", primary.url()).as_str()
+    );
+
+    // Not a configured article: base health decides, the path is kept.
+    let response = client()
+        .get(daemon.url("/r/news/section/world?page=2"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 302);
+    assert_eq!(
+        response.headers()[header::LOCATION],
+        format!("{}/section/world?page=2", primary.url()).as_str()
+    );
+
+    // Anything else is refused, with the parameter named.
+    for bad in [
+        "http://127.0.0.1:1/x".to_string(),
+        format!("http://{}@127.0.0.1:1{ARTICLE}", primary.authority()),
+        format!("{}.evil.test{ARTICLE}", primary.url()),
+        "not a url".into(),
+        "file:///etc/passwd".into(),
+    ] {
+        let response = client()
+            .get(daemon.url("/go"))
+            .query(&[("url", bad.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 400, "{bad}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["parameter"], "url", "{bad}: {body}");
+        assert!(body["error"].is_string());
+    }
+    let response = client().get(daemon.url("/go")).send().await.unwrap();
+    assert_eq!(response.status(), 400);
+    let response = client()
+        .get(daemon.url("/r/no-such-site/x"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+
+    // Operators: base states, uptime, latency and counts.
+    let status = get_json(&daemon.url("/status")).await;
+    assert!(status["generated_at"].as_str().unwrap().ends_with('Z'));
+    let site = &status["sites"][0];
+    assert_eq!(site["name"], "news");
+    assert_eq!(site["articles"], 1);
+    let summary = |url: &str| -> Value {
+        site["bases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["url"] == url)
+            .unwrap()
+            .clone()
+    };
+    let primary_summary = summary(&primary.url());
+    assert_eq!(primary_summary["role"], "primary");
+    assert_eq!(primary_summary["state"], "up");
+    assert_eq!(primary_summary["uptime"]["1h"], 1.0);
+    assert_eq!(primary_summary["uptime"]["30d"], 1.0);
+    assert!(primary_summary["latency_ms"]["p50"].is_u64());
+    assert!(primary_summary["latency_ms"]["p95"].is_u64());
+    assert_eq!(primary_summary["verdicts"]["same"], 1);
+    let down_summary = summary(&down_url);
+    assert_eq!(down_summary["role"], "mirror");
+    assert_eq!(down_summary["state"], "down");
+    assert_eq!(down_summary["uptime"]["1h"], 0.0);
+    assert_eq!(down_summary["verdicts"]["unreachable"], 1);
+    assert_eq!(summary(&tampered.url())["state"], "degraded");
+    assert_eq!(summary(&tampered.url())["verdicts"]["diverged"], 1);
+    assert_eq!(
+        summary(&rate_limited.url())["state"],
+        "degraded",
+        "429 is not down"
+    );
+
+    // The hanging base held only its own share: the others were answered
+    // long before its timeout (the round as a whole waited for it).
+    assert!(hanging.request_count() >= 1);
+    assert_eq!(rate_limited.request_count(), 1);
+}
+
+#[tokio::test]
+async fn primary_down_falls_back_to_consensus() {
+    let dir = tempfile::tempdir().unwrap();
+    let primary = origin_with(Pages::primary).await;
+    let first = origin_with(Pages::faithful).await;
+    let second = origin_with(Pages::relative).await;
+    let tampered = origin_with(Pages::tampered).await;
+    let config = dir.path().join("mirrorgate.toml");
+    std::fs::write(
+        &config,
+        config_text(
+            &dir.path().join("state.db"),
+            "interval = \"1s\"\ntimeout = \"2s\"\nper_host_rate = 100",
+            &[SiteSpec {
+                name: "news",
+                primary: primary.url(),
+                mirrors: vec![tampered.url(), first.url(), second.url()],
+                articles: vec![ARTICLE],
+                extra: "content_selector = \"article\"",
+            }],
+        ),
+    )
+    .unwrap();
+    let daemon = Daemon::start(&config);
+    rounds_completed(&daemon, 1).await;
+    primary.set(Behavior::Status(503));
+    let url = daemon.url("/status/news");
+    let detail = eventually(
+        "the primary's 503 to be seen",
+        Duration::from_secs(20),
+        || {
+            let url = url.clone();
+            let primary = primary.url();
+            async move {
+                let detail = get_json(&url).await;
+                let bases = bases_of(&detail, ARTICLE);
+                (bases[&primary]["outcome"] == "http_status").then_some(detail)
+            }
+        },
+    )
+    .await;
+    let bases = bases_of(&detail, ARTICLE);
+    assert_eq!(bases[&primary.url()]["http_status"], 503);
+    assert_eq!(bases[&primary.url()]["verdict"], "unreachable");
+    assert_eq!(verdict(&bases, &first.url()).0, "same");
+    assert_eq!(verdict(&bases, &second.url()).0, "same");
+    assert_eq!(verdict(&bases, &tampered.url()).0, "diverged");
+    assert_eq!(
+        article_of(&detail, ARTICLE)["reference"],
+        bases[&first.url()]["hash"]
+    );
+
+    // The first faithful mirror in config order; never the tampered one listed before it.
+    let response = client()
+        .get(daemon.url(&format!("/r/news{ARTICLE}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 302);
+    assert_eq!(
+        response.headers()[header::LOCATION],
+        format!("{}{ARTICLE}", first.url()).as_str()
+    );
+    let links: Vec<_> = response.headers().get_all(header::LINK).iter().collect();
+    assert_eq!(
+        links,
+        vec![format!("<{}{ARTICLE}>; rel=duplicate", second.url()).as_str()]
+    );
+}
+
+#[tokio::test]
+async fn a_mirror_behind_an_updated_primary_is_stale_and_not_a_candidate() {
+    let dir = tempfile::tempdir().unwrap();
+    let primary = origin_with(Pages::primary).await;
+    let lagging = origin_with(Pages::faithful).await;
+    let config = dir.path().join("mirrorgate.toml");
+    std::fs::write(
+        &config,
+        config_text(
+            &dir.path().join("state.db"),
+            "interval = \"1s\"\ntimeout = \"2s\"\nper_host_rate = 100",
+            &[SiteSpec {
+                name: "news",
+                primary: primary.url(),
+                mirrors: vec![lagging.url()],
+                articles: vec![ARTICLE],
+                extra: "content_selector = \"article\"\nprefer_primary = false",
+            }],
+        ),
+    )
+    .unwrap();
+    let daemon = Daemon::start(&config);
+    rounds_completed(&daemon, 1).await;
+    let before = get_json(&daemon.url("/status/news")).await;
+    assert_eq!(
+        verdict(&bases_of(&before, ARTICLE), &lagging.url()).0,
+        "same"
+    );
+    let old_reference = article_of(&before, ARTICLE)["reference"].clone();
+    // prefer_primary = false: a faithful mirror comes before the primary.
+    let response = client()
+        .get(daemon.url(&format!("/r/news{ARTICLE}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.headers()[header::LOCATION],
+        format!("{}{ARTICLE}", lagging.url()).as_str()
+    );
+
+    primary.set(Behavior::Page(Pages::primary_v2(&primary)));
+    let url = daemon.url("/status/news");
+    let lagging_url = lagging.url();
+    let detail = eventually(
+        "the mirror to be judged stale",
+        Duration::from_secs(20),
+        || {
+            let url = url.clone();
+            let lagging_url = lagging_url.clone();
+            async move {
+                let detail = get_json(&url).await;
+                (bases_of(&detail, ARTICLE)[&lagging_url]["verdict"] == "stale").then_some(detail)
+            }
+        },
+    )
+    .await;
+    assert_ne!(article_of(&detail, ARTICLE)["reference"], old_reference);
+    assert_eq!(
+        bases_of(&detail, ARTICLE)[&lagging.url()]["hash"],
+        old_reference
+    );
+    let response = client()
+        .get(daemon.url(&format!("/r/news{ARTICLE}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 302);
+    assert_eq!(
+        response.headers()[header::LOCATION],
+        format!("{}{ARTICLE}", primary.url()).as_str()
+    );
+    assert!(
+        response.headers().get(header::LINK).is_none(),
+        "a stale copy is no duplicate"
+    );
+    let status = get_json(&daemon.url("/status")).await;
+    assert_eq!(status["sites"][0]["bases"][1]["verdicts"]["stale"], 1);
+}
+
+#[tokio::test]
+async fn no_live_copy_is_a_503_listing_every_base() {
+    let dir = tempfile::tempdir().unwrap();
+    let primary = TestOrigin::start(Behavior::Status(500)).await;
+    let mirror = TestOrigin::start(Behavior::Status(404)).await;
+    let config = dir.path().join("mirrorgate.toml");
+    std::fs::write(
+        &config,
+        config_text(
+            &dir.path().join("state.db"),
+            "",
+            &[SiteSpec {
+                name: "news",
+                primary: primary.url(),
+                mirrors: vec![mirror.url()],
+                articles: vec![ARTICLE],
+                extra: "",
+            }],
+        ),
+    )
+    .unwrap();
+    let daemon = Daemon::start(&config);
+    rounds_completed(&daemon, 1).await;
+    let response = client()
+        .get(daemon.url(&format!("/r/news{ARTICLE}?q=1")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 503);
+    assert!(
+        response.headers()[header::RETRY_AFTER]
+            .to_str()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            >= 1
+    );
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(
+        body["bases"],
+        serde_json::json!([
+            format!("{}{ARTICLE}?q=1", primary.url()),
+            format!("{}{ARTICLE}?q=1", mirror.url())
+        ])
+    );
+    let response = client()
+        .get(daemon.url(&format!("/r/news{ARTICLE}")))
+        .header(header::ACCEPT, "text/html,application/xhtml+xml")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 503);
+    assert!(
+        response.headers()[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let page = response.text().await.unwrap();
+    assert!(
+        page.contains(&format!("href=\"{}{ARTICLE}\"", mirror.url())),
+        "{page}"
+    );
+    // A path that is no article has no healthy base to go to either.
+    let response = client()
+        .get(daemon.url("/r/news/elsewhere"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 503);
+    let detail = get_json(&daemon.url("/status/news")).await;
+    assert_eq!(article_of(&detail, ARTICLE)["redirect_to"], Value::Null);
+}
+
+#[tokio::test]
+async fn restart_after_kill_resumes_from_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let primary = origin_with(Pages::primary).await;
+    let mirror = origin_with(Pages::faithful).await;
+    let store = dir.path().join("state.db");
+    let config = dir.path().join("mirrorgate.toml");
+    let write_config = |timeout: &str| {
+        std::fs::write(
+            &config,
+            config_text(
+                &store,
+                &format!("interval = \"1h\"\ntimeout = \"{timeout}\"\nper_host_rate = 100"),
+                &[SiteSpec {
+                    name: "news",
+                    primary: primary.url(),
+                    mirrors: vec![mirror.url()],
+                    articles: vec![ARTICLE],
+                    extra: "content_selector = \"article\"",
+                }],
+            ),
+        )
+        .unwrap();
+    };
+    write_config("2s");
+    let mut daemon = Daemon::start(&config);
+    rounds_completed(&daemon, 1).await;
+    // The writer flushes within half a second of a result.
+    let before = eventually("results to be stored", Duration::from_secs(10), || {
+        let store = store.clone();
+        async move {
+            let connection = rusqlite::Connection::open(&store).ok()?;
+            let stored: i64 = connection
+                .query_row("SELECT count(*) FROM latest", [], |r| r.get(0))
+                .ok()?;
+            (stored == 2).then_some(())
+        }
+    });
+    before.await;
+    let detail_before = get_json(&daemon.url("/status/news")).await;
+    daemon.kill_hard();
+
+    // Now every base hangs: whatever the daemon shows next comes from the store.
+    primary.set(Behavior::Hang);
+    mirror.set(Behavior::Hang);
+    write_config("60s");
+    let daemon = Daemon::start(&config);
+    let detail = get_json(&daemon.url("/status/news")).await;
+    let (old, new) = (
+        bases_of(&detail_before, ARTICLE),
+        bases_of(&detail, ARTICLE),
+    );
+    for base in [primary.url(), mirror.url()] {
+        for field in [
+            "verdict",
+            "outcome",
+            "hash",
+            "checked_at",
+            "last_ok_at",
+            "http_status",
+        ] {
+            assert_eq!(new[&base][field], old[&base][field], "{base} {field}");
+        }
+    }
+    assert_eq!(new[&mirror.url()]["verdict"], "same");
+    let response = client()
+        .get(daemon.url(&format!("/r/news{ARTICLE}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 302);
+    assert_eq!(
+        response.headers()[header::LOCATION],
+        format!("{}{ARTICLE}", primary.url()).as_str()
+    );
+    let status = get_json(&daemon.url("/status")).await;
+    assert_eq!(status["sites"][0]["bases"][0]["uptime"]["1h"], 1.0);
+    assert_eq!(status["sites"][0]["bases"][0]["state"], "up");
+    assert_eq!(
+        status["round"]["completed"], 0,
+        "the new round is still hanging"
+    );
+
+    let connection = rusqlite::Connection::open(&store).unwrap();
+    let check: String = connection
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+}
+
+#[tokio::test]
+async fn sigterm_stops_cleanly_and_keeps_results() {
+    let dir = tempfile::tempdir().unwrap();
+    let primary = origin_with(Pages::primary).await;
+    let store = dir.path().join("state.db");
+    let config = dir.path().join("mirrorgate.toml");
+    std::fs::write(
+        &config,
+        config_text(
+            &store,
+            "",
+            &[SiteSpec {
+                name: "news",
+                primary: primary.url(),
+                mirrors: vec![],
+                articles: vec![ARTICLE, "/other?id=2"],
+                extra: "",
+            }],
+        ),
+    )
+    .unwrap();
+    let mut daemon = Daemon::start(&config);
+    rounds_completed(&daemon, 1).await;
+    daemon.signal("TERM");
+    assert_eq!(
+        daemon.wait_exit(Duration::from_secs(10)),
+        Some(0),
+        "{}",
+        daemon.log()
+    );
+    let connection = rusqlite::Connection::open(&store).unwrap();
+    let probes: i64 = connection
+        .query_row("SELECT count(*) FROM probes", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(probes, 2);
+    let mode: String = connection
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+}
