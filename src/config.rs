@@ -89,11 +89,7 @@ pub struct ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}:{}:{}: {}",
-            self.file, self.line, self.column, self.message
-        )
+        write!(f, "{}:{}:{}: {}", self.file, self.line, self.column, self.message)
     }
 }
 
@@ -295,10 +291,7 @@ impl Walker<'_> {
         let max_body = self.size(table, "probe", "max_body", 5 * 1024 * 1024);
         let user_agent = match self.string(table, "probe", "user_agent") {
             Some((text, span)) if text.is_empty() || text.chars().any(char::is_control) => {
-                self.error(
-                    span,
-                    "`probe.user_agent` must be non-empty printable text".into(),
-                );
+                self.error(span, "`probe.user_agent` must be non-empty printable text".into());
                 None
             }
             Some((text, _)) => Some(text),
@@ -339,10 +332,7 @@ impl Walker<'_> {
 
     fn sites(&mut self, root: &DeTable<'_>) -> Option<Vec<SiteConfig>> {
         let Some(value) = find(root, "sites") else {
-            self.error(
-                0..0,
-                "no [[sites]] configured: add at least one site".into(),
-            );
+            self.error(0..0, "no [[sites]] configured: add at least one site".into());
             return None;
         };
         let DeValue::Array(array) = value.get_ref() else {
@@ -354,10 +344,7 @@ impl Walker<'_> {
             return None;
         };
         if array.is_empty() {
-            self.error(
-                value.span(),
-                "`sites` is empty: add at least one site".into(),
-            );
+            self.error(value.span(), "`sites` is empty: add at least one site".into());
             return None;
         }
         let mut sites = Vec::new();
@@ -407,9 +394,8 @@ impl Walker<'_> {
                     None
                 } else if let Some(first) = names.get(&name) {
                     let (line, _) = line_column(self.text, *first);
-                    let message = format!(
-                        "duplicate site name \"{name}\" in `{place}.name` (first used on line {line})"
-                    );
+                    let message =
+                        format!("duplicate site name \"{name}\" in `{place}.name` (first used on line {line})");
                     self.error(span, message);
                     None
                 } else {
@@ -476,13 +462,7 @@ impl Walker<'_> {
         })
     }
 
-    fn base(
-        &mut self,
-        value: &Value<'_>,
-        key: &str,
-        role: &str,
-        bases: &mut HashMap<Origin, usize>,
-    ) -> Option<Origin> {
+    fn base(&mut self, value: &Value<'_>, key: &str, role: &str, bases: &mut HashMap<Origin, usize>) -> Option<Origin> {
         let DeValue::String(text) = value.get_ref() else {
             let message = format!(
                 "`{key}` must be a base URL string such as \"https://www.example.com\", found {}",
@@ -511,12 +491,7 @@ impl Walker<'_> {
         }
     }
 
-    fn articles(
-        &mut self,
-        table: &DeTable<'_>,
-        place: &str,
-        site_span: Range<usize>,
-    ) -> Option<Vec<String>> {
+    fn articles(&mut self, table: &DeTable<'_>, place: &str, site_span: Range<usize>) -> Option<Vec<String>> {
         let Some(value) = find(table, "articles") else {
             self.error(
                 site_span,
@@ -545,10 +520,7 @@ impl Walker<'_> {
         for (i, item) in items.iter().enumerate() {
             let key = format!("{place}.articles[{i}]");
             let DeValue::String(path) = item.get_ref() else {
-                let message = format!(
-                    "`{key}` must be a path string, found {}",
-                    item.get_ref().type_str()
-                );
+                let message = format!("`{key}` must be a path string, found {}", item.get_ref().type_str());
                 self.error(item.span(), message);
                 ok = false;
                 continue;
@@ -573,20 +545,12 @@ impl Walker<'_> {
         ok.then_some(articles)
     }
 
-    fn string(
-        &mut self,
-        table: &DeTable<'_>,
-        place: &str,
-        key: &str,
-    ) -> Option<(String, Range<usize>)> {
+    fn string(&mut self, table: &DeTable<'_>, place: &str, key: &str) -> Option<(String, Range<usize>)> {
         let value = find(table, key)?;
         match value.get_ref() {
             DeValue::String(text) => Some((text.to_string(), value.span())),
             other => {
-                let message = format!(
-                    "`{place}.{key}` must be a string, found {}",
-                    other.type_str()
-                );
+                let message = format!("`{place}.{key}` must be a string, found {}", other.type_str());
                 self.error(value.span(), message);
                 None
             }
@@ -594,21 +558,12 @@ impl Walker<'_> {
     }
 
     /// Outer None: invalid (already reported). Inner None: not set.
-    fn integer(
-        &mut self,
-        table: &DeTable<'_>,
-        place: &str,
-        key: &str,
-        min: i64,
-        max: i64,
-    ) -> Option<Option<usize>> {
+    fn integer(&mut self, table: &DeTable<'_>, place: &str, key: &str, min: i64, max: i64) -> Option<Option<usize>> {
         let Some(value) = find(table, key) else {
             return Some(None);
         };
         let parsed = match value.get_ref() {
-            DeValue::Integer(int) => {
-                i64::from_str_radix(&int.as_str().replace('_', ""), int.radix()).ok()
-            }
+            DeValue::Integer(int) => i64::from_str_radix(&int.as_str().replace('_', ""), int.radix()).ok(),
             _ => None,
         };
         match parsed {
@@ -653,23 +608,14 @@ impl Walker<'_> {
         match value.get_ref() {
             DeValue::Boolean(b) => Some(Some(*b)),
             other => {
-                let message = format!(
-                    "`{place}.{key}` must be true or false, found {}",
-                    other.type_str()
-                );
+                let message = format!("`{place}.{key}` must be true or false, found {}", other.type_str());
                 self.error(value.span(), message);
                 None
             }
         }
     }
 
-    fn duration(
-        &mut self,
-        table: &DeTable<'_>,
-        place: &str,
-        key: &str,
-        default: Duration,
-    ) -> Option<Duration> {
+    fn duration(&mut self, table: &DeTable<'_>, place: &str, key: &str, default: Duration) -> Option<Duration> {
         let (text, span) = match find(table, key) {
             None => return Some(default),
             Some(value) => match value.get_ref() {
@@ -696,7 +642,9 @@ impl Walker<'_> {
             Err(e) => {
                 self.error(
                     span,
-                    format!("`{place}.{key}` \"{text}\" is not a duration ({e}); write e.g. \"30s\", \"5m\", \"1h 30m\""),
+                    format!(
+                        "`{place}.{key}` \"{text}\" is not a duration ({e}); write e.g. \"30s\", \"5m\", \"1h 30m\""
+                    ),
                 );
                 None
             }
@@ -708,11 +656,7 @@ impl Walker<'_> {
             return Some(default);
         };
         let parsed = match value.get_ref() {
-            DeValue::String(text) => text
-                .trim()
-                .parse::<bytesize::ByteSize>()
-                .ok()
-                .map(|s| s.as_u64()),
+            DeValue::String(text) => text.trim().parse::<bytesize::ByteSize>().ok().map(|s| s.as_u64()),
             DeValue::Integer(int) => int.as_str().replace('_', "").parse::<u64>().ok(),
             _ => None,
         };
@@ -731,10 +675,7 @@ impl Walker<'_> {
 }
 
 fn find<'t, 'i>(table: &'t DeTable<'i>, key: &str) -> Option<&'t Value<'i>> {
-    table
-        .iter()
-        .find(|(k, _)| k.get_ref().as_ref() == key)
-        .map(|(_, v)| v)
+    table.iter().find(|(k, _)| k.get_ref().as_ref() == key).map(|(_, v)| v)
 }
 
 fn check_article_path(path: &str) -> Result<(), &'static str> {
@@ -863,9 +804,7 @@ prefer_primary = true
         let text = GOOD.replace("interval = \"5m\"", "intervall = \"5m\"");
         assert_eq!(
             errors(&text),
-            vec![
-                "test.toml:10:1: unknown key \"intervall\" in [probe] (did you mean \"interval\"?)"
-            ]
+            vec!["test.toml:10:1: unknown key \"intervall\" in [probe] (did you mean \"interval\"?)"]
         );
     }
 
@@ -877,15 +816,15 @@ prefer_primary = true
             + "\n[[sites]]\nname = \"example-news\"\nprimary = \"https://www.example.co.uk\"\narticles = []\n";
         let found = errors(&text);
         assert_eq!(found.len(), 5, "{found:#?}");
+        assert!(found[0].starts_with("test.toml:11:11: `probe.timeout` \"10 parsecs\" is not a duration"));
         assert!(
-            found[0]
-                .starts_with("test.toml:11:11: `probe.timeout` \"10 parsecs\" is not a duration")
+            found[1].starts_with("test.toml:20:41: `sites[0].mirrors[1]`: mirror \"mirror.example.net\" has no scheme")
         );
-        assert!(found[1].starts_with(
-            "test.toml:20:41: `sites[0].mirrors[1]`: mirror \"mirror.example.net\" has no scheme"
-        ));
         assert!(found[2].starts_with("test.toml:26:8: duplicate site name \"example-news\""));
-        assert!(found[3].starts_with("test.toml:27:11: `sites[1].primary`: base \"https://www.example.co.uk\" is listed twice"));
+        assert!(
+            found[3]
+                .starts_with("test.toml:27:11: `sites[1].primary`: base \"https://www.example.co.uk\" is listed twice")
+        );
         assert!(found[4].starts_with("test.toml:28:12: `sites[1].articles` is empty"));
     }
 
@@ -913,11 +852,7 @@ prefer_primary = true
                 .iter()
                 .any(|e| e.contains("`sites[0].prefer_primary` must be true or false"))
         );
-        assert!(
-            found
-                .iter()
-                .any(|e| e.contains("`probe.max_body` must be a size"))
-        );
+        assert!(found.iter().any(|e| e.contains("`probe.max_body` must be a size")));
     }
 
     #[test]
@@ -927,10 +862,7 @@ prefer_primary = true
                 "\"/a?id=1\"",
                 "\"a/b\", \"/Detail/2017/01/24/507408/Trump-Russia-Daesh\"",
             )
-            .replace(
-                "content_selector = \"article\"",
-                "content_selector = \"article >\"",
-            );
+            .replace("content_selector = \"article\"", "content_selector = \"article >\"");
         let found = errors(&text);
         assert!(
             found

@@ -73,8 +73,7 @@ impl Daemon {
             config.store.retention,
             Some(restored),
         );
-        let (writer, writer_task) =
-            StoreWriter::spawn(Box::new(store) as Box<dyn Store>, config.store.retention);
+        let (writer, writer_task) = StoreWriter::spawn(Box::new(store) as Box<dyn Store>, config.store.retention);
         engine.set_store_health(writer.health.clone());
         let snapshots = engine.snapshots();
         let addr = config.server.listen;
@@ -95,12 +94,7 @@ impl Daemon {
         let articles: usize = catalog.sites.iter().map(|s| s.articles.len()).sum();
         let bases: usize = catalog.sites.iter().map(|s| s.bases.len()).sum();
         tracing::info!(%local_addr, sites = catalog.sites.len(), articles, bases, "serving");
-        let scheduler = tokio::spawn(probe_rounds(
-            scheduler,
-            events,
-            config.probe.interval,
-            shutdown.clone(),
-        ));
+        let scheduler = tokio::spawn(probe_rounds(scheduler, events, config.probe.interval, shutdown.clone()));
         Ok(Daemon {
             local_addr,
             snapshots,
@@ -126,10 +120,7 @@ impl Daemon {
     pub async fn finished(self) -> std::io::Result<()> {
         self.shutdown.cancelled().await;
         let mut scheduler = self.scheduler;
-        if tokio::time::timeout(SHUTDOWN_GRACE, &mut scheduler)
-            .await
-            .is_err()
-        {
+        if tokio::time::timeout(SHUTDOWN_GRACE, &mut scheduler).await.is_err() {
             tracing::warn!(grace = ?SHUTDOWN_GRACE, "probes still running after the grace period; cancelling them");
             scheduler.abort();
             let _ = scheduler.await;
@@ -152,21 +143,11 @@ async fn probe_rounds(
 ) {
     loop {
         let started = Instant::now();
-        let _ = events
-            .send(EngineEvent::RoundStarted { at: now_ms() })
-            .await;
+        let _ = events.send(EngineEvent::RoundStarted { at: now_ms() }).await;
         scheduler.round(&events, &stop).await;
         let duration = started.elapsed();
-        let _ = events
-            .send(EngineEvent::RoundFinished {
-                at: now_ms(),
-                duration,
-            })
-            .await;
-        tracing::info!(
-            duration_ms = duration.as_millis() as u64,
-            "probe round finished"
-        );
+        let _ = events.send(EngineEvent::RoundFinished { at: now_ms(), duration }).await;
+        tracing::info!(duration_ms = duration.as_millis() as u64, "probe round finished");
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = tokio::time::sleep_until(started + interval) => {}

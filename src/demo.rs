@@ -77,9 +77,7 @@ struct Origins {
 
 /// Runs until `shutdown`; prints where to look.
 pub async fn run(listen: SocketAddr, shutdown: CancellationToken) -> Result<(), DemoError> {
-    let dir = tempfile::Builder::new()
-        .prefix("mirrorgate-demo-")
-        .tempdir()?;
+    let dir = tempfile::Builder::new().prefix("mirrorgate-demo-").tempdir()?;
     let origins = Origins {
         updated: Arc::new(AtomicBool::new(false)),
     };
@@ -187,37 +185,24 @@ impl Origins {
 }
 
 fn respond(role: Role, addr: SocketAddr, updated: bool, uri: &Uri) -> Response {
-    let html =
-        |body: String| ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response();
+    let html = |body: String| ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response();
     if let Role::BlockPage = role {
         return html(BLOCK_PAGE.to_string());
     }
     let wanted = uri.path_and_query().map_or(uri.path(), |pq| pq.as_str());
-    let Some(article) = ARTICLES
-        .iter()
-        .find(|a| a.path == wanted || a.path == uri.path())
-    else {
+    let Some(article) = ARTICLES.iter().find(|a| a.path == wanted || a.path == uri.path()) else {
         return (StatusCode::NOT_FOUND, "not found\n").into_response();
     };
     let host = format!("http://{addr}");
     let with_update = updated && !matches!(role, Role::Stale);
-    html(page(
-        &host,
-        article,
-        with_update,
-        matches!(role, Role::Faithful),
-    ))
+    html(page(&host, article, with_update, matches!(role, Role::Faithful)))
 }
 
 /// A news page as real sites serve it: navigation, scripts and a render
 /// time that change on every request, and absolute links on its own host.
 fn page(host: &str, article: &Article, with_update: bool, banner: bool) -> String {
     let rendered = crate::clock::now_ms();
-    let mut paragraphs: String = article
-        .paragraphs
-        .iter()
-        .map(|p| format!("<p>{p}</p>\n"))
-        .collect();
+    let mut paragraphs: String = article.paragraphs.iter().map(|p| format!("<p>{p}</p>\n")).collect();
     if with_update {
         paragraphs.push_str(&format!("<p>{}</p>\n", article.update));
     }

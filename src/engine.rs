@@ -15,7 +15,7 @@ use tokio::task::JoinHandle;
 use crate::clock::{UnixMillis, millis, now_ms};
 use crate::observation::{Observation, Outcome};
 use crate::snapshot::{
-    ArticleView, BaseState, BaseView, Catalog, RoundInfo, SiteView, Snapshot, redirect_order,
+    ArticleView, BaseState, BaseView, Catalog, ProbeCounters, RoundInfo, SiteView, Snapshot, redirect_order,
 };
 use crate::store::{ProbeRecord, StoreHealth, StoreWriter, StoredState};
 use crate::uptime::UptimeCounter;
@@ -29,9 +29,11 @@ const MAX_VERSIONS: usize = 32;
 /// Snapshots are published at most this often while results stream in.
 const PUBLISH_EVERY: Duration = Duration::from_millis(200);
 
-/// One probe's result, addressed by catalog indices.
+/// One probe's result, addressed by indices into the catalog its round ran
+/// under (a reload may have replaced it since).
 #[derive(Debug)]
 pub struct ProbeResult {
+    pub catalog: Arc<Catalog>,
     pub site: usize,
     pub base: usize,
     pub article: usize,
@@ -41,8 +43,19 @@ pub struct ProbeResult {
 #[derive(Debug)]
 pub enum EngineEvent {
     Result(ProbeResult),
-    RoundStarted { at: UnixMillis },
-    RoundFinished { at: UnixMillis, duration: Duration },
+    RoundStarted {
+        at: UnixMillis,
+    },
+    RoundFinished {
+        at: UnixMillis,
+        duration: Duration,
+    },
+    /// A reloaded config: what is still configured keeps its state.
+    Reconfigure {
+        catalog: Arc<Catalog>,
+        down_after: u32,
+        retention: Duration,
+    },
 }
 
 #[derive(Debug, Default)]
@@ -55,6 +68,9 @@ struct BaseTracker {
     latencies: VecDeque<u32>,
     uptime: UptimeCounter,
     last_state: Option<BaseState>,
+    counters: ProbeCounters,
+    /// The latest failed outcome, for the log line when the base goes down.
+    last_failure: Option<Outcome>,
 }
 
 pub struct Engine {
@@ -69,12 +85,7 @@ pub struct Engine {
 }
 
 impl Engine {
-    pub fn new(
-        catalog: Arc<Catalog>,
-        down_after: u32,
-        retention: Duration,
-        restored: Option<StoredState>,
-    ) -> Self {
+    pub fn new(catalog: Arc<Catalog>, down_after: u32, retention: Duration, restored: Option<StoredState>) -> Self {
         // Every article starts as one shared empty view; views are replaced,
         // never mutated in place, so sharing costs nothing and saves memory.
         #[allow(clippy::rc_clone_in_vec_init)]
@@ -90,6 +101,7 @@ impl Engine {
             .collect();
         let empty = Arc::new(Snapshot {
             catalog: catalog.clone(),
+            published_at: now_ms(),
             sites: Vec::new(),
             round: RoundInfo::default(),
             store_error: None,
@@ -119,14 +131,15 @@ impl Engine {
         self.store_health = Some(health);
     }
 
-    /// Folds one probe result in and returns the record to store.
-    pub fn apply(&mut self, result: ProbeResult) -> ProbeRecord {
-        let ProbeResult {
-            site,
-            base,
-            article,
-            mut observation,
-        } = result;
+    pub fn catalog(&self) -> &Arc<Catalog> {
+        &self.catalog
+    }
+
+    /// Folds one probe result in and returns the record to store; None
+    /// when a reload removed what it was about.
+    pub fn apply(&mut self, result: ProbeResult) -> Option<ProbeRecord> {
+        let (site, base, article) = self.locate(&result)?;
+        let mut observation = result.observation;
         let meta = &self.catalog.sites[site];
         let slot = &mut self.articles[site][article];
         let mut view = ArticleView::clone(slot);
@@ -145,9 +158,8 @@ impl Engine {
         *slot = Arc::new(view);
 
         let tracker = &mut self.trackers[site][base];
-        tracker
-            .uptime
-            .record(observation.checked_at, observation.is_ok());
+        tracker.uptime.record(observation.checked_at, observation.is_ok());
+        tracker.counters.count(observation.outcome, observation.latency_ms);
         if observation.is_ok() {
             tracker.ever_up = true;
             tracker.consecutive_failures = 0;
@@ -158,14 +170,76 @@ impl Engine {
         } else if observation.outcome != Outcome::RateLimited {
             // A 429 means the host is alive and asks us to slow down: not a failure.
             tracker.consecutive_failures = tracker.consecutive_failures.saturating_add(1);
+            tracker.last_failure = Some(observation.outcome);
         }
-        ProbeRecord {
+        Some(ProbeRecord {
             site: meta.name.clone(),
             base: meta.base_names[base].clone(),
             article: meta.articles[article].clone(),
             is_primary: base == 0,
             observation,
+        })
+    }
+
+    /// The result's indices in the current catalog: the same indices when
+    /// it ran under it, else found again by name.
+    fn locate(&self, result: &ProbeResult) -> Option<(usize, usize, usize)> {
+        if Arc::ptr_eq(&result.catalog, &self.catalog) {
+            return Some((result.site, result.base, result.article));
         }
+        let old = result.catalog.sites.get(result.site)?;
+        let site = *self.catalog.by_name.get(&*old.name)?;
+        let meta = &self.catalog.sites[site];
+        let base_name = old.base_names.get(result.base)?;
+        let base = meta.base_names.iter().position(|b| b == base_name)?;
+        let article = *meta.article_index.get(old.articles.get(result.article)?)?;
+        Some((site, base, article))
+    }
+
+    /// Switches to a reloaded config. Sites, bases and articles still
+    /// configured keep their observations, history, uptime and counters;
+    /// new ones start empty; removed ones are dropped.
+    pub fn reconfigure(&mut self, catalog: Arc<Catalog>, down_after: u32, retention: Duration) {
+        let old_articles = std::mem::take(&mut self.articles);
+        let mut old_trackers = std::mem::take(&mut self.trackers);
+        let old = std::mem::replace(&mut self.catalog, catalog.clone());
+        for meta in &catalog.sites {
+            let old_site = old.by_name.get(&*meta.name).copied();
+            let old_base =
+                |name: &Arc<str>| old_site.and_then(|s| old.sites[s].base_names.iter().position(|b| b == name));
+            let trackers = meta
+                .base_names
+                .iter()
+                .map(|name| match (old_site, old_base(name)) {
+                    (Some(s), Some(b)) => std::mem::take(&mut old_trackers[s][b]),
+                    _ => BaseTracker::default(),
+                })
+                .collect();
+            let articles = meta
+                .articles
+                .iter()
+                .map(|path| {
+                    let mut view = ArticleView::new(meta.bases.len());
+                    let previous = old_site.and_then(|s| Some((s, *old.sites[s].article_index.get(path)?)));
+                    if let Some((s, a)) = previous {
+                        let before = &old_articles[s][a];
+                        view.history = before.history.clone();
+                        for (b, name) in meta.base_names.iter().enumerate() {
+                            if let Some(ob) = old_base(name) {
+                                view.observations[b] = before.observations[ob].clone();
+                            }
+                        }
+                    }
+                    view.settle(meta.prefer_primary);
+                    Arc::new(view)
+                })
+                .collect();
+            self.articles.push(articles);
+            self.trackers.push(trackers);
+        }
+        self.down_after = down_after;
+        self.retention = retention;
+        self.publish(false);
     }
 
     pub fn round_started(&mut self, at: UnixMillis) {
@@ -194,12 +268,7 @@ impl Engine {
                 let first_and_up = tracker.last_state.is_none() && view.state == BaseState::Up;
                 if judge_transitions && probed && tracker.last_state != Some(view.state) {
                     if !first_and_up {
-                        log_transition(
-                            &meta.name,
-                            &meta.base_names[base_index],
-                            tracker.last_state,
-                            &view,
-                        );
+                        log_transition(&meta.name, &meta.base_names[base_index], tracker, &view);
                     }
                     tracker.last_state = Some(view.state);
                 }
@@ -215,6 +284,7 @@ impl Engine {
         let store_error = self.store_health.as_ref().and_then(|h| h.last_error());
         self.published.store(Arc::new(Snapshot {
             catalog: self.catalog.clone(),
+            published_at: now,
             sites,
             round: self.round,
             store_error,
@@ -255,9 +325,7 @@ impl Engine {
         }
         for count in state.minutes {
             if let Some((s, b)) = locate_base(&count.base) {
-                self.trackers[s][b]
-                    .uptime
-                    .add(count.minute, count.probes, count.ok);
+                self.trackers[s][b].uptime.add(count.minute, count.probes, count.ok);
             }
         }
         for (base, samples) in state.latencies {
@@ -290,10 +358,7 @@ impl Engine {
 fn remember_version(history: &mut Vec<Version>, hash: crate::fingerprint::Hash, seen: UnixMillis) {
     match history.iter_mut().find(|v| v.hash == hash) {
         Some(version) => version.last_seen = version.last_seen.max(seen),
-        None => history.push(Version {
-            hash,
-            last_seen: seen,
-        }),
+        None => history.push(Version { hash, last_seen: seen }),
     }
     history.sort_by_key(|v| v.last_seen);
     if history.len() > MAX_VERSIONS {
@@ -333,6 +398,7 @@ fn base_view(
         latency_p95: percentile(&sorted, 95),
         verdict_counts,
         healthy: state != BaseState::Down && same * 2 > probed,
+        probes: tracker.counters.clone(),
     }
 }
 
@@ -345,44 +411,36 @@ fn percentile(sorted: &[u32], p: usize) -> Option<u32> {
     Some(sorted[rank - 1])
 }
 
-fn log_transition(site: &str, base: &str, from: Option<BaseState>, view: &BaseView) {
-    let [same, stale, diverged, unknown, unreachable] = view.verdict_counts;
-    let from = from.map_or("unknown", |s| match s {
+fn log_transition(site: &str, base: &str, tracker: &BaseTracker, view: &BaseView) {
+    let [same, stale, diverged, _, unreachable] = view.verdict_counts;
+    let name = |s: BaseState| match s {
         BaseState::Up => "up",
         BaseState::Degraded => "degraded",
         BaseState::Down => "down",
-    });
-    match view.state {
-        BaseState::Up => tracing::info!(site, base, from, to = "up", same, "base state changed"),
-        BaseState::Degraded => tracing::warn!(
-            site,
-            base,
-            from,
-            to = "degraded",
-            same,
-            stale,
-            diverged,
-            unknown,
-            unreachable,
-            "base state changed"
+    };
+    let from = tracker.last_state.map_or("unknown", name);
+    let to = name(view.state);
+    let failure = tracker.last_failure.map_or("none", |o| o.as_str());
+    let reason = match view.state {
+        BaseState::Up => format!("{same} articles same"),
+        BaseState::Degraded => format!(
+            "{same} same, {stale} stale, {diverged} diverged, {unreachable} unreachable (last failure: {failure})"
         ),
-        BaseState::Down => tracing::warn!(
-            site,
-            base,
-            from,
-            to = "down",
-            unreachable,
-            "base state changed"
+        BaseState::Down => format!(
+            "{} consecutive failed probes, last: {failure}",
+            tracker.consecutive_failures
         ),
+    };
+    if view.state == BaseState::Up {
+        tracing::info!(site, base, from, to, %reason, "base state changed");
+    } else {
+        tracing::warn!(site, base, from, to, %reason, "base state changed");
     }
 }
 
 /// Runs the engine as a task: results and round events in, snapshots out.
 /// Returns the engine when every sender is gone.
-pub fn spawn(
-    mut engine: Engine,
-    writer: Option<StoreWriter>,
-) -> (mpsc::Sender<EngineEvent>, JoinHandle<Engine>) {
+pub fn spawn(mut engine: Engine, writer: Option<StoreWriter>) -> (mpsc::Sender<EngineEvent>, JoinHandle<Engine>) {
     let (events, mut receiver) = mpsc::channel::<EngineEvent>(1024);
     let task = tokio::spawn(async move {
         let mut tick = tokio::time::interval(PUBLISH_EVERY);
@@ -392,11 +450,14 @@ pub fn spawn(
             tokio::select! {
                 event = receiver.recv() => match event {
                     Some(EngineEvent::Result(result)) => {
-                        let record = engine.apply(result);
-                        if let Some(writer) = &writer {
+                        if let (Some(record), Some(writer)) = (engine.apply(result), &writer) {
                             writer.record(record).await;
                         }
                         dirty = true;
+                    }
+                    Some(EngineEvent::Reconfigure { catalog, down_after, retention }) => {
+                        engine.reconfigure(catalog, down_after, retention);
+                        dirty = false;
                     }
                     Some(EngineEvent::RoundStarted { at }) => engine.round_started(at),
                     Some(EngineEvent::RoundFinished { at, duration }) => {

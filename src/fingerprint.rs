@@ -84,9 +84,7 @@ pub struct ContentSelector {
 impl ContentSelector {
     pub fn parse(source: &str) -> Result<Self, String> {
         let source = source.trim();
-        source
-            .parse::<lol_html::Selector>()
-            .map_err(|e| e.to_string())?;
+        source.parse::<lol_html::Selector>().map_err(|e| e.to_string())?;
         let element_and_descendants = split_selector_list(source)
             .iter()
             .map(|part| format!("{part}, {part} *"))
@@ -150,10 +148,7 @@ impl Normalizer {
     pub fn fingerprint(&self, body: &[u8], content_type: Option<&str>) -> Fingerprint {
         let raw = Hash::of(body);
         if !is_html(body, content_type) {
-            return Fingerprint {
-                raw,
-                normalized: raw,
-            };
+            return Fingerprint { raw, normalized: raw };
         }
         Fingerprint {
             raw,
@@ -174,12 +169,7 @@ impl Normalizer {
         canon.out
     }
 
-    fn canonicalize(
-        &self,
-        body: &[u8],
-        content_type: Option<&str>,
-        selector: Option<&ContentSelector>,
-    ) -> Canon {
+    fn canonicalize(&self, body: &[u8], content_type: Option<&str>, selector: Option<&ContentSelector>) -> Canon {
         let (encoding, transcoded) = choose_encoding(body, content_type);
         let input: &[u8] = transcoded.as_deref().map_or(body, str::as_bytes);
         let canon = RefCell::new(Canon::default());
@@ -211,10 +201,7 @@ impl Normalizer {
             .append_element_content_handler(text!("template", skip_text));
         let settings = match selector {
             Some(selector) => settings
-                .append_element_content_handler(element!(
-                    selector.element_and_descendants.as_str(),
-                    emit_element
-                ))
+                .append_element_content_handler(element!(selector.element_and_descendants.as_str(), emit_element))
                 .append_element_content_handler(text!(selector.source.as_str(), emit_text)),
             None => settings
                 .append_element_content_handler(element!("*", emit_element))
@@ -413,8 +400,7 @@ fn ends_authority(after: &[u8]) -> bool {
 /// `https:` scheme if it has one.
 fn scheme_start(bytes: &[u8], slash: usize) -> usize {
     for scheme in [&b"https:"[..], &b"http:"[..]] {
-        if slash >= scheme.len() && bytes[slash - scheme.len()..slash].eq_ignore_ascii_case(scheme)
-        {
+        if slash >= scheme.len() && bytes[slash - scheme.len()..slash].eq_ignore_ascii_case(scheme) {
             return slash - scheme.len();
         }
     }
@@ -437,10 +423,7 @@ fn charset_label(content_type: Option<&str>) -> Option<&str> {
 /// The encoding to tokenize with. A BOM wins, then the header's charset,
 /// then UTF-8 (lol_html switches on a `<meta charset>` itself). Encodings
 /// lol_html cannot tokenize (UTF-16) are decoded to UTF-8 first.
-fn choose_encoding(
-    body: &[u8],
-    content_type: Option<&str>,
-) -> (AsciiCompatibleEncoding, Option<String>) {
+fn choose_encoding(body: &[u8], content_type: Option<&str>) -> (AsciiCompatibleEncoding, Option<String>) {
     let declared = Encoding::for_bom(body)
         .map(|(encoding, _)| encoding)
         .or_else(|| charset_label(content_type).and_then(|l| Encoding::for_label(l.as_bytes())))
@@ -457,12 +440,7 @@ fn choose_encoding(
 /// HTML by declared type; with no type, by the first bytes, as browsers sniff.
 pub fn is_html(body: &[u8], content_type: Option<&str>) -> bool {
     if let Some(content_type) = content_type {
-        let essence = content_type
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase();
+        let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
         if !essence.is_empty() {
             return essence == "text/html" || essence == "application/xhtml+xml";
         }
@@ -474,8 +452,7 @@ pub fn is_html(body: &[u8], content_type: Option<&str>) -> bool {
     let start = start.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(start);
     let head = &start[..start.len().min(14)];
     head.len() >= 5
-        && (head.to_ascii_lowercase().starts_with(b"<!doctype html")
-            || head.to_ascii_lowercase().starts_with(b"<html"))
+        && (head.to_ascii_lowercase().starts_with(b"<!doctype html") || head.to_ascii_lowercase().starts_with(b"<html"))
 }
 
 #[cfg(test)]
@@ -500,11 +477,7 @@ mod tests {
         .iter()
         .map(|b| Origin::parse(b).unwrap())
         .collect();
-        Normalizer::new(
-            &bases[0],
-            &bases,
-            selector.map(|s| ContentSelector::parse(s).unwrap()),
-        )
+        Normalizer::new(&bases[0], &bases, selector.map(|s| ContentSelector::parse(s).unwrap()))
     }
 
     fn hash(n: &Normalizer, page: &str) -> Hash {
@@ -528,10 +501,7 @@ mod tests {
         let n = normalizer(Some("article"));
         assert_ne!(hash(&n, BLOCKPAGE), hash(&n, PARKED));
         assert_ne!(hash(&n, BLOCKPAGE), hash(&n, "<html><body></body></html>"));
-        assert!(
-            n.normalize_html(BLOCKPAGE.as_bytes(), HTML)
-                .contains("<h1>")
-        );
+        assert!(n.normalize_html(BLOCKPAGE.as_bytes(), HTML).contains("<h1>"));
     }
 
     #[test]
@@ -582,12 +552,8 @@ mod tests {
         ] {
             assert_ne!(hash(&n, &page(other)), reference, "{other}");
         }
-        let json =
-            |host: &str| format!("<div data-x='{{\"u\":\"https:\\/\\/{host}\\/a\"}}'>t</div>");
-        assert_eq!(
-            hash(&n, &json("www.example.co.uk")),
-            hash(&n, &json("www.example.com"))
-        );
+        let json = |host: &str| format!("<div data-x='{{\"u\":\"https:\\/\\/{host}\\/a\"}}'>t</div>");
+        assert_eq!(hash(&n, &json("www.example.co.uk")), hash(&n, &json("www.example.com")));
     }
 
     #[test]
@@ -616,10 +582,7 @@ mod tests {
         let single = "<article><p>one</p></article>";
         let nested = "<div>nav</div><article><p>one</p></article><aside>x</aside>";
         assert_eq!(hash(&n, single), hash(&n, nested));
-        let out = n.normalize_html(
-            b"<article class=story><p>one <b>two</b></p></article>",
-            None,
-        );
+        let out = n.normalize_html(b"<article class=story><p>one <b>two</b></p></article>", None);
         assert_eq!(out.matches("one").count(), 1, "{out}");
         assert_eq!(out.matches("<b>").count(), 1, "{out}");
     }
@@ -629,12 +592,8 @@ mod tests {
         let n = normalizer(None);
         let utf8 = "<p>café</p>".as_bytes().to_vec();
         let latin1 = b"<p>caf\xe9</p>".to_vec();
-        let a = n
-            .fingerprint(&utf8, Some("text/html; charset=utf-8"))
-            .normalized;
-        let b = n
-            .fingerprint(&latin1, Some("text/html; charset=iso-8859-1"))
-            .normalized;
+        let a = n.fingerprint(&utf8, Some("text/html; charset=utf-8")).normalized;
+        let b = n.fingerprint(&latin1, Some("text/html; charset=iso-8859-1")).normalized;
         assert_eq!(a, b);
         let meta = b"<meta charset=\"iso-8859-1\"><p>caf\xe9</p>".to_vec();
         let meta_utf8 = "<meta charset=\"iso-8859-1\"><p>café</p>";

@@ -88,10 +88,7 @@ fn main() -> ExitCode {
             init_logging(cli.log_format, config.log.level.as_deref(), "info");
             runtime(config.server.workers, run(config))
         }
-        Command::Check {
-            config: path,
-            format,
-        } => {
+        Command::Check { config: path, format } => {
             let config = match load(&path) {
                 Ok(config) => config,
                 Err(code) => return code,
@@ -167,10 +164,7 @@ async fn demo(listen: std::net::SocketAddr) -> ExitCode {
 
 async fn stop_on_signal(shutdown: CancellationToken) {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
         tracing::error!("cannot install signal handlers; stop with SIGKILL");
         return;
     };

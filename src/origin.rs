@@ -67,9 +67,7 @@ impl Origin {
         }
         let host = url.host_str()?.to_string();
         let serialized = url.origin().ascii_serialization();
-        let authority = serialized
-            .split_once("://")
-            .map(|(_, rest)| rest.to_string())?;
+        let authority = serialized.split_once("://").map(|(_, rest)| rest.to_string())?;
         Some(Origin {
             serialized,
             authority,

@@ -11,9 +11,7 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant, SystemTime};
 
-use reqwest::header::{
-    ACCEPT, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, LOCATION, RETRY_AFTER,
-};
+use reqwest::header::{ACCEPT, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, LOCATION, RETRY_AFTER};
 use reqwest::{Client, StatusCode};
 use url::Url;
 
@@ -64,12 +62,7 @@ impl Prober {
         })
     }
 
-    pub async fn probe(
-        &self,
-        base: &Origin,
-        article: &str,
-        normalizer: &Normalizer,
-    ) -> ProbeReport {
+    pub async fn probe(&self, base: &Origin, article: &str, normalizer: &Normalizer) -> ProbeReport {
         let started = Instant::now();
         let checked_at = now_ms();
         let result = tokio::time::timeout(self.timeout, self.fetch(base, article)).await;
@@ -114,13 +107,7 @@ impl Prober {
             if !visited.insert(url.clone()) {
                 return Fetched::failed(Outcome::RedirectLoop, None);
             }
-            let response = match self
-                .client
-                .get(url.clone())
-                .header(ACCEPT, ACCEPT_VALUE)
-                .send()
-                .await
-            {
+            let response = match self.client.get(url.clone()).header(ACCEPT, ACCEPT_VALUE).send().await {
                 Ok(response) => response,
                 Err(e) => return Fetched::failed(classify(&e), None),
             };
@@ -212,11 +199,7 @@ impl Fetched {
     }
 }
 
-async fn fingerprint(
-    normalizer: &Normalizer,
-    body: Vec<u8>,
-    content_type: Option<String>,
-) -> Fingerprint {
+async fn fingerprint(normalizer: &Normalizer, body: Vec<u8>, content_type: Option<String>) -> Fingerprint {
     if body.len() <= NORMALIZE_INLINE_LIMIT {
         return normalizer.fingerprint(&body, content_type.as_deref());
     }

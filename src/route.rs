@@ -65,9 +65,7 @@ pub fn go(snapshot: &Snapshot, url: Option<&str>) -> Decision {
         ));
     };
     let Some(&(site_index, _)) = snapshot.catalog.by_origin.get(origin.as_str()) else {
-        return bad(format!(
-            "`url` origin {origin} is not a configured base of any site"
-        ));
+        return bad(format!("`url` origin {origin} is not a configured base of any site"));
     };
     choose(snapshot, site_index, parsed.path(), parsed.query())
 }
@@ -115,21 +113,12 @@ fn candidates<'v>(
     }
 }
 
-fn no_candidate(
-    snapshot: &Snapshot,
-    site_index: usize,
-    path: &str,
-    query: Option<&str>,
-) -> Decision {
+fn no_candidate(snapshot: &Snapshot, site_index: usize, path: &str, query: Option<&str>) -> Decision {
     let meta = &snapshot.catalog.sites[site_index];
     Decision::NoCandidate {
         site: meta.name.to_string(),
         path: with_path("", path, query),
-        bases: meta
-            .bases
-            .iter()
-            .map(|b| with_path(b.as_str(), path, query))
-            .collect(),
+        bases: meta.bases.iter().map(|b| with_path(b.as_str(), path, query)).collect(),
         retry_after_secs: crate::snapshot::retry_after_secs(snapshot.catalog.interval),
     }
 }

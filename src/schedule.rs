@@ -65,14 +65,12 @@ impl Scheduler {
         let mut hosts = HashMap::new();
         for site in &catalog.sites {
             for base in &site.bases {
-                hosts
-                    .entry(base.authority().to_string())
-                    .or_insert_with(|| {
-                        Arc::new(Host {
-                            limiter: rate_limiter(config.per_host_rate),
-                            quiet_until: Mutex::new(None),
-                        })
-                    });
+                hosts.entry(base.authority().to_string()).or_insert_with(|| {
+                    Arc::new(Host {
+                        limiter: rate_limiter(config.per_host_rate),
+                        quiet_until: Mutex::new(None),
+                    })
+                });
             }
         }
         Ok(Scheduler {
@@ -94,11 +92,7 @@ impl Scheduler {
         for (site, meta) in self.catalog.sites.iter().enumerate() {
             for (base, origin) in meta.bases.iter().enumerate() {
                 let jobs = jobs_by_host.entry(origin.authority()).or_default();
-                jobs.extend((0..meta.articles.len()).map(|article| Job {
-                    site,
-                    base,
-                    article,
-                }));
+                jobs.extend((0..meta.articles.len()).map(|article| Job { site, base, article }));
             }
         }
         let share = (self.concurrency / jobs_by_host.len().max(1)).max(1);
@@ -156,11 +150,7 @@ impl HostWorker {
                     // Asked to stay away past this round: keep the last results.
                     break;
                 }
-                if self
-                    .wait(tokio::time::sleep_until(quiet_until))
-                    .await
-                    .is_none()
-                {
+                if self.wait(tokio::time::sleep_until(quiet_until)).await.is_none() {
                     break;
                 }
             }
@@ -176,17 +166,14 @@ impl HostWorker {
             probes.spawn(async move {
                 let site = &catalog.sites[job.site];
                 let report = prober
-                    .probe(
-                        &site.bases[job.base],
-                        &site.articles[job.article],
-                        &site.normalizer,
-                    )
+                    .probe(&site.bases[job.base], &site.articles[job.article], &site.normalizer)
                     .await;
                 drop((own, global));
                 if let Some(delay) = report.retry_after {
                     host.stay_quiet_for(delay);
                 }
                 let result = ProbeResult {
+                    catalog: catalog.clone(),
                     site: job.site,
                     base: job.base,
                     article: job.article,

@@ -69,10 +69,9 @@ async fn overview(State(snapshots): State<Snapshots>) -> Response {
 async fn site_status(State(snapshots): State<Snapshots>, Path(site): Path<String>) -> Response {
     let snapshot = snapshots.load();
     match snapshot.catalog.by_name.get(&site) {
-        Some(&index) if index < snapshot.sites.len() => json(
-            StatusCode::OK,
-            &status::site_detail(&snapshot, index, now_ms()),
-        ),
+        Some(&index) if index < snapshot.sites.len() => {
+            json(StatusCode::OK, &status::site_detail(&snapshot, index, now_ms()))
+        }
         _ => error(
             StatusCode::NOT_FOUND,
             format!("no site named \"{site}\" is configured"),
@@ -82,28 +81,16 @@ async fn site_status(State(snapshots): State<Snapshots>, Path(site): Path<String
 }
 
 async fn healthz() -> Response {
-    (
-        StatusCode::OK,
-        [(header::CACHE_CONTROL, "no-store")],
-        "ok\n",
-    )
-        .into_response()
+    (StatusCode::OK, [(header::CACHE_CONTROL, "no-store")], "ok\n").into_response()
 }
 
 async fn not_found(uri: Uri) -> Response {
-    error(
-        StatusCode::NOT_FOUND,
-        format!("no such endpoint: {}", uri.path()),
-        None,
-    )
+    error(StatusCode::NOT_FOUND, format!("no such endpoint: {}", uri.path()), None)
 }
 
 fn respond(decision: Decision, request_headers: &HeaderMap) -> Response {
     match decision {
-        Decision::Redirect {
-            location,
-            alternates,
-        } => {
+        Decision::Redirect { location, alternates } => {
             let Ok(location) = HeaderValue::from_str(&location) else {
                 return error(
                     StatusCode::BAD_REQUEST,
@@ -115,10 +102,7 @@ fn respond(decision: Decision, request_headers: &HeaderMap) -> Response {
             *response.status_mut() = StatusCode::FOUND;
             let headers = response.headers_mut();
             headers.insert(header::LOCATION, location);
-            headers.insert(
-                header::CACHE_CONTROL,
-                HeaderValue::from_static("private, max-age=30"),
-            );
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, max-age=30"));
             for alternate in alternates {
                 if let Ok(link) = HeaderValue::from_str(&format!("<{alternate}>; rel=duplicate")) {
                     headers.append(header::LINK, link);
@@ -137,8 +121,7 @@ fn respond(decision: Decision, request_headers: &HeaderMap) -> Response {
                 .and_then(|a| a.to_str().ok())
                 .is_some_and(|a| a.contains("text/html"));
             let mut response = if wants_html {
-                let mut response =
-                    Response::new(Body::from(no_candidate_page(&site, &path, &bases)));
+                let mut response = Response::new(Body::from(no_candidate_page(&site, &path, &bases)));
                 response.headers_mut().insert(
                     header::CONTENT_TYPE,
                     HeaderValue::from_static("text/html; charset=utf-8"),
@@ -166,9 +149,7 @@ fn respond(decision: Decision, request_headers: &HeaderMap) -> Response {
             headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             response
         }
-        Decision::BadRequest { parameter, message } => {
-            error(StatusCode::BAD_REQUEST, message, Some(parameter))
-        }
+        Decision::BadRequest { parameter, message } => error(StatusCode::BAD_REQUEST, message, Some(parameter)),
         Decision::NotFound { message } => error(StatusCode::NOT_FOUND, message, None),
     }
 }
@@ -178,10 +159,9 @@ fn json<T: Serialize>(status: StatusCode, value: &T) -> Response {
         Ok(body) => {
             let mut response = Response::new(Body::from(body));
             *response.status_mut() = status;
-            response.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
+            response
+                .headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
             response
         }
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),

@@ -54,24 +54,12 @@ impl Catalog {
                 for (base_index, base) in bases.iter().enumerate() {
                     by_origin.insert(base.as_str().to_string(), (site_index, base_index));
                 }
-                let articles: Vec<Arc<str>> = site
-                    .articles
-                    .iter()
-                    .map(|a| Arc::from(a.as_str()))
-                    .collect();
-                let article_index = articles
-                    .iter()
-                    .enumerate()
-                    .map(|(i, a)| (a.clone(), i))
-                    .collect();
+                let articles: Vec<Arc<str>> = site.articles.iter().map(|a| Arc::from(a.as_str())).collect();
+                let article_index = articles.iter().enumerate().map(|(i, a)| (a.clone(), i)).collect();
                 SiteMeta {
                     name: site.name.as_str().into(),
                     base_names: bases.iter().map(|b| Arc::from(b.as_str())).collect(),
-                    normalizer: Normalizer::new(
-                        &site.primary,
-                        &bases,
-                        site.content_selector.clone(),
-                    ),
+                    normalizer: Normalizer::new(&site.primary, &bases, site.content_selector.clone()),
                     bases,
                     articles,
                     article_index,
@@ -144,11 +132,7 @@ impl ArticleView {
                     .map(|_| crate::verdict::verdict(*hash, self.reference, &self.history))
             })
             .collect();
-        let qualifies: Vec<bool> = self
-            .verdicts
-            .iter()
-            .map(|v| *v == Some(Verdict::Same))
-            .collect();
+        let qualifies: Vec<bool> = self.verdicts.iter().map(|v| *v == Some(Verdict::Same)).collect();
         self.candidates = redirect_order(&qualifies, prefer_primary);
     }
 }
@@ -177,6 +161,41 @@ pub struct BaseView {
     /// Up, and most of its probed articles are `same`: fit for paths that
     /// are not configured articles.
     pub healthy: bool,
+    pub probes: ProbeCounters,
+}
+
+/// Upper bounds (seconds) of the probe duration histogram's buckets.
+pub const DURATION_BUCKETS: [f64; 11] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+/// Probes of one base since start, for Prometheus counters.
+#[derive(Clone, Debug, Default)]
+pub struct ProbeCounters {
+    /// Indexed like [`crate::observation::Outcome::ALL`].
+    pub by_outcome: [u64; 10],
+    /// Cumulative counts per [`DURATION_BUCKETS`] bound (`le`).
+    pub duration_buckets: [u64; 11],
+    pub duration_sum_ms: u64,
+}
+
+impl ProbeCounters {
+    pub fn count(&mut self, outcome: crate::observation::Outcome, latency_ms: u32) {
+        let index = crate::observation::Outcome::ALL
+            .iter()
+            .position(|o| *o == outcome)
+            .unwrap_or(0);
+        self.by_outcome[index] += 1;
+        let seconds = latency_ms as f64 / 1000.0;
+        for (bound, count) in DURATION_BUCKETS.iter().zip(&mut self.duration_buckets) {
+            if seconds <= *bound {
+                *count += 1;
+            }
+        }
+        self.duration_sum_ms += latency_ms as u64;
+    }
+
+    pub fn total(&self) -> u64 {
+        self.by_outcome.iter().sum()
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -198,6 +217,8 @@ pub struct RoundInfo {
 #[derive(Debug)]
 pub struct Snapshot {
     pub catalog: Arc<Catalog>,
+    /// When the snapshot was published.
+    pub published_at: UnixMillis,
     pub sites: Vec<SiteView>,
     pub round: RoundInfo,
     pub store_error: Option<(UnixMillis, String)>,

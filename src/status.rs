@@ -188,18 +188,11 @@ pub fn site_detail(snapshot: &Snapshot, site: usize, now: UnixMillis) -> SiteDet
     }
 }
 
-pub fn article_detail<'a>(
-    bases: &'a [std::sync::Arc<str>],
-    path: &'a str,
-    view: &ArticleView,
-) -> ArticleDetail<'a> {
+pub fn article_detail<'a>(bases: &'a [std::sync::Arc<str>], path: &'a str, view: &ArticleView) -> ArticleDetail<'a> {
     ArticleDetail {
         path,
         reference: view.reference,
-        redirect_to: view
-            .candidates
-            .first()
-            .map(|&b| format!("{}{}", bases[b], path)),
+        redirect_to: view.candidates.first().map(|&b| format!("{}{}", bases[b], path)),
         bases: bases
             .iter()
             .enumerate()

@@ -45,18 +45,10 @@ impl UptimeCounter {
     pub fn uptime(&mut self, now: UnixMillis) -> Uptime {
         let this_minute = now.div_euclid(MINUTE);
         let this_hour = now.div_euclid(HOUR);
-        while self
-            .minutes
-            .front()
-            .is_some_and(|(m, _)| *m <= this_minute - 60)
-        {
+        while self.minutes.front().is_some_and(|(m, _)| *m <= this_minute - 60) {
             self.minutes.pop_front();
         }
-        while self
-            .hours
-            .front()
-            .is_some_and(|(h, _)| *h <= this_hour - 30 * 24)
-        {
+        while self.hours.front().is_some_and(|(h, _)| *h <= this_hour - 30 * 24) {
             self.hours.pop_front();
         }
         let hours = |n: i64| ratio(self.hours.iter().filter(|(h, _)| *h > this_hour - n));
@@ -76,19 +68,14 @@ fn bump(buckets: &mut VecDeque<(i64, Count)>, key: i64, probes: u32, ok: u32) {
             count.ok += ok;
         }
         None => {
-            let at = buckets
-                .iter()
-                .rposition(|(k, _)| *k < key)
-                .map_or(0, |i| i + 1);
+            let at = buckets.iter().rposition(|(k, _)| *k < key).map_or(0, |i| i + 1);
             buckets.insert(at, (key, Count { probes, ok }));
         }
     }
 }
 
 fn ratio<'a>(buckets: impl Iterator<Item = &'a (i64, Count)>) -> Option<f64> {
-    let (probes, ok) = buckets.fold((0u64, 0u64), |(p, o), (_, c)| {
-        (p + c.probes as u64, o + c.ok as u64)
-    });
+    let (probes, ok) = buckets.fold((0u64, 0u64), |(p, o), (_, c)| (p + c.probes as u64, o + c.ok as u64));
     (probes > 0).then(|| ok as f64 / probes as f64)
 }
 

@@ -69,12 +69,7 @@ pub fn reference(served: &[Option<Hash>], history: &[Version]) -> Option<Hash> {
             None => tally.push((*hash, 1, base)),
         }
     }
-    let recency = |hash: &Hash| {
-        history
-            .iter()
-            .find(|v| v.hash == *hash)
-            .map(|v| v.last_seen)
-    };
+    let recency = |hash: &Hash| history.iter().find(|v| v.hash == *hash).map(|v| v.last_seen);
     tally
         .into_iter()
         .filter(|(hash, votes, _)| *votes >= 2 || recency(hash).is_some())
@@ -108,10 +103,7 @@ mod tests {
     }
 
     fn v(n: u8, last_seen: i64) -> Version {
-        Version {
-            hash: h(n),
-            last_seen,
-        }
+        Version { hash: h(n), last_seen }
     }
 
     #[test]
@@ -141,15 +133,9 @@ mod tests {
         // Primary down, one base answering with something the primary never served.
         assert_eq!(reference(&[None, Some(h(6)), None], &[v(1, 100)]), None);
         // The same lone answer is fine when it is a version the primary served.
-        assert_eq!(
-            reference(&[None, Some(h(1)), None], &[v(1, 100)]),
-            Some(h(1))
-        );
+        assert_eq!(reference(&[None, Some(h(1)), None], &[v(1, 100)]), Some(h(1)));
         // A known version beats an uncorroborated newcomer, whatever the order.
-        assert_eq!(
-            reference(&[None, Some(h(6)), Some(h(1))], &[v(1, 100)]),
-            Some(h(1))
-        );
+        assert_eq!(reference(&[None, Some(h(6)), Some(h(1))], &[v(1, 100)]), Some(h(1)));
     }
 
     #[test]

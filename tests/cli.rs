@@ -11,10 +11,7 @@ use common::*;
 use serde_json::Value;
 
 fn mirrorgate(args: &[&str]) -> Output {
-    Command::new(binary())
-        .args(args)
-        .output()
-        .expect("run mirrorgate")
+    Command::new(binary()).args(args).output().expect("run mirrorgate")
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -61,18 +58,13 @@ articles = []
         format!("{file}:2:1: unknown key \"intervall\" in [probe] (did you mean \"interval\"?)"),
         format!("{file}:3:11: `probe.timeout` \"soon\" is not a duration"),
         format!("{file}:8:12: `sites[0].mirrors[0]`: mirror \"www.example.co.uk\" has no scheme"),
-        format!(
-            "{file}:8:33: `sites[0].mirrors[1]`: base \"https://www.example.com\" is listed twice"
-        ),
+        format!("{file}:8:33: `sites[0].mirrors[1]`: base \"https://www.example.com\" is listed twice"),
         format!("{file}:12:8: duplicate site name \"a\""),
         format!("{file}:14:12: `sites[1].articles` is empty"),
     ];
     assert_eq!(lines.len(), expected.len(), "{stderr}");
     for (line, want) in lines.iter().zip(&expected) {
-        assert!(
-            line.starts_with(want.as_str()),
-            "got {line:?}, want {want:?}"
-        );
+        assert!(line.starts_with(want.as_str()), "got {line:?}, want {want:?}");
     }
 }
 
@@ -120,11 +112,7 @@ async fn check_reports_verdicts_and_exits_by_whether_every_article_is_served() {
     let primary = TestOrigin::start(Behavior::Status(404)).await;
     primary.set_path(
         ARTICLE,
-        Behavior::Page(fixture(
-            "primary-v1.html",
-            "www.example.com",
-            &primary.authority(),
-        )),
+        Behavior::Page(fixture("primary-v1.html", "www.example.com", &primary.authority())),
     );
     let mirror = TestOrigin::start(Behavior::Status(404)).await;
     mirror.set_path(
@@ -158,26 +146,14 @@ async fn check_reports_verdicts_and_exits_by_whether_every_article_is_served() {
 
     let served = write(vec![ARTICLE]);
     let out = check(&served, "text").await;
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
+    assert_eq!(out.status.code(), Some(0), "{}{}", text(&out.stdout), text(&out.stderr));
     let report = text(&out.stdout);
     assert!(
         report.contains(&format!("{ARTICLE}  ->  {}{ARTICLE}", primary.url())),
         "{report}"
     );
-    assert!(
-        report.contains("1 of 1 articles have a live base"),
-        "{report}"
-    );
-    assert!(
-        !dir.path().join("never-created.db").exists(),
-        "check writes nothing"
-    );
+    assert!(report.contains("1 of 1 articles have a live base"), "{report}");
+    assert!(!dir.path().join("never-created.db").exists(), "check writes nothing");
 
     let out = check(&served, "json").await;
     assert_eq!(out.status.code(), Some(0));
@@ -227,22 +203,18 @@ fn demo_runs_the_daemon_against_its_loopback_origins() {
     // The pipe is closed here, mid-banner: the demo must carry on regardless.
     let status_url = status_url.expect("the demo prints its status URL");
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let verdicts = runtime.block_on(eventually(
-        "the demo's first round",
-        Duration::from_secs(20),
-        || {
-            let url = status_url.clone();
-            async move {
-                let detail = get_json(&url).await;
-                let bases = detail["articles"][0]["bases"].as_array()?.clone();
-                let verdicts: Vec<String> = bases
-                    .iter()
-                    .map(|b| b["verdict"].as_str().map(str::to_string))
-                    .collect::<Option<_>>()?;
-                Some(verdicts)
-            }
-        },
-    ));
+    let verdicts = runtime.block_on(eventually("the demo's first round", Duration::from_secs(20), || {
+        let url = status_url.clone();
+        async move {
+            let detail = get_json(&url).await;
+            let bases = detail["articles"][0]["bases"].as_array()?.clone();
+            let verdicts: Vec<String> = bases
+                .iter()
+                .map(|b| b["verdict"].as_str().map(str::to_string))
+                .collect::<Option<_>>()?;
+            Some(verdicts)
+        }
+    }));
     let _ = child.kill();
     let _ = child.wait();
     assert_eq!(verdicts[0], "same", "primary");

@@ -20,25 +20,13 @@ impl Pages {
         fixture("primary-v2.html", "www.example.com", &origin.authority())
     }
     fn faithful(origin: &TestOrigin) -> String {
-        fixture(
-            "mirror-faithful-v1.html",
-            "www.example.co.uk",
-            &origin.authority(),
-        )
+        fixture("mirror-faithful-v1.html", "www.example.co.uk", &origin.authority())
     }
     fn relative(origin: &TestOrigin) -> String {
-        fixture(
-            "mirror-relative-v1.html",
-            "mirror.example.net",
-            &origin.authority(),
-        )
+        fixture("mirror-relative-v1.html", "mirror.example.net", &origin.authority())
     }
     fn tampered(origin: &TestOrigin) -> String {
-        fixture(
-            "mirror-tampered-v1.html",
-            "www.example.co.uk",
-            &origin.authority(),
-        )
+        fixture("mirror-tampered-v1.html", "www.example.co.uk", &origin.authority())
     }
 }
 
@@ -69,15 +57,8 @@ async fn verdicts_redirects_and_status_end_to_end() {
     moved.set_path("/amp/moved", Behavior::Page(Pages::faithful(&moved)));
     let down = closed_port().await;
     let hanging = TestOrigin::start(Behavior::Hang).await;
-    let off_site = TestOrigin::start(Behavior::Redirect(format!(
-        "http://{}/parked",
-        closed_port().await
-    )))
-    .await;
-    let rate_limited = TestOrigin::start(Behavior::RateLimited {
-        retry_after_secs: 3600,
-    })
-    .await;
+    let off_site = TestOrigin::start(Behavior::Redirect(format!("http://{}/parked", closed_port().await))).await;
+    let rate_limited = TestOrigin::start(Behavior::RateLimited { retry_after_secs: 3600 }).await;
     let huge = TestOrigin::start(Behavior::Bytes { size: 3 << 20 }).await;
     let down_url = format!("http://{down}");
     let mirrors = vec![
@@ -135,24 +116,11 @@ async fn verdicts_redirects_and_status_end_to_end() {
     }
     let article = article_of(&detail, ARTICLE);
     assert_eq!(article["reference"], bases[&primary.url()]["hash"]);
-    assert!(
-        article["reference"]
-            .as_str()
-            .unwrap()
-            .starts_with("sha256:")
-    );
-    assert_eq!(
-        article["redirect_to"],
-        format!("{}{ARTICLE}", primary.url())
-    );
+    assert!(article["reference"].as_str().unwrap().starts_with("sha256:"));
+    assert_eq!(article["redirect_to"], format!("{}{ARTICLE}", primary.url()));
     assert_eq!(bases[&rate_limited.url()]["http_status"], 429);
     assert_eq!(bases[&primary.url()]["http_status"], 200);
-    assert!(
-        bases[&primary.url()]["last_ok_at"]
-            .as_str()
-            .unwrap()
-            .ends_with('Z')
-    );
+    assert!(bases[&primary.url()]["last_ok_at"].as_str().unwrap().ends_with('Z'));
     assert_eq!(bases[&down_url]["last_ok_at"], Value::Null);
 
     // Readers: one hop to the primary, the query kept, the other faithful
@@ -167,10 +135,7 @@ async fn verdicts_redirects_and_status_end_to_end() {
         response.headers()[header::LOCATION],
         format!("{}{ARTICLE}?utm_source=x&a=%2F", primary.url()).as_str()
     );
-    assert_eq!(
-        response.headers()[header::CACHE_CONTROL],
-        "private, max-age=30"
-    );
+    assert_eq!(response.headers()[header::CACHE_CONTROL], "private, max-age=30");
     let links: Vec<&str> = response
         .headers()
         .get_all(header::LINK)
@@ -230,11 +195,7 @@ async fn verdicts_redirects_and_status_end_to_end() {
     }
     let response = client().get(daemon.url("/go")).send().await.unwrap();
     assert_eq!(response.status(), 400);
-    let response = client()
-        .get(daemon.url("/r/no-such-site/x"))
-        .send()
-        .await
-        .unwrap();
+    let response = client().get(daemon.url("/r/no-such-site/x")).send().await.unwrap();
     assert_eq!(response.status(), 404);
 
     // Operators: base states, uptime, latency and counts.
@@ -267,11 +228,7 @@ async fn verdicts_redirects_and_status_end_to_end() {
     assert_eq!(down_summary["verdicts"]["unreachable"], 1);
     assert_eq!(summary(&tampered.url())["state"], "degraded");
     assert_eq!(summary(&tampered.url())["verdicts"]["diverged"], 1);
-    assert_eq!(
-        summary(&rate_limited.url())["state"],
-        "degraded",
-        "429 is not down"
-    );
+    assert_eq!(summary(&rate_limited.url())["state"], "degraded", "429 is not down");
 
     // The hanging base held only its own share: the others were answered
     // long before its timeout (the round as a whole waited for it).
@@ -306,19 +263,15 @@ async fn primary_down_falls_back_to_consensus() {
     rounds_completed(&daemon, 1).await;
     primary.set(Behavior::Status(503));
     let url = daemon.url("/status/news");
-    let detail = eventually(
-        "the primary's 503 to be seen",
-        Duration::from_secs(20),
-        || {
-            let url = url.clone();
-            let primary = primary.url();
-            async move {
-                let detail = get_json(&url).await;
-                let bases = bases_of(&detail, ARTICLE);
-                (bases[&primary]["outcome"] == "http_status").then_some(detail)
-            }
-        },
-    )
+    let detail = eventually("the primary's 503 to be seen", Duration::from_secs(20), || {
+        let url = url.clone();
+        let primary = primary.url();
+        async move {
+            let detail = get_json(&url).await;
+            let bases = bases_of(&detail, ARTICLE);
+            (bases[&primary]["outcome"] == "http_status").then_some(detail)
+        }
+    })
     .await;
     let bases = bases_of(&detail, ARTICLE);
     assert_eq!(bases[&primary.url()]["http_status"], 503);
@@ -326,10 +279,7 @@ async fn primary_down_falls_back_to_consensus() {
     assert_eq!(verdict(&bases, &first.url()).0, "same");
     assert_eq!(verdict(&bases, &second.url()).0, "same");
     assert_eq!(verdict(&bases, &tampered.url()).0, "diverged");
-    assert_eq!(
-        article_of(&detail, ARTICLE)["reference"],
-        bases[&first.url()]["hash"]
-    );
+    assert_eq!(article_of(&detail, ARTICLE)["reference"], bases[&first.url()]["hash"]);
 
     // The first faithful mirror in config order; never the tampered one listed before it.
     let response = client()
@@ -373,10 +323,7 @@ async fn a_mirror_behind_an_updated_primary_is_stale_and_not_a_candidate() {
     let daemon = Daemon::start(&config);
     rounds_completed(&daemon, 1).await;
     let before = get_json(&daemon.url("/status/news")).await;
-    assert_eq!(
-        verdict(&bases_of(&before, ARTICLE), &lagging.url()).0,
-        "same"
-    );
+    assert_eq!(verdict(&bases_of(&before, ARTICLE), &lagging.url()).0, "same");
     let old_reference = article_of(&before, ARTICLE)["reference"].clone();
     // prefer_primary = false: a faithful mirror comes before the primary.
     let response = client()
@@ -392,24 +339,17 @@ async fn a_mirror_behind_an_updated_primary_is_stale_and_not_a_candidate() {
     primary.set(Behavior::Page(Pages::primary_v2(&primary)));
     let url = daemon.url("/status/news");
     let lagging_url = lagging.url();
-    let detail = eventually(
-        "the mirror to be judged stale",
-        Duration::from_secs(20),
-        || {
-            let url = url.clone();
-            let lagging_url = lagging_url.clone();
-            async move {
-                let detail = get_json(&url).await;
-                (bases_of(&detail, ARTICLE)[&lagging_url]["verdict"] == "stale").then_some(detail)
-            }
-        },
-    )
+    let detail = eventually("the mirror to be judged stale", Duration::from_secs(20), || {
+        let url = url.clone();
+        let lagging_url = lagging_url.clone();
+        async move {
+            let detail = get_json(&url).await;
+            (bases_of(&detail, ARTICLE)[&lagging_url]["verdict"] == "stale").then_some(detail)
+        }
+    })
     .await;
     assert_ne!(article_of(&detail, ARTICLE)["reference"], old_reference);
-    assert_eq!(
-        bases_of(&detail, ARTICLE)[&lagging.url()]["hash"],
-        old_reference
-    );
+    assert_eq!(bases_of(&detail, ARTICLE)[&lagging.url()]["hash"], old_reference);
     let response = client()
         .get(daemon.url(&format!("/r/news{ARTICLE}")))
         .send()
@@ -487,16 +427,9 @@ async fn no_live_copy_is_a_503_listing_every_base() {
             .starts_with("text/html")
     );
     let page = response.text().await.unwrap();
-    assert!(
-        page.contains(&format!("href=\"{}{ARTICLE}\"", mirror.url())),
-        "{page}"
-    );
+    assert!(page.contains(&format!("href=\"{}{ARTICLE}\"", mirror.url())), "{page}");
     // A path that is no article has no healthy base to go to either.
-    let response = client()
-        .get(daemon.url("/r/news/elsewhere"))
-        .send()
-        .await
-        .unwrap();
+    let response = client().get(daemon.url("/r/news/elsewhere")).send().await.unwrap();
     assert_eq!(response.status(), 503);
     let detail = get_json(&daemon.url("/status/news")).await;
     assert_eq!(article_of(&detail, ARTICLE)["redirect_to"], Value::Null);
@@ -550,19 +483,9 @@ async fn restart_after_kill_resumes_from_the_store() {
     write_config("60s");
     let daemon = Daemon::start(&config);
     let detail = get_json(&daemon.url("/status/news")).await;
-    let (old, new) = (
-        bases_of(&detail_before, ARTICLE),
-        bases_of(&detail, ARTICLE),
-    );
+    let (old, new) = (bases_of(&detail_before, ARTICLE), bases_of(&detail, ARTICLE));
     for base in [primary.url(), mirror.url()] {
-        for field in [
-            "verdict",
-            "outcome",
-            "hash",
-            "checked_at",
-            "last_ok_at",
-            "http_status",
-        ] {
+        for field in ["verdict", "outcome", "hash", "checked_at", "last_ok_at", "http_status"] {
             assert_eq!(new[&base][field], old[&base][field], "{base} {field}");
         }
     }
@@ -580,10 +503,7 @@ async fn restart_after_kill_resumes_from_the_store() {
     let status = get_json(&daemon.url("/status")).await;
     assert_eq!(status["sites"][0]["bases"][0]["uptime"]["1h"], 1.0);
     assert_eq!(status["sites"][0]["bases"][0]["state"], "up");
-    assert_eq!(
-        status["round"]["completed"], 0,
-        "the new round is still hanging"
-    );
+    assert_eq!(status["round"]["completed"], 0, "the new round is still hanging");
 
     let connection = rusqlite::Connection::open(&store).unwrap();
     let check: String = connection
@@ -616,19 +536,12 @@ async fn sigterm_stops_cleanly_and_keeps_results() {
     let mut daemon = Daemon::start(&config);
     rounds_completed(&daemon, 1).await;
     daemon.signal("TERM");
-    assert_eq!(
-        daemon.wait_exit(Duration::from_secs(10)),
-        Some(0),
-        "{}",
-        daemon.log()
-    );
+    assert_eq!(daemon.wait_exit(Duration::from_secs(10)), Some(0), "{}", daemon.log());
     let connection = rusqlite::Connection::open(&store).unwrap();
     let probes: i64 = connection
         .query_row("SELECT count(*) FROM probes", [], |r| r.get(0))
         .unwrap();
     assert_eq!(probes, 2);
-    let mode: String = connection
-        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
-        .unwrap();
+    let mode: String = connection.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
     assert_eq!(mode, "wal");
 }

@@ -74,9 +74,7 @@ impl SqliteStore {
         }
         let connection = Connection::open(path).map_err(fail)?;
         // An operator's sqlite3 shell may hold a lock for a while.
-        connection
-            .busy_timeout(Duration::from_secs(10))
-            .map_err(fail)?;
+        connection.busy_timeout(Duration::from_secs(10)).map_err(fail)?;
         connection
             .execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")
             .map_err(fail)?;
@@ -164,12 +162,7 @@ impl SqliteStore {
                     o.last_ok_at
                 ])?;
                 if record.is_primary && o.is_ok() {
-                    upsert_version.execute(params![
-                        &*record.site,
-                        &*record.article,
-                        hash,
-                        o.checked_at
-                    ])?;
+                    upsert_version.execute(params![&*record.site, &*record.article, hash, o.checked_at])?;
                 }
                 count_minute.execute(params![
                     &*record.base,
@@ -248,9 +241,9 @@ impl SqliteStore {
             .prepare("SELECT DISTINCT base FROM latest")?
             .query_map([], |row| row.get(0))?
             .collect::<Result<_, _>>()?;
-        let mut recent = self.connection.prepare(
-            "SELECT latency_ms FROM probes WHERE base = ?1 AND outcome = 'ok' ORDER BY id DESC LIMIT ?2",
-        )?;
+        let mut recent = self
+            .connection
+            .prepare("SELECT latency_ms FROM probes WHERE base = ?1 AND outcome = 'ok' ORDER BY id DESC LIMIT ?2")?;
         for base in bases {
             let mut samples: Vec<u32> = recent
                 .query_map(params![base, latencies_per_base as i64], |row| row.get(0))?
@@ -339,11 +332,7 @@ mod tests {
         let mut store = SqliteStore::open(&path).unwrap();
         let state = store.load_snapshot(10).unwrap();
         assert_eq!(state.latest.len(), 2);
-        let primary = state
-            .latest
-            .iter()
-            .find(|r| &*r.base == "https://p")
-            .unwrap();
+        let primary = state.latest.iter().find(|r| &*r.base == "https://p").unwrap();
         assert_eq!(primary.observation.hash, Some(Hash([2; 32])));
         assert_eq!(state.versions.len(), 2);
         assert_eq!(
@@ -370,12 +359,7 @@ mod tests {
             ]
         );
         assert_eq!(
-            state
-                .latencies
-                .iter()
-                .find(|(b, _)| b == "https://p")
-                .unwrap()
-                .1,
+            state.latencies.iter().find(|(b, _)| b == "https://p").unwrap().1,
             vec![7, 7]
         );
         let removed = store.prune(120_000).unwrap();

@@ -118,11 +118,7 @@ async fn write_loop(
     }
 }
 
-async fn write(
-    store: &Arc<Mutex<Box<dyn Store>>>,
-    pending: &mut Vec<ProbeRecord>,
-    health: &StoreHealth,
-) {
+async fn write(store: &Arc<Mutex<Box<dyn Store>>>, pending: &mut Vec<ProbeRecord>, health: &StoreHealth) {
     if pending.is_empty() {
         return;
     }
@@ -138,9 +134,7 @@ async fn write(
     .await;
     match outcome {
         Ok((batch, Ok(()))) => {
-            health
-                .written
-                .fetch_add(batch.len() as u64, Ordering::Relaxed);
+            health.written.fetch_add(batch.len() as u64, Ordering::Relaxed);
             if health.last_error().is_some() {
                 tracing::info!(records = batch.len(), "store writable again");
             }

@@ -53,18 +53,14 @@ pub struct TestOrigin {
 
 impl TestOrigin {
     pub async fn start(fallback: Behavior) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind loopback");
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
         let addr = listener.local_addr().unwrap();
         let behaviors: Arc<Mutex<HashMap<String, Behavior>>> = Arc::default();
         let fallback = Arc::new(Mutex::new(fallback));
         let requests: Arc<Mutex<Vec<(Instant, String)>>> = Arc::default();
         let (b, f, r) = (behaviors.clone(), fallback.clone(), requests.clone());
         let app = Router::new().fallback(move |uri: Uri| {
-            let path = uri
-                .path_and_query()
-                .map_or("/".to_string(), |p| p.to_string());
+            let path = uri.path_and_query().map_or("/".to_string(), |p| p.to_string());
             r.lock().unwrap().push((Instant::now(), path.clone()));
             let configured = {
                 let map = b.lock().unwrap();
@@ -97,10 +93,7 @@ impl TestOrigin {
     }
 
     pub fn set_path(&self, path: &str, behavior: Behavior) {
-        self.behaviors
-            .lock()
-            .unwrap()
-            .insert(path.to_string(), behavior);
+        self.behaviors.lock().unwrap().insert(path.to_string(), behavior);
     }
 
     pub fn request_count(&self) -> usize {
@@ -110,17 +103,13 @@ impl TestOrigin {
 
 async fn respond(behavior: Behavior) -> Response {
     match behavior {
-        Behavior::Page(body) => {
-            ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response()
-        }
+        Behavior::Page(body) => ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response(),
         Behavior::Status(code) => (StatusCode::from_u16(code).unwrap(), "status\n").into_response(),
         Behavior::Hang => {
             std::future::pending::<()>().await;
             unreachable!()
         }
-        Behavior::Redirect(location) => {
-            (StatusCode::FOUND, [(header::LOCATION, location)]).into_response()
-        }
+        Behavior::Redirect(location) => (StatusCode::FOUND, [(header::LOCATION, location)]).into_response(),
         Behavior::RateLimited { retry_after_secs } => (
             StatusCode::TOO_MANY_REQUESTS,
             [(header::RETRY_AFTER, retry_after_secs.to_string())],
@@ -161,12 +150,7 @@ pub fn config_text(store: &Path, probe: &str, sites: &[SiteSpec]) -> String {
         }
     );
     for site in sites {
-        let quote = |v: &[String]| {
-            v.iter()
-                .map(|m| format!("\"{m}\""))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
+        let quote = |v: &[String]| v.iter().map(|m| format!("\"{m}\"")).collect::<Vec<_>>().join(", ");
         let articles: Vec<String> = site.articles.iter().map(|a| a.to_string()).collect();
         text.push_str(&format!(
             "\n[[sites]]\nname = \"{}\"\nprimary = \"{}\"\nmirrors = [{}]\narticles = [{}]\n{}\n",
@@ -219,10 +203,7 @@ impl Daemon {
         });
         let addr = match rx.recv_timeout(Duration::from_secs(20)) {
             Ok(addr) => addr,
-            Err(_) => panic!(
-                "daemon did not start; log:\n{}",
-                log.lock().unwrap().join("\n")
-            ),
+            Err(_) => panic!("daemon did not start; log:\n{}", log.lock().unwrap().join("\n")),
         };
         Daemon {
             child,
