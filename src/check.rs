@@ -99,7 +99,7 @@ pub async fn check(config: &Config) -> Result<Report, StartError> {
         restored,
     );
     let scheduler = Scheduler::new(catalog, &config.probe)?;
-    let (events, task) = engine::spawn(engine, None);
+    let (events, task) = engine::spawn(engine, None, None);
     let started = tokio::time::Instant::now();
     scheduler.round(&events, &CancellationToken::new()).await;
     let _ = events

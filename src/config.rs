@@ -35,6 +35,8 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// Runtime worker threads; None leaves it to tokio (`TOKIO_WORKER_THREADS` or one per core).
     pub workers: Option<usize>,
+    /// How long probes in flight may finish after SIGTERM before they are cancelled.
+    pub shutdown_grace: Duration,
 }
 
 #[derive(Clone, Debug)]
@@ -165,7 +167,7 @@ struct Walker<'a> {
 }
 
 const ROOT_KEYS: &[&str] = &["server", "store", "probe", "log", "sites"];
-const SERVER_KEYS: &[&str] = &["listen", "workers"];
+const SERVER_KEYS: &[&str] = &["listen", "workers", "shutdown_grace"];
 const STORE_KEYS: &[&str] = &["path", "retention"];
 const PROBE_KEYS: &[&str] = &[
     "interval",
@@ -259,9 +261,11 @@ impl Walker<'_> {
             },
         };
         let workers = self.integer(table, "server", "workers", 1, 1024);
+        let shutdown_grace = self.duration(table, "server", "shutdown_grace", Duration::from_secs(10));
         Some(ServerConfig {
             listen: listen?,
             workers: workers?,
+            shutdown_grace: shutdown_grace?,
         })
     }
 

@@ -1,27 +1,29 @@
-//! The daemon's lifecycle: open the store, resume from it, bind, probe in
-//! rounds, serve, and shut down without losing what was already probed.
+//! The daemon's lifecycle: open the store, resume from it, bind, report
+//! ready, probe in rounds, reload on SIGHUP, and stop without losing what
+//! was already probed.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use tokio::net::TcpListener;
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::now_ms;
-use crate::config::Config;
+use crate::config::{self, Config};
 use crate::engine::{self, Engine, EngineEvent, LATENCY_SAMPLES};
+use crate::metrics::Counters;
+use crate::notify::{self, BEAT_EVERY, Heartbeat, Loop};
 use crate::probe::ClientError;
 use crate::schedule::Scheduler;
-use crate::serve::{self, Snapshots};
+use crate::serve::{self, AppState, Snapshots};
 use crate::snapshot::Catalog;
 use crate::store::{SqliteStore, Store, StoreError, StoreWriter};
-
-/// How long probes in flight may finish after a stop is requested.
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -40,18 +42,28 @@ pub enum StartError {
 pub struct Daemon {
     local_addr: SocketAddr,
     snapshots: Snapshots,
-    scheduler: JoinHandle<()>,
+    rounds: JoinHandle<()>,
     engine: JoinHandle<Engine>,
     writer: StoreWriter,
     writer_task: JoinHandle<()>,
     server: JoinHandle<std::io::Result<()>>,
+    reloader: Option<JoinHandle<()>>,
     shutdown: CancellationToken,
+    grace: Duration,
 }
+
+/// What a reload swaps: the scheduler the rounds loop picks up next.
+type Schedulers = Arc<ArcSwap<Scheduler>>;
 
 impl Daemon {
     /// Starts everything; returns once the listener is bound and the stored
-    /// state is being served.
-    pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Self, StartError> {
+    /// state is being served (and then tells systemd it is ready).
+    /// `config_path` is re-read on SIGHUP; None disables reloading.
+    pub async fn start(
+        config: Config,
+        config_path: Option<PathBuf>,
+        shutdown: CancellationToken,
+    ) -> Result<Self, StartError> {
         let catalog = Arc::new(Catalog::new(&config));
         let path = config.store.path.clone();
         let (store, restored) = tokio::task::spawn_blocking(move || {
@@ -83,27 +95,57 @@ impl Daemon {
         let local_addr = listener
             .local_addr()
             .map_err(|source| StartError::Listen { addr, source })?;
-        let scheduler = Scheduler::new(catalog.clone(), &config.probe)?;
-        let (events, engine_task) = engine::spawn(engine, Some(writer.clone()));
-        let app = serve::router(snapshots.clone());
+        let schedulers: Schedulers = Arc::new(ArcSwap::from_pointee(Scheduler::new(catalog.clone(), &config.probe)?));
+        let heartbeat = Heartbeat::new();
+        let (events, engine_task) = engine::spawn(engine, Some(writer.clone()), Some(heartbeat.clone()));
+        let counters = Arc::new(Counters::default());
+        let app = serve::router(AppState {
+            snapshots: snapshots.clone(),
+            counters: counters.clone(),
+            store: Some(writer.health.clone()),
+        });
         let server = tokio::spawn(
             axum::serve(listener, app)
                 .with_graceful_shutdown(shutdown.clone().cancelled_owned())
                 .into_future(),
         );
-        let articles: usize = catalog.sites.iter().map(|s| s.articles.len()).sum();
-        let bases: usize = catalog.sites.iter().map(|s| s.bases.len()).sum();
-        tracing::info!(%local_addr, sites = catalog.sites.len(), articles, bases, "serving");
-        let scheduler = tokio::spawn(probe_rounds(scheduler, events, config.probe.interval, shutdown.clone()));
+        let (sites, articles) = size(&catalog);
+        tracing::info!(%local_addr, sites, articles, "serving");
+        let wake = Arc::new(Notify::new());
+        let reloader = config_path.map(|path| {
+            let reloader = Reloader {
+                path,
+                running: config.clone(),
+                events: events.clone(),
+                schedulers: schedulers.clone(),
+                wake: wake.clone(),
+                counters,
+            };
+            tokio::spawn(reloader.run(shutdown.clone()))
+        });
+        let rounds = tokio::spawn(probe_rounds(
+            schedulers,
+            events,
+            wake,
+            heartbeat.clone(),
+            shutdown.clone(),
+        ));
+        notify::spawn_watchdog(heartbeat, shutdown.clone());
+        notify::status(&format!(
+            "probing {sites} sites, {articles} articles; first round running"
+        ));
+        notify::ready();
         Ok(Daemon {
             local_addr,
             snapshots,
-            scheduler,
+            rounds,
             engine: engine_task,
             writer,
             writer_task,
             server,
+            reloader,
             shutdown,
+            grace: config.server.shutdown_grace,
         })
     }
 
@@ -116,41 +158,168 @@ impl Daemon {
     }
 
     /// Waits for shutdown to be requested and completed: probes in flight
-    /// get [`SHUTDOWN_GRACE`], then every result is flushed to the store.
+    /// get the grace period, then every result is flushed to the store.
     pub async fn finished(self) -> std::io::Result<()> {
         self.shutdown.cancelled().await;
-        let mut scheduler = self.scheduler;
-        if tokio::time::timeout(SHUTDOWN_GRACE, &mut scheduler).await.is_err() {
-            tracing::warn!(grace = ?SHUTDOWN_GRACE, "probes still running after the grace period; cancelling them");
-            scheduler.abort();
-            let _ = scheduler.await;
+        notify::stopping();
+        notify::status("stopping: finishing probes in flight");
+        let mut rounds = self.rounds;
+        if tokio::time::timeout(self.grace, &mut rounds).await.is_err() {
+            tracing::warn!(grace = ?self.grace, "probes still running after the grace period; cancelling them");
+            rounds.abort();
+            let _ = rounds.await;
         }
-        // The scheduler owned the last event sender, so the engine drains and stops.
+        if let Some(reloader) = self.reloader {
+            let _ = reloader.await;
+        }
+        // The rounds loop and the reloader held the last event senders, so
+        // the engine drains what is queued and stops.
         let _ = self.engine.await;
         self.writer.flush().await;
         drop(self.writer);
         let _ = self.writer_task.await;
-        tracing::info!("stopped; every probe result is stored");
+        tracing::info!("stopped; every finished probe result is stored");
         self.server.await.unwrap_or(Ok(()))
     }
 }
 
+fn size(catalog: &Catalog) -> (usize, usize) {
+    (
+        catalog.sites.len(),
+        catalog.sites.iter().map(|s| s.articles.len()).sum(),
+    )
+}
+
 async fn probe_rounds(
-    scheduler: Scheduler,
+    schedulers: Schedulers,
     events: mpsc::Sender<EngineEvent>,
-    interval: Duration,
+    wake: Arc<Notify>,
+    heartbeat: Arc<Heartbeat>,
     stop: CancellationToken,
 ) {
+    let mut beat = tokio::time::interval(BEAT_EVERY);
     loop {
+        let scheduler = schedulers.load_full();
         let started = Instant::now();
         let _ = events.send(EngineEvent::RoundStarted { at: now_ms() }).await;
-        scheduler.round(&events, &stop).await;
+        {
+            let round = scheduler.round(&events, &stop);
+            tokio::pin!(round);
+            loop {
+                tokio::select! {
+                    _ = &mut round => break,
+                    _ = beat.tick() => heartbeat.beat(Loop::Scheduler),
+                }
+            }
+        }
         let duration = started.elapsed();
         let _ = events.send(EngineEvent::RoundFinished { at: now_ms(), duration }).await;
+        let (sites, articles) = size(scheduler.catalog());
         tracing::info!(duration_ms = duration.as_millis() as u64, "probe round finished");
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = tokio::time::sleep_until(started + interval) => {}
+        notify::status(&format!(
+            "probing {sites} sites, {articles} articles; last round {:.1}s",
+            duration.as_secs_f64()
+        ));
+        let next = started + scheduler.interval();
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep_until(next) => break,
+                // A reload: probe what is new at once.
+                _ = wake.notified() => break,
+                _ = beat.tick() => heartbeat.beat(Loop::Scheduler),
+            }
+        }
+    }
+}
+
+/// Re-reads the config on SIGHUP and swaps it in if it is valid.
+struct Reloader {
+    path: PathBuf,
+    running: Config,
+    events: mpsc::Sender<EngineEvent>,
+    schedulers: Schedulers,
+    wake: Arc<Notify>,
+    counters: Arc<Counters>,
+}
+
+impl Reloader {
+    async fn run(mut self, stop: CancellationToken) {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut hangups = match signal(SignalKind::hangup()) {
+            Ok(hangups) => hangups,
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGHUP; config reload is off");
+                return;
+            }
+        };
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = hangups.recv() => self.reload().await,
+            }
+        }
+    }
+
+    async fn reload(&mut self) {
+        notify::reloading();
+        tracing::info!(path = %self.path.display(), "SIGHUP: reloading config");
+        match config::load(&self.path) {
+            Err(errors) => {
+                for error in &errors.0 {
+                    tracing::error!(%error, "config reload rejected; still running on the previous config");
+                }
+                self.counters.reload_failed();
+                notify::status(&format!(
+                    "config reload failed ({} problems); running on the previous config",
+                    errors.0.len()
+                ));
+            }
+            Ok(config) => match Scheduler::new(Arc::new(Catalog::new(&config)), &config.probe) {
+                Err(error) => {
+                    tracing::error!(%error, "config reload rejected");
+                    self.counters.reload_failed();
+                }
+                Ok(scheduler) => {
+                    self.warn_about_restart_only_changes(&config);
+                    let catalog = scheduler.catalog().clone();
+                    let _ = self
+                        .events
+                        .send(EngineEvent::Reconfigure {
+                            catalog: catalog.clone(),
+                            down_after: config.probe.down_after,
+                            retention: config.store.retention,
+                        })
+                        .await;
+                    self.schedulers.store(Arc::new(scheduler));
+                    self.wake.notify_one();
+                    self.counters.reload_succeeded();
+                    let (sites, articles) = size(&catalog);
+                    tracing::info!(sites, articles, "config reloaded");
+                    self.running = config;
+                }
+            },
+        }
+        notify::ready();
+    }
+
+    fn warn_about_restart_only_changes(&self, new: &Config) {
+        if new.server.listen != self.running.server.listen {
+            tracing::warn!(
+                serving = %self.running.server.listen,
+                configured = %new.server.listen,
+                "server.listen changed: the new address takes effect only after a restart"
+            );
+        }
+        if new.server.workers != self.running.server.workers {
+            tracing::warn!("server.workers changed: takes effect only after a restart");
+        }
+        if new.store.path != self.running.store.path {
+            tracing::warn!(
+                using = %self.running.store.path.display(),
+                configured = %new.store.path.display(),
+                "store.path changed: the new store is used only after a restart"
+            );
         }
     }
 }

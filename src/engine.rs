@@ -13,6 +13,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::clock::{UnixMillis, millis, now_ms};
+use crate::notify::{Heartbeat, Loop};
 use crate::observation::{Observation, Outcome};
 use crate::snapshot::{
     ArticleView, BaseState, BaseView, Catalog, ProbeCounters, RoundInfo, SiteView, Snapshot, redirect_order,
@@ -440,7 +441,11 @@ fn log_transition(site: &str, base: &str, tracker: &BaseTracker, view: &BaseView
 
 /// Runs the engine as a task: results and round events in, snapshots out.
 /// Returns the engine when every sender is gone.
-pub fn spawn(mut engine: Engine, writer: Option<StoreWriter>) -> (mpsc::Sender<EngineEvent>, JoinHandle<Engine>) {
+pub fn spawn(
+    mut engine: Engine,
+    writer: Option<StoreWriter>,
+    heartbeat: Option<Arc<Heartbeat>>,
+) -> (mpsc::Sender<EngineEvent>, JoinHandle<Engine>) {
     let (events, mut receiver) = mpsc::channel::<EngineEvent>(1024);
     let task = tokio::spawn(async move {
         let mut tick = tokio::time::interval(PUBLISH_EVERY);
@@ -467,9 +472,14 @@ pub fn spawn(mut engine: Engine, writer: Option<StoreWriter>) -> (mpsc::Sender<E
                     }
                     None => break,
                 },
-                _ = tick.tick(), if dirty => {
-                    engine.publish(false);
-                    dirty = false;
+                _ = tick.tick() => {
+                    if let Some(heartbeat) = &heartbeat {
+                        heartbeat.beat(Loop::Engine);
+                    }
+                    if dirty {
+                        engine.publish(false);
+                        dirty = false;
+                    }
                 }
             }
         }

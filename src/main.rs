@@ -56,6 +56,16 @@ enum Command {
     },
     /// Validate the config; print every problem as FILE:LINE:COL: message.
     Validate(ConfigPath),
+    /// Ask a running daemon's /healthz: exit 0 if healthy, 1 if not (for container HEALTHCHECKs).
+    Healthcheck {
+        #[command(flatten)]
+        config: ConfigPath,
+        /// Ask this URL instead of the config's listen address.
+        #[arg(long)]
+        url: Option<String>,
+        #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
+        timeout: std::time::Duration,
+    },
     /// Run the daemon against built-in loopback origins (nothing else needed).
     Demo {
         /// Address for the daemon; a free port is used if it is taken.
@@ -86,7 +96,7 @@ fn main() -> ExitCode {
                 Err(code) => return code,
             };
             init_logging(cli.log_format, config.log.level.as_deref(), "info");
-            runtime(config.server.workers, run(config))
+            runtime(config.server.workers, run(config, path.config))
         }
         Command::Check { config: path, format } => {
             let config = match load(&path) {
@@ -95,6 +105,29 @@ fn main() -> ExitCode {
             };
             init_logging(cli.log_format, config.log.level.as_deref(), "warn");
             runtime(config.server.workers, check(config, format))
+        }
+        Command::Healthcheck {
+            config: path,
+            url,
+            timeout,
+        } => {
+            // Docker reserves exit code 2 for health checks: every failure here is 1.
+            let url = match url {
+                Some(url) => url,
+                None => match config::load(&path.config) {
+                    Ok(config) => mirrorgate::healthcheck::healthz_url(config.server.listen),
+                    Err(errors) => return fail(format!("unhealthy: {errors}")),
+                },
+            };
+            let checked = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())
+                .and_then(|rt| rt.block_on(mirrorgate::healthcheck::check(&url, timeout)));
+            match checked {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(why) => fail(format!("unhealthy: {why}")),
+            }
         }
         Command::Demo { listen } => {
             init_logging(cli.log_format, None, "info");
@@ -124,9 +157,9 @@ fn runtime(workers: Option<usize>, work: impl std::future::Future<Output = ExitC
     }
 }
 
-async fn run(config: Config) -> ExitCode {
+async fn run(config: Config, path: PathBuf) -> ExitCode {
     let shutdown = CancellationToken::new();
-    let daemon = match mirrorgate::daemon::Daemon::start(config, shutdown.clone()).await {
+    let daemon = match mirrorgate::daemon::Daemon::start(config, Some(path), shutdown.clone()).await {
         Ok(daemon) => daemon,
         Err(e) => return fail(e.to_string()),
     };

@@ -82,6 +82,14 @@ impl Scheduler {
         })
     }
 
+    pub fn catalog(&self) -> &Arc<Catalog> {
+        &self.catalog
+    }
+
+    pub fn interval(&self) -> Duration {
+        self.interval
+    }
+
     /// Probes everything once. Results go to `events` as they arrive;
     /// returns when every probe has finished or `stop` was cancelled (probes
     /// in flight then still run to their own timeout).

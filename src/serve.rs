@@ -5,6 +5,7 @@
 //! [`Decision`] into a response; they never wait on the prober or the store.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use arc_swap::ArcSwap;
 use axum::Router;
@@ -17,24 +18,35 @@ use percent_encoding::percent_decode_str;
 use serde::Serialize;
 
 use crate::clock::now_ms;
+use crate::metrics::Counters;
 use crate::route::{self, Decision};
 use crate::snapshot::Snapshot;
 use crate::status;
+use crate::store::StoreHealth;
 
 pub type Snapshots = Arc<ArcSwap<Snapshot>>;
 
-pub fn router(snapshots: Snapshots) -> Router {
+/// What every handler can reach: the current snapshot and the counters.
+#[derive(Clone)]
+pub struct AppState {
+    pub snapshots: Snapshots,
+    pub counters: Arc<Counters>,
+    pub store: Option<Arc<StoreHealth>>,
+}
+
+pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/r/{*rest}", get(redirect))
         .route("/go", get(go))
         .route("/status", get(overview))
         .route("/status/{site}", get(site_status))
+        .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .fallback(not_found)
-        .with_state(snapshots)
+        .with_state(state)
 }
 
-async fn redirect(State(snapshots): State<Snapshots>, uri: Uri, headers: HeaderMap) -> Response {
+async fn redirect(State(state): State<AppState>, uri: Uri, headers: HeaderMap) -> Response {
     // The raw path, not axum's decoded one: the reader's path and query are
     // passed on exactly as sent.
     let rest = uri.path().strip_prefix("/r/").unwrap_or("");
@@ -43,31 +55,35 @@ async fn redirect(State(snapshots): State<Snapshots>, uri: Uri, headers: HeaderM
         None => (rest, "/"),
     };
     let decision = match percent_decode_str(site).decode_utf8() {
-        Ok(site) => route::redirect(&snapshots.load(), &site, path, uri.query()),
+        Ok(site) => route::redirect(&state.snapshots.load(), &site, path, uri.query()),
         Err(_) => Decision::BadRequest {
             parameter: "site",
             message: "the site name is not valid UTF-8".into(),
         },
     };
-    respond(decision, &headers)
+    respond(decision, &headers, &state.counters)
 }
 
-async fn go(State(snapshots): State<Snapshots>, uri: Uri, headers: HeaderMap) -> Response {
+async fn go(State(state): State<AppState>, uri: Uri, headers: HeaderMap) -> Response {
     let url = uri.query().and_then(|query| {
         url::form_urlencoded::parse(query.as_bytes())
             .find(|(key, _)| key == "url")
             .map(|(_, value)| value.into_owned())
     });
-    respond(route::go(&snapshots.load(), url.as_deref()), &headers)
+    respond(
+        route::go(&state.snapshots.load(), url.as_deref()),
+        &headers,
+        &state.counters,
+    )
 }
 
-async fn overview(State(snapshots): State<Snapshots>) -> Response {
-    let snapshot = snapshots.load();
+async fn overview(State(state): State<AppState>) -> Response {
+    let snapshot = state.snapshots.load();
     json(StatusCode::OK, &status::overview(&snapshot, now_ms()))
 }
 
-async fn site_status(State(snapshots): State<Snapshots>, Path(site): Path<String>) -> Response {
-    let snapshot = snapshots.load();
+async fn site_status(State(state): State<AppState>, Path(site): Path<String>) -> Response {
+    let snapshot = state.snapshots.load();
     match snapshot.catalog.by_name.get(&site) {
         Some(&index) if index < snapshot.sites.len() => {
             json(StatusCode::OK, &status::site_detail(&snapshot, index, now_ms()))
@@ -80,6 +96,12 @@ async fn site_status(State(snapshots): State<Snapshots>, Path(site): Path<String
     }
 }
 
+async fn metrics(State(state): State<AppState>) -> Response {
+    let body = crate::metrics::render(&state.snapshots.load(), &state.counters, state.store.as_deref());
+    let content_type = [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")];
+    (StatusCode::OK, content_type, body).into_response()
+}
+
 async fn healthz() -> Response {
     (StatusCode::OK, [(header::CACHE_CONTROL, "no-store")], "ok\n").into_response()
 }
@@ -88,7 +110,13 @@ async fn not_found(uri: Uri) -> Response {
     error(StatusCode::NOT_FOUND, format!("no such endpoint: {}", uri.path()), None)
 }
 
-fn respond(decision: Decision, request_headers: &HeaderMap) -> Response {
+fn respond(decision: Decision, request_headers: &HeaderMap, counters: &Counters) -> Response {
+    let counter = match &decision {
+        Decision::Redirect { .. } => &counters.redirects_served,
+        Decision::NoCandidate { .. } => &counters.redirects_no_candidate,
+        Decision::BadRequest { .. } | Decision::NotFound { .. } => &counters.redirects_bad_request,
+    };
+    counter.fetch_add(1, Ordering::Relaxed);
     match decision {
         Decision::Redirect { location, alternates } => {
             let Ok(location) = HeaderValue::from_str(&location) else {

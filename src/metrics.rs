@@ -1,0 +1,298 @@
+//! `/metrics` in the Prometheus text format.
+//!
+//! Probe counters and verdict gauges come from the snapshot (the engine
+//! keeps them per base); redirect and reload counters are atomics bumped
+//! where those things happen. Labels are site, base, outcome and verdict
+//! only: never an article or a client address, so cardinality is bounded by
+//! the config.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+
+use crate::clock::now_ms;
+use crate::observation::Outcome;
+use crate::snapshot::{BaseState, DURATION_BUCKETS, Snapshot};
+use crate::store::StoreHealth;
+use crate::verdict::Verdict;
+
+/// Counters owned by the HTTP front and the reloader.
+#[derive(Debug)]
+pub struct Counters {
+    pub redirects_served: AtomicU64,
+    pub redirects_no_candidate: AtomicU64,
+    pub redirects_bad_request: AtomicU64,
+    pub reload_successful: AtomicBool,
+    pub reload_success_at: AtomicI64,
+    pub reloads_succeeded: AtomicU64,
+    pub reloads_failed: AtomicU64,
+}
+
+impl Default for Counters {
+    fn default() -> Self {
+        Counters {
+            redirects_served: AtomicU64::new(0),
+            redirects_no_candidate: AtomicU64::new(0),
+            redirects_bad_request: AtomicU64::new(0),
+            // The config the daemon started with was valid, or it would not run.
+            reload_successful: AtomicBool::new(true),
+            reload_success_at: AtomicI64::new(now_ms()),
+            reloads_succeeded: AtomicU64::new(0),
+            reloads_failed: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Counters {
+    pub fn reload_succeeded(&self) {
+        self.reload_successful.store(true, Ordering::Relaxed);
+        self.reload_success_at.store(now_ms(), Ordering::Relaxed);
+        self.reloads_succeeded.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn reload_failed(&self) {
+        self.reload_successful.store(false, Ordering::Relaxed);
+        self.reloads_failed.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+pub fn render(snapshot: &Snapshot, counters: &Counters, store: Option<&StoreHealth>) -> String {
+    let mut out = String::with_capacity(16 * 1024);
+    let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+
+    header(&mut out, "mirrorgate_build_info", "gauge", "Build information.");
+    let _ = writeln!(
+        out,
+        "mirrorgate_build_info{{version=\"{}\"}} 1",
+        env!("CARGO_PKG_VERSION")
+    );
+
+    header(
+        &mut out,
+        "mirrorgate_probes_total",
+        "counter",
+        "Probes by site, base and outcome.",
+    );
+    for (site, base, view) in bases(snapshot) {
+        for (outcome, count) in Outcome::ALL.iter().zip(view.probes.by_outcome) {
+            let _ = writeln!(
+                out,
+                "mirrorgate_probes_total{{site=\"{site}\",base=\"{base}\",outcome=\"{}\"}} {count}",
+                outcome.as_str()
+            );
+        }
+    }
+
+    header(
+        &mut out,
+        "mirrorgate_probe_duration_seconds",
+        "histogram",
+        "Probe duration, redirects and body included.",
+    );
+    for (site, base, view) in bases(snapshot) {
+        let labels = format!("site=\"{site}\",base=\"{base}\"");
+        for (bound, count) in DURATION_BUCKETS.iter().zip(view.probes.duration_buckets) {
+            let _ = writeln!(
+                out,
+                "mirrorgate_probe_duration_seconds_bucket{{{labels},le=\"{bound}\"}} {count}"
+            );
+        }
+        let total = view.probes.total();
+        let _ = writeln!(
+            out,
+            "mirrorgate_probe_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {total}"
+        );
+        let sum = view.probes.duration_sum_ms as f64 / 1000.0;
+        let _ = writeln!(out, "mirrorgate_probe_duration_seconds_sum{{{labels}}} {sum}");
+        let _ = writeln!(out, "mirrorgate_probe_duration_seconds_count{{{labels}}} {total}");
+    }
+
+    header(
+        &mut out,
+        "mirrorgate_verdicts",
+        "gauge",
+        "Articles per site, base and current verdict.",
+    );
+    for (site, base, view) in bases(snapshot) {
+        for (verdict, count) in Verdict::ALL.iter().zip(view.verdict_counts) {
+            let _ = writeln!(
+                out,
+                "mirrorgate_verdicts{{site=\"{site}\",base=\"{base}\",verdict=\"{}\"}} {count}",
+                verdict.as_str()
+            );
+        }
+    }
+
+    header(
+        &mut out,
+        "mirrorgate_base_state",
+        "gauge",
+        "1 for the base's current state (up, degraded, down).",
+    );
+    for (site, base, view) in bases(snapshot) {
+        for (state, name) in [
+            (BaseState::Up, "up"),
+            (BaseState::Degraded, "degraded"),
+            (BaseState::Down, "down"),
+        ] {
+            let value = u8::from(view.state == state);
+            let _ = writeln!(
+                out,
+                "mirrorgate_base_state{{site=\"{site}\",base=\"{base}\",state=\"{name}\"}} {value}"
+            );
+        }
+    }
+
+    header(
+        &mut out,
+        "mirrorgate_articles",
+        "gauge",
+        "Configured articles per site.",
+    );
+    for meta in &snapshot.catalog.sites {
+        let _ = writeln!(
+            out,
+            "mirrorgate_articles{{site=\"{}\"}} {}",
+            escape(&meta.name),
+            meta.articles.len()
+        );
+    }
+
+    header(
+        &mut out,
+        "mirrorgate_redirects_total",
+        "counter",
+        "Reader requests by outcome.",
+    );
+    for (outcome, counter) in [
+        ("served", &counters.redirects_served),
+        ("no_candidate", &counters.redirects_no_candidate),
+        ("bad_request", &counters.redirects_bad_request),
+    ] {
+        let _ = writeln!(
+            out,
+            "mirrorgate_redirects_total{{outcome=\"{outcome}\"}} {}",
+            load(counter)
+        );
+    }
+
+    let round = &snapshot.round;
+    header(
+        &mut out,
+        "mirrorgate_rounds_total",
+        "counter",
+        "Completed probe rounds.",
+    );
+    let _ = writeln!(out, "mirrorgate_rounds_total {}", round.completed);
+    if let (Some(duration), Some(finished)) = (round.last_duration_ms, round.last_finished_at) {
+        header(
+            &mut out,
+            "mirrorgate_round_duration_seconds",
+            "gauge",
+            "Duration of the last completed round.",
+        );
+        let _ = writeln!(out, "mirrorgate_round_duration_seconds {}", duration as f64 / 1000.0);
+        header(
+            &mut out,
+            "mirrorgate_round_last_finished_timestamp_seconds",
+            "gauge",
+            "When the last round finished.",
+        );
+        let _ = writeln!(
+            out,
+            "mirrorgate_round_last_finished_timestamp_seconds {}",
+            finished as f64 / 1000.0
+        );
+    }
+
+    header(
+        &mut out,
+        "mirrorgate_config_last_reload_successful",
+        "gauge",
+        "Whether the last config reload worked.",
+    );
+    let ok = u8::from(counters.reload_successful.load(Ordering::Relaxed));
+    let _ = writeln!(out, "mirrorgate_config_last_reload_successful {ok}");
+    header(
+        &mut out,
+        "mirrorgate_config_last_reload_success_timestamp_seconds",
+        "gauge",
+        "When the config was last loaded successfully.",
+    );
+    let at = counters.reload_success_at.load(Ordering::Relaxed) as f64 / 1000.0;
+    let _ = writeln!(out, "mirrorgate_config_last_reload_success_timestamp_seconds {at}");
+    header(
+        &mut out,
+        "mirrorgate_config_reloads_total",
+        "counter",
+        "Config reloads by result.",
+    );
+    let _ = writeln!(
+        out,
+        "mirrorgate_config_reloads_total{{result=\"success\"}} {}",
+        load(&counters.reloads_succeeded)
+    );
+    let _ = writeln!(
+        out,
+        "mirrorgate_config_reloads_total{{result=\"failure\"}} {}",
+        load(&counters.reloads_failed)
+    );
+
+    if let Some(store) = store {
+        header(
+            &mut out,
+            "mirrorgate_store_ok",
+            "gauge",
+            "1 while the store accepts writes.",
+        );
+        let _ = writeln!(out, "mirrorgate_store_ok {}", u8::from(store.last_error().is_none()));
+        header(
+            &mut out,
+            "mirrorgate_store_records_written_total",
+            "counter",
+            "Probe results written to the store.",
+        );
+        let _ = writeln!(out, "mirrorgate_store_records_written_total {}", load(&store.written));
+        header(
+            &mut out,
+            "mirrorgate_store_records_pending",
+            "gauge",
+            "Probe results waiting to be written.",
+        );
+        let _ = writeln!(
+            out,
+            "mirrorgate_store_records_pending {}",
+            store.pending.load(Ordering::Relaxed)
+        );
+        header(
+            &mut out,
+            "mirrorgate_store_records_dropped_total",
+            "counter",
+            "Probe results dropped while the store refused writes.",
+        );
+        let _ = writeln!(out, "mirrorgate_store_records_dropped_total {}", load(&store.dropped));
+    }
+    out
+}
+
+fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+fn bases(snapshot: &Snapshot) -> impl Iterator<Item = (String, String, &crate::snapshot::BaseView)> {
+    snapshot
+        .catalog
+        .sites
+        .iter()
+        .zip(&snapshot.sites)
+        .flat_map(|(meta, site)| {
+            meta.base_names
+                .iter()
+                .zip(&site.bases)
+                .map(move |(base, view)| (escape(&meta.name), escape(base), view))
+        })
+}
+
+/// Label values escape backslash, double quote and newline.
+fn escape(value: &str) -> String {
+    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
