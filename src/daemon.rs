@@ -58,12 +58,7 @@ type Schedulers = Arc<ArcSwap<Scheduler>>;
 impl Daemon {
     /// Starts everything; returns once the listener is bound and the stored
     /// state is being served (and then tells systemd it is ready).
-    /// `config_path` is re-read on SIGHUP; None disables reloading.
-    pub async fn start(
-        config: Config,
-        config_path: Option<PathBuf>,
-        shutdown: CancellationToken,
-    ) -> Result<Self, StartError> {
+    pub async fn start(config: Config, reload: Reload, shutdown: CancellationToken) -> Result<Self, StartError> {
         let catalog = Arc::new(Catalog::new(&config));
         let path = config.store.path.clone();
         let (store, restored) = tokio::task::spawn_blocking(move || {
@@ -112,9 +107,10 @@ impl Daemon {
         let (sites, articles) = size(&catalog);
         tracing::info!(%local_addr, sites, articles, "serving");
         let wake = Arc::new(Notify::new());
-        let reloader = config_path.map(|path| {
+        let reloader = reload.path.map(|path| {
             let reloader = Reloader {
                 path,
+                listen_override: reload.listen_override,
                 running: config.clone(),
                 events: events.clone(),
                 schedulers: schedulers.clone(),
@@ -233,9 +229,19 @@ async fn probe_rounds(
     }
 }
 
+/// How the config is re-read on SIGHUP.
+#[derive(Clone, Debug, Default)]
+pub struct Reload {
+    /// The file to re-read; None turns reloading off.
+    pub path: Option<PathBuf>,
+    /// A listen address given on the command line, which wins over the file's.
+    pub listen_override: Option<SocketAddr>,
+}
+
 /// Re-reads the config on SIGHUP and swaps it in if it is valid.
 struct Reloader {
     path: PathBuf,
+    listen_override: Option<SocketAddr>,
     running: Config,
     events: mpsc::Sender<EngineEvent>,
     schedulers: Schedulers,
@@ -264,7 +270,13 @@ impl Reloader {
     async fn reload(&mut self) {
         notify::reloading();
         tracing::info!(path = %self.path.display(), "SIGHUP: reloading config");
-        match config::load(&self.path) {
+        let loaded = config::load(&self.path).map(|mut config| {
+            if let Some(listen) = self.listen_override {
+                config.server.listen = listen;
+            }
+            config
+        });
+        match loaded {
             Err(errors) => {
                 for error in &errors.0 {
                     tracing::error!(%error, "config reload rejected; still running on the previous config");

@@ -121,7 +121,11 @@ content_selector = "article"
     let config_path = dir.path().join("mirrorgate.toml");
     std::fs::write(&config_path, &config_text)?;
     let config = crate::config::load(&config_path)?;
-    let daemon = Daemon::start(config, Some(config_path.clone()), shutdown.clone()).await?;
+    let reload = crate::daemon::Reload {
+        path: Some(config_path.clone()),
+        listen_override: None,
+    };
+    let daemon = Daemon::start(config, reload, shutdown.clone()).await?;
     let addr = daemon.local_addr();
     let first = ARTICLES[0].path;
     let go_target = format!("http://{faithful}{first}");

@@ -46,7 +46,13 @@ struct ConfigPath {
 #[derive(Subcommand)]
 enum Command {
     /// Run the daemon: probe in rounds, serve redirects and status.
-    Run(ConfigPath),
+    Run {
+        #[command(flatten)]
+        config: ConfigPath,
+        /// Listen here instead of the config's server.listen (e.g. 0.0.0.0:8080 in a container).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+    },
     /// Probe everything once and report; exit 1 if any article has no live faithful copy.
     Check {
         #[command(flatten)]
@@ -90,13 +96,20 @@ fn main() -> ExitCode {
             }
             Err(code) => code,
         },
-        Command::Run(path) => {
-            let config = match load(&path) {
+        Command::Run { config: path, listen } => {
+            let mut config = match load(&path) {
                 Ok(config) => config,
                 Err(code) => return code,
             };
+            if let Some(listen) = listen {
+                config.server.listen = listen;
+            }
             init_logging(cli.log_format, config.log.level.as_deref(), "info");
-            runtime(config.server.workers, run(config, path.config))
+            let reload = mirrorgate::daemon::Reload {
+                path: Some(path.config),
+                listen_override: listen,
+            };
+            runtime(config.server.workers, run(config, reload))
         }
         Command::Check { config: path, format } => {
             let config = match load(&path) {
@@ -157,9 +170,9 @@ fn runtime(workers: Option<usize>, work: impl std::future::Future<Output = ExitC
     }
 }
 
-async fn run(config: Config, path: PathBuf) -> ExitCode {
+async fn run(config: Config, reload: mirrorgate::daemon::Reload) -> ExitCode {
     let shutdown = CancellationToken::new();
-    let daemon = match mirrorgate::daemon::Daemon::start(config, Some(path), shutdown.clone()).await {
+    let daemon = match mirrorgate::daemon::Daemon::start(config, reload, shutdown.clone()).await {
         Ok(daemon) => daemon,
         Err(e) => return fail(e.to_string()),
     };

@@ -179,10 +179,15 @@ pub struct Daemon {
 impl Daemon {
     /// Starts `mirrorgate run` and waits for it to report its address.
     pub fn start(config: &Path) -> Self {
+        Self::start_with_env(config, &[])
+    }
+
+    pub fn start_with_env(config: &Path, env: &[(&str, &str)]) -> Self {
         let mut child = Command::new(binary())
             .args(["--log-format", "json", "run", "--config"])
             .arg(config)
             .env("RUST_LOG", "mirrorgate=debug")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -219,6 +224,17 @@ impl Daemon {
 
     pub fn log(&self) -> String {
         self.log.lock().unwrap().join("\n")
+    }
+
+    /// Log entries (JSON lines) whose fields contain every `(key, value)`.
+    pub fn log_entries(&self, fields: &[(&str, &str)]) -> Vec<Value> {
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .filter(|entry| fields.iter().all(|(k, v)| entry["fields"][*k] == *v))
+            .collect()
     }
 
     pub fn pid(&self) -> i32 {
@@ -288,6 +304,16 @@ where
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+pub async fn get_text(url: &str) -> String {
+    client().get(url).send().await.expect("request").text().await.unwrap()
+}
+
+/// The value of one Prometheus sample, by its exact name and labels.
+pub fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
 }
 
 /// Waits until the daemon has completed at least `rounds` rounds.

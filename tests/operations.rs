@@ -1,0 +1,557 @@
+//! Running mirrorgate the way operators do: systemd's notify protocol,
+//! signals, reloads, metrics, logs, the unit file and the container's
+//! health check.
+
+mod common;
+
+use std::os::unix::net::UnixDatagram;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn page(origin: &TestOrigin) -> String {
+    fixture("primary-v1.html", "www.example.com", &origin.authority())
+}
+
+fn write_config(path: &Path, store: &Path, probe: &str, sites: &[SiteSpec]) {
+    std::fs::write(path, config_text(store, probe, sites)).unwrap();
+}
+
+fn site<'a>(name: &'a str, primary: &TestOrigin, mirrors: Vec<String>, articles: Vec<&'a str>) -> SiteSpec<'a> {
+    SiteSpec {
+        name,
+        primary: primary.url(),
+        mirrors,
+        articles,
+        extra: "",
+    }
+}
+
+/// Everything the daemon sent to NOTIFY_SOCKET until `until` matched.
+fn notifications_until(socket: &UnixDatagram, seen: &mut Vec<String>, until: impl Fn(&[String]) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut buffer = [0u8; 4096];
+    while !until(seen) {
+        assert!(Instant::now() < deadline, "timed out; notifications so far: {seen:?}");
+        if let Ok(n) = socket.recv(&mut buffer) {
+            // One datagram may carry several newline-terminated assignments.
+            seen.push(String::from_utf8_lossy(&buffer[..n]).trim_end().to_string());
+        }
+    }
+}
+
+#[tokio::test]
+async fn systemd_hears_ready_status_watchdog_reload_and_stopping() {
+    let dir = tempfile::tempdir().unwrap();
+    let primary = TestOrigin::start(Behavior::Status(404)).await;
+    primary.set(Behavior::Page(page(&primary)));
+    let config = dir.path().join("mirrorgate.toml");
+    write_config(
+        &config,
+        &dir.path().join("s.db"),
+        "",
+        &[site("news", &primary, vec![], vec![ARTICLE])],
+    );
+    let socket_path = dir.path().join("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).unwrap();
+    socket.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    let mut daemon = Daemon::start_with_env(
+        &config,
+        &[
+            ("NOTIFY_SOCKET", socket_path.to_str().unwrap()),
+            ("WATCHDOG_USEC", "200000"),
+        ],
+    );
+    let mut seen = Vec::new();
+    notifications_until(&socket, &mut seen, |s| s.iter().any(|m| m.contains("READY=1")));
+    // Ready means serving: the listener answers at once.
+    let health = client().get(daemon.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    notifications_until(&socket, &mut seen, |s| {
+        s.iter()
+            .any(|m| m.starts_with("STATUS=probing 1 sites, 1 articles; last round"))
+            && s.iter().filter(|m| m.as_str() == "WATCHDOG=1").count() >= 2
+    });
+
+    seen.clear();
+    daemon.signal("HUP");
+    notifications_until(&socket, &mut seen, |s| s.iter().any(|m| m.contains("READY=1")));
+    let reloading = seen
+        .iter()
+        .position(|m| m.contains("RELOADING=1"))
+        .expect("RELOADING=1 before READY=1");
+    assert!(seen[reloading].contains("MONOTONIC_USEC="), "{seen:?}");
+    assert!(reloading < seen.iter().position(|m| m.contains("READY=1")).unwrap());
+
+    seen.clear();
+    daemon.signal("TERM");
+    notifications_until(&socket, &mut seen, |s| s.iter().any(|m| m.contains("STOPPING=1")));
+    assert_eq!(daemon.wait_exit(Duration::from_secs(10)), Some(0));
+}
+
+#[tokio::test]
+async fn sighup_swaps_in_a_valid_config_and_probes_new_articles_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let kept = TestOrigin::start(Behavior::Status(404)).await;
+    kept.set_path(ARTICLE, Behavior::Page(page(&kept)));
+    let removed = TestOrigin::start(Behavior::Status(404)).await;
+    removed.set(Behavior::Page(page(&removed)));
+    let added = TestOrigin::start(Behavior::Status(404)).await;
+    added.set(Behavior::Page(page(&added)));
+    let config = dir.path().join("mirrorgate.toml");
+    let store = dir.path().join("s.db");
+    write_config(
+        &config,
+        &store,
+        "",
+        &[
+            site("kept", &kept, vec![], vec![ARTICLE]),
+            site("removed", &removed, vec![], vec![ARTICLE]),
+        ],
+    );
+    let daemon = Daemon::start(&config);
+    rounds_completed(&daemon, 1).await;
+    let before = get_json(&daemon.url("/status/kept")).await;
+    let checked_before = bases_of(&before, ARTICLE)[&kept.url()]["checked_at"].clone();
+
+    // The interval is an hour: only a reload can make the new things show up.
+    write_config(
+        &config,
+        &store,
+        "",
+        &[
+            site("kept", &kept, vec![], vec![ARTICLE, "/new"]),
+            site("added", &added, vec![], vec![ARTICLE]),
+        ],
+    );
+    daemon.signal("HUP");
+    let url = daemon.url("/status/added");
+    let added_url = added.url();
+    eventually("the added site to be probed", Duration::from_secs(15), || {
+        let (url, added_url) = (url.clone(), added_url.clone());
+        async move {
+            let detail = get_json(&url).await;
+            let bases = detail["articles"].as_array().map(|_| bases_of(&detail, ARTICLE))?;
+            (bases[&added_url]["verdict"] == "same").then_some(())
+        }
+    })
+    .await;
+    let gone = client().get(daemon.url("/status/removed")).send().await.unwrap();
+    assert_eq!(gone.status(), 404);
+    let status = get_json(&daemon.url("/status")).await;
+    let names: Vec<&str> = status["sites"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["kept", "added"]);
+    let kept_detail = get_json(&daemon.url("/status/kept")).await;
+    assert_eq!(kept_detail["articles"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        bases_of(&kept_detail, "/new")[&kept.url()]["http_status"],
+        404,
+        "the new article was probed"
+    );
+    // What was already known is kept; it was probed again in the new round.
+    let kept_now = &bases_of(&kept_detail, ARTICLE)[&kept.url()];
+    assert_eq!(kept_now["verdict"], "same");
+    assert!(kept_now["checked_at"].as_str() >= checked_before.as_str());
+    let metrics = get_text(&daemon.url("/metrics")).await;
+    assert_eq!(metric(&metrics, "mirrorgate_config_last_reload_successful"), Some(1.0));
+    assert_eq!(
+        metric(&metrics, "mirrorgate_config_reloads_total{result=\"success\"}"),
+        Some(1.0)
+    );
+    assert!(!metrics.contains("site=\"removed\""));
+}
+
+#[tokio::test]
+async fn sighup_with_an_invalid_config_keeps_running_on_the_old_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let primary = TestOrigin::start(Behavior::Status(404)).await;
+    primary.set(Behavior::Page(page(&primary)));
+    let config = dir.path().join("mirrorgate.toml");
+    write_config(
+        &config,
+        &dir.path().join("s.db"),
+        "",
+        &[site("news", &primary, vec![], vec![ARTICLE])],
+    );
+    let mut daemon = Daemon::start(&config);
+    rounds_completed(&daemon, 1).await;
+    std::fs::write(&config, "[probe]\nintervall = \"5m\"\n").unwrap();
+    daemon.signal("HUP");
+    let url = daemon.url("/metrics");
+    eventually("the failed reload to be counted", Duration::from_secs(10), || {
+        let url = url.clone();
+        async move {
+            let metrics = get_text(&url).await;
+            (metric(&metrics, "mirrorgate_config_reloads_total{result=\"failure\"}") == Some(1.0)).then_some(())
+        }
+    })
+    .await;
+    let metrics = get_text(&url).await;
+    assert_eq!(metric(&metrics, "mirrorgate_config_last_reload_successful"), Some(0.0));
+    let errors = daemon.log_entries(&[(
+        "message",
+        "config reload rejected; still running on the previous config",
+    )]);
+    let located: Vec<&str> = errors.iter().filter_map(|e| e["fields"]["error"].as_str()).collect();
+    let file = config.display().to_string();
+    assert!(
+        located.contains(
+            &format!("{file}:2:1: unknown key \"intervall\" in [probe] (did you mean \"interval\"?)").as_str()
+        ),
+        "{located:?}"
+    );
+    assert!(
+        located
+            .iter()
+            .any(|e| e.starts_with(&format!("{file}:1:1: no [[sites]] configured"))),
+        "{located:?}"
+    );
+    // Still serving the old config.
+    let response = client()
+        .get(daemon.url(&format!("/r/news{ARTICLE}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 302);
+    assert!(daemon.wait_exit(Duration::from_millis(100)).is_none(), "still running");
+}
+
+#[tokio::test]
+async fn sigterm_lets_probes_finish_up_to_the_grace_then_exits_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let fast = TestOrigin::start(Behavior::Status(404)).await;
+    fast.set(Behavior::Page(page(&fast)));
+    let hanging = TestOrigin::start(Behavior::Hang).await;
+    let config = dir.path().join("mirrorgate.toml");
+    let store = dir.path().join("s.db");
+    std::fs::write(
+        &config,
+        config_text(
+            &store,
+            "interval = \"1h\"\ntimeout = \"60s\"\nper_host_rate = 100",
+            &[site("news", &fast, vec![hanging.url()], vec![ARTICLE])],
+        )
+        .replace("[server]\n", "[server]\nshutdown_grace = \"1s\"\n"),
+    )
+    .unwrap();
+    let mut daemon = Daemon::start(&config);
+    // The fast base answered; the hanging one never will.
+    let url = daemon.url("/status/news");
+    let fast_url = fast.url();
+    eventually("the fast base's result", Duration::from_secs(10), || {
+        let (url, fast_url) = (url.clone(), fast_url.clone());
+        async move {
+            let detail = get_json(&url).await;
+            (bases_of(&detail, ARTICLE)[&fast_url]["outcome"] == "ok").then_some(())
+        }
+    })
+    .await;
+    let requests = hanging.requests.clone();
+    eventually("the hanging probe to be in flight", Duration::from_secs(10), || {
+        let seen = !requests.lock().unwrap().is_empty();
+        async move { seen.then_some(()) }
+    })
+    .await;
+    let stopped = Instant::now();
+    daemon.signal("TERM");
+    let code = daemon.wait_exit(Duration::from_secs(10));
+    let took = stopped.elapsed();
+    assert_eq!(code, Some(0), "{}", daemon.log());
+    assert!(took < Duration::from_secs(3), "grace 1s + 2s, took {took:?}");
+    let connection = rusqlite::Connection::open(&store).unwrap();
+    let outcomes: Vec<(String, String)> = connection
+        .prepare("SELECT base, outcome FROM probes")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        outcomes,
+        vec![(fast.url(), "ok".to_string())],
+        "the finished probe is stored"
+    );
+}
+
+#[tokio::test]
+async fn metrics_show_real_values_after_one_round() {
+    let dir = tempfile::tempdir().unwrap();
+    let primary = TestOrigin::start(Behavior::Status(404)).await;
+    primary.set(Behavior::Page(page(&primary)));
+    let down = closed_port().await;
+    let config = dir.path().join("mirrorgate.toml");
+    write_config(
+        &config,
+        &dir.path().join("s.db"),
+        "",
+        &[site("news", &primary, vec![format!("http://{down}")], vec![ARTICLE])],
+    );
+    let daemon = Daemon::start(&config);
+    rounds_completed(&daemon, 1).await;
+    let served = client()
+        .get(daemon.url(&format!("/r/news{ARTICLE}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(served.status(), 302);
+    let refused = client()
+        .get(daemon.url("/go?url=http://elsewhere.test/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 400);
+
+    let response = client().get(daemon.url("/metrics")).send().await.unwrap();
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4")
+    );
+    let text = response.text().await.unwrap();
+    let p = primary.url();
+    let d = format!("http://{down}");
+    let expect = [
+        (
+            format!("mirrorgate_probes_total{{site=\"news\",base=\"{p}\",outcome=\"ok\"}}"),
+            1.0,
+        ),
+        (
+            format!("mirrorgate_probes_total{{site=\"news\",base=\"{d}\",outcome=\"connect\"}}"),
+            1.0,
+        ),
+        (
+            format!("mirrorgate_probes_total{{site=\"news\",base=\"{p}\",outcome=\"timeout\"}}"),
+            0.0,
+        ),
+        (
+            format!("mirrorgate_probe_duration_seconds_count{{site=\"news\",base=\"{p}\"}}"),
+            1.0,
+        ),
+        (
+            format!("mirrorgate_probe_duration_seconds_bucket{{site=\"news\",base=\"{p}\",le=\"+Inf\"}}"),
+            1.0,
+        ),
+        (
+            format!("mirrorgate_verdicts{{site=\"news\",base=\"{p}\",verdict=\"same\"}}"),
+            1.0,
+        ),
+        (
+            format!("mirrorgate_verdicts{{site=\"news\",base=\"{d}\",verdict=\"unreachable\"}}"),
+            1.0,
+        ),
+        (
+            format!("mirrorgate_base_state{{site=\"news\",base=\"{d}\",state=\"down\"}}"),
+            1.0,
+        ),
+        ("mirrorgate_redirects_total{outcome=\"served\"}".to_string(), 1.0),
+        ("mirrorgate_redirects_total{outcome=\"bad_request\"}".to_string(), 1.0),
+        ("mirrorgate_redirects_total{outcome=\"no_candidate\"}".to_string(), 0.0),
+        ("mirrorgate_rounds_total".to_string(), 1.0),
+        ("mirrorgate_config_last_reload_successful".to_string(), 1.0),
+        (
+            format!("mirrorgate_build_info{{version=\"{}\"}}", env!("CARGO_PKG_VERSION")),
+            1.0,
+        ),
+        ("mirrorgate_articles{site=\"news\"}".to_string(), 1.0),
+    ];
+    for (series, value) in expect {
+        assert_eq!(metric(&text, &series), Some(value), "{series}\n{text}");
+    }
+    assert!(metric(&text, "mirrorgate_round_duration_seconds").is_some_and(|s| s > 0.0));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let finished = metric(&text, "mirrorgate_round_last_finished_timestamp_seconds").unwrap();
+    assert!((now - finished).abs() < 120.0);
+    assert!(
+        !text.contains("article=") && !text.contains(ARTICLE),
+        "no per-article labels"
+    );
+}
+
+#[tokio::test]
+async fn a_base_state_change_is_logged_once_with_its_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let primary = TestOrigin::start(Behavior::Status(404)).await;
+    primary.set(Behavior::Page(page(&primary)));
+    let mirror = TestOrigin::start(Behavior::Status(404)).await;
+    mirror.set(Behavior::Page(fixture(
+        "mirror-relative-v1.html",
+        "mirror.example.net",
+        &mirror.authority(),
+    )));
+    let config = dir.path().join("mirrorgate.toml");
+    write_config(
+        &config,
+        &dir.path().join("s.db"),
+        "interval = \"300ms\"\ntimeout = \"2s\"\nper_host_rate = 100\ndown_after = 2",
+        &[site("news", &primary, vec![mirror.url()], vec![ARTICLE])],
+    );
+    let daemon = Daemon::start(&config);
+    rounds_completed(&daemon, 1).await;
+    mirror.set(Behavior::Status(502));
+    let rounds_then = get_json(&daemon.url("/status")).await["round"]["completed"]
+        .as_u64()
+        .unwrap();
+    rounds_completed(&daemon, rounds_then + 5).await;
+    let changes = daemon.log_entries(&[("message", "base state changed"), ("base", &mirror.url())]);
+    let transitions: Vec<(String, String)> = changes
+        .iter()
+        .map(|e| {
+            (
+                e["fields"]["from"].as_str().unwrap().into(),
+                e["fields"]["to"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    // Hysteresis: one failed round makes it degraded, the second down; then silence.
+    assert_eq!(
+        transitions,
+        vec![
+            ("up".to_string(), "degraded".to_string()),
+            ("degraded".to_string(), "down".to_string())
+        ],
+        "{changes:#?}"
+    );
+    let down = changes.last().unwrap();
+    assert_eq!(down["level"], "WARN");
+    assert_eq!(
+        down["fields"]["reason"],
+        "2 consecutive failed probes, last: http_status"
+    );
+}
+
+#[test]
+fn systemd_unit_is_hardened_and_verifies() {
+    let unit = Path::new(env!("CARGO_MANIFEST_DIR")).join("systemd/mirrorgate.service");
+    let text = std::fs::read_to_string(&unit).unwrap();
+    for directive in [
+        "Type=notify",
+        "ExecStart=/usr/bin/mirrorgate run",
+        "ExecReload=/bin/kill -HUP $MAINPID",
+        "DynamicUser=yes",
+        "StateDirectory=mirrorgate",
+        "ConfigurationDirectory=mirrorgate",
+        "CapabilityBoundingSet=\n",
+        "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6",
+        "SystemCallFilter=@system-service",
+        "ProtectProc=invisible",
+        "UMask=0077",
+    ] {
+        assert!(text.contains(directive), "missing {directive:?}");
+    }
+    if Command::new("systemd-analyze").arg("--version").output().is_err() {
+        eprintln!("systemd-analyze not installed: skipping the security score and verify");
+        return;
+    }
+    let security = Command::new("systemd-analyze")
+        .args(["security", "--offline=yes"])
+        .arg(&unit)
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&security.stdout);
+    let exposure: f64 = report
+        .lines()
+        .find_map(|l| l.split("Overall exposure level for mirrorgate.service: ").nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no exposure level in:\n{report}"));
+    assert!(exposure <= 1.5, "exposure {exposure}:\n{report}");
+
+    // verify checks ExecStart's binary: stage a root holding the real
+    // binary at /usr/bin (a hard link) and the system's own units.
+    let root = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let r = root.path();
+    for dir in ["usr/bin", "bin", "etc/systemd/system", "usr/lib/systemd"] {
+        std::fs::create_dir_all(r.join(dir)).unwrap();
+    }
+    std::fs::hard_link(binary(), r.join("usr/bin/mirrorgate"))
+        .or_else(|_| std::fs::copy(binary(), r.join("usr/bin/mirrorgate")).map(|_| ()))
+        .unwrap();
+    std::fs::copy("/bin/kill", r.join("bin/kill")).unwrap();
+    std::fs::copy(&unit, r.join("etc/systemd/system/mirrorgate.service")).unwrap();
+    let units = ["/usr/lib/systemd/system", "/lib/systemd/system"]
+        .into_iter()
+        .find(|d| Path::new(d).is_dir());
+    let copied = Command::new("cp")
+        .args([
+            "-r",
+            units.expect("systemd's units"),
+            r.join("usr/lib/systemd/").to_str().unwrap(),
+        ])
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    let verify = Command::new("systemd-analyze")
+        .args(["verify", "--root"])
+        .arg(r)
+        .arg("mirrorgate.service")
+        .output()
+        .unwrap();
+    assert!(
+        verify.status.success() && verify.stderr.is_empty(),
+        "systemd-analyze verify:\n{}{}",
+        String::from_utf8_lossy(&verify.stdout),
+        String::from_utf8_lossy(&verify.stderr)
+    );
+}
+
+#[tokio::test]
+async fn the_container_health_check_and_entry_point_work() {
+    let dockerfile = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Dockerfile")).unwrap();
+    assert!(
+        dockerfile
+            .contains("CMD [\"/usr/bin/mirrorgate\", \"healthcheck\", \"--url\", \"http://127.0.0.1:8080/healthz\"]")
+    );
+    assert!(dockerfile.contains("CMD [\"run\", \"--listen\", \"0.0.0.0:8080\"]"));
+    assert!(dockerfile.contains("USER 65532:65532") && dockerfile.contains("VOLUME [\"/var/lib/mirrorgate\"]"));
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        let output = Command::new(binary())
+            .args(args)
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    // The image's CMD, with its --listen override, against the image's own config.
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/config/mirrorgate.toml");
+    assert_eq!(run(&["run", "--listen", "0.0.0.0:8080", "--help"], &[]).0, Some(0));
+    assert_eq!(run(&["validate"], &[("MIRRORGATE_CONFIG", example)]).0, Some(0));
+
+    let dir = tempfile::tempdir().unwrap();
+    let primary = TestOrigin::start(Behavior::Status(404)).await;
+    let config = dir.path().join("mirrorgate.toml");
+    write_config(
+        &config,
+        &dir.path().join("s.db"),
+        "",
+        &[site("news", &primary, vec![], vec![ARTICLE])],
+    );
+    let daemon = Daemon::start(&config);
+    let healthz = daemon.url("/healthz");
+    let checked = tokio::task::spawn_blocking(move || run(&["healthcheck", "--url", &healthz], &[]))
+        .await
+        .unwrap();
+    assert_eq!(checked.0, Some(0), "{}", checked.1);
+    let dead = format!("http://{}/healthz", closed_port().await);
+    let (code, stderr) = tokio::task::spawn_blocking(move || run(&["healthcheck", "--url", &dead], &[]))
+        .await
+        .unwrap();
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("unhealthy"), "{stderr}");
+    // A broken config is unhealthy (1), never Docker's reserved 2.
+    let (code, _) = run(&["healthcheck"], &[("MIRRORGATE_CONFIG", "/nonexistent.toml")]);
+    assert_eq!(code, Some(1));
+}
