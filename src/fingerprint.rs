@@ -13,12 +13,13 @@
 //! `//primary/x` all read the same. Pure: no I/O.
 
 use std::borrow::Cow;
-use std::cell::RefCell;
 use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use encoding_rs::Encoding;
-use lol_html::html_content::{Element, TextChunk, TextType};
-use lol_html::{AsciiCompatibleEncoding, HtmlRewriter, Settings, element, text};
+use lol_html::html_content::{TextChunk, TextType};
+use lol_html::send::{Element, HtmlRewriter};
+use lol_html::{AsciiCompatibleEncoding, MemorySettings, Settings, element, text};
 use sha2::{Digest, Sha256};
 
 use crate::origin::Origin;
@@ -129,7 +130,7 @@ fn split_selector_list(list: &str) -> Vec<&str> {
 /// Everything needed to normalize one site's pages.
 #[derive(Clone, Debug)]
 pub struct Normalizer {
-    rewriter: BaseRewriter,
+    rewriter: Arc<BaseRewriter>,
     selector: Option<ContentSelector>,
 }
 
@@ -140,151 +141,352 @@ impl Normalizer {
         selector: Option<ContentSelector>,
     ) -> Self {
         Normalizer {
-            rewriter: BaseRewriter::new(primary, bases),
+            rewriter: Arc::new(BaseRewriter::new(primary, bases)),
             selector,
         }
     }
 
+    /// Starts fingerprinting a body whose chunks will be fed in order.
+    pub fn start(&self, content_type: Option<&str>) -> Fingerprinter {
+        Fingerprinter {
+            raw: Sha256::new(),
+            state: State::Undecided {
+                normalizer: self.clone(),
+                content_type: content_type.map(str::to_string),
+                head: Vec::new(),
+            },
+        }
+    }
+
     pub fn fingerprint(&self, body: &[u8], content_type: Option<&str>) -> Fingerprint {
-        let raw = Hash::of(body);
-        if !is_html(body, content_type) {
-            return Fingerprint { raw, normalized: raw };
-        }
-        Fingerprint {
-            raw,
-            normalized: Hash::of(self.normalize_html(body, content_type).as_bytes()),
-        }
+        let mut fingerprinter = self.start(content_type);
+        fingerprinter.update(body);
+        fingerprinter.finish()
     }
 
-    /// The canonical form of an HTML page (exposed for tests and debugging).
-    ///
-    /// A page where `content_selector` matches nothing (a block page, a
-    /// parking page) is canonicalized whole: were it reduced to nothing, all
-    /// such pages would hash alike and could outvote a real copy.
+    /// The canonical form of an HTML page (for tests and debugging).
     pub fn normalize_html(&self, body: &[u8], content_type: Option<&str>) -> String {
-        let canon = self.canonicalize(body, content_type, self.selector.as_ref());
-        if self.selector.is_some() && !canon.selected {
-            return self.canonicalize(body, content_type, None).out;
-        }
-        canon.out
-    }
-
-    fn canonicalize(&self, body: &[u8], content_type: Option<&str>, selector: Option<&ContentSelector>) -> Canon {
-        let (encoding, transcoded) = choose_encoding(body, content_type);
-        let input: &[u8] = transcoded.as_deref().map_or(body, str::as_bytes);
-        let canon = RefCell::new(Canon::default());
-        // Skip markers come first: lol_html runs handlers in registration
-        // order, so the emitting handlers below see the marker already set.
-        let skip_element = |el: &mut Element| {
-            canon.borrow_mut().skipped_element = Some(el.source_location().bytes().start);
-            Ok(())
-        };
-        let skip_text = |t: &mut TextChunk| {
-            canon.borrow_mut().skipped_text = Some(t.source_location().bytes().start);
-            Ok(())
-        };
-        let emit_element = |el: &mut Element| {
-            canon.borrow_mut().start_tag(el, &self.rewriter);
-            Ok(())
-        };
-        let emit_text = |t: &mut TextChunk| {
-            canon.borrow_mut().text(t, &self.rewriter);
-            Ok(())
-        };
-        let settings = Settings::new()
-            .with_encoding(encoding)
-            .with_adjust_charset_on_meta_tag(transcoded.is_none() && !has_charset(content_type))
-            .append_element_content_handler(element!(
-                "script, style, noscript, iframe, template, template *",
-                skip_element
-            ))
-            .append_element_content_handler(text!("template", skip_text));
-        let settings = match selector {
-            Some(selector) => settings
-                .append_element_content_handler(element!(selector.element_and_descendants.as_str(), emit_element))
-                .append_element_content_handler(text!(selector.source.as_str(), emit_text)),
-            None => settings
-                .append_element_content_handler(element!("*", emit_element))
-                .append_document_content_handler(lol_html::doc_text!(emit_text)),
-        };
-        let mut rewriter = HtmlRewriter::new(settings, |_: &[u8]| {});
-        // Malformed HTML never makes lol_html fail; a handler error cannot
-        // happen (ours return Ok). Whatever was emitted so far still counts.
-        let _ = rewriter.write(input);
-        let _ = rewriter.end();
-        let mut canon = canon.into_inner();
-        canon.flush_text(&self.rewriter);
-        canon
+        let mut pass = HtmlPass::new(self, content_type, body, true);
+        pass.feed(body);
+        pass.finish().1.unwrap_or_default()
     }
 }
 
-#[derive(Default)]
+/// A fingerprint in progress: bodies are hashed and normalized as they
+/// stream in, so no body is ever held whole.
+pub struct Fingerprinter {
+    raw: Sha256,
+    state: State,
+}
+
+enum State {
+    /// Not yet known whether the body is HTML: no declared type, and too
+    /// few bytes seen to sniff.
+    Undecided {
+        normalizer: Normalizer,
+        content_type: Option<String>,
+        head: Vec<u8>,
+    },
+    Plain,
+    Html(Box<HtmlPass>),
+}
+
+/// Bytes enough to sniff an undeclared body (`<!doctype html` after whitespace).
+const SNIFF_BYTES: usize = 512;
+
+impl Fingerprinter {
+    pub fn update(&mut self, chunk: &[u8]) {
+        self.raw.update(chunk);
+        match &mut self.state {
+            State::Plain => {}
+            State::Html(pass) => pass.feed(chunk),
+            State::Undecided { head, .. } => {
+                head.extend_from_slice(chunk);
+                let declared =
+                    matches!(&self.state, State::Undecided { content_type: Some(t), .. } if declared_type(t).is_some());
+                let enough = matches!(&self.state, State::Undecided { head, .. } if head.len() >= SNIFF_BYTES);
+                if declared || enough {
+                    self.decide();
+                }
+            }
+        }
+    }
+
+    pub fn finish(mut self) -> Fingerprint {
+        if matches!(self.state, State::Undecided { .. }) {
+            self.decide();
+        }
+        let raw = Hash(self.raw.finalize().into());
+        let normalized = match self.state {
+            State::Html(pass) => pass.finish().0,
+            _ => raw,
+        };
+        Fingerprint { raw, normalized }
+    }
+
+    fn decide(&mut self) {
+        let State::Undecided {
+            normalizer,
+            content_type,
+            head,
+        } = std::mem::replace(&mut self.state, State::Plain)
+        else {
+            return;
+        };
+        if is_html(&head, content_type.as_deref()) {
+            let mut pass = HtmlPass::new(&normalizer, content_type.as_deref(), &head, false);
+            pass.feed(&head);
+            self.state = State::Html(Box::new(pass));
+        }
+    }
+}
+
+/// One streaming pass over an HTML body that yields two canonical hashes:
+/// of the selected content and of the whole page. The whole page's counts
+/// when the selector matched nothing.
+struct HtmlPass {
+    rewriter: HtmlRewriter<'static, fn(&[u8])>,
+    canon: Arc<Mutex<Canon>>,
+    /// For encodings lol_html cannot tokenize (UTF-16): transcode to UTF-8 first.
+    transcoder: Option<encoding_rs::Decoder>,
+    has_selector: bool,
+    /// lol_html panics if used again after an error: once it fails, stop.
+    failed: bool,
+}
+
+fn discard(_: &[u8]) {}
+
+/// The lock is never contended (one pass, one thread at a time) and a
+/// handler cannot panic while holding it, but recover the data regardless.
+fn lock(canon: &Mutex<Canon>) -> MutexGuard<'_, Canon> {
+    canon.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl HtmlPass {
+    fn new(normalizer: &Normalizer, content_type: Option<&str>, head: &[u8], keep_text: bool) -> Self {
+        let declared = Encoding::for_bom(head)
+            .map(|(encoding, _)| encoding)
+            .or_else(|| charset_label(content_type).and_then(|l| Encoding::for_label(l.as_bytes())));
+        let (encoding, transcoder) = match declared.map(|e| (e, AsciiCompatibleEncoding::new(e))) {
+            Some((_, Some(ascii))) => (ascii, None),
+            Some((other, None)) => (
+                AsciiCompatibleEncoding::utf_8(),
+                Some(other.new_decoder_with_bom_removal()),
+            ),
+            None => (AsciiCompatibleEncoding::utf_8(), None),
+        };
+        let canon = Arc::new(Mutex::new(Canon::new(normalizer.rewriter.clone(), keep_text)));
+        let mark = |canon: &Arc<Mutex<Canon>>, set: fn(&mut Canon, usize)| {
+            let canon = canon.clone();
+            move |at: usize| set(&mut lock(&canon), at)
+        };
+        let skip_element = mark(&canon, |c, at| c.skipped_element = Some(at));
+        let skip_text = mark(&canon, |c, at| c.skipped_text = Some(at));
+        let select_element = mark(&canon, |c, at| c.selected_element = Some(at));
+        let select_text = mark(&canon, |c, at| c.selected_text = Some(at));
+        let (emit_element, emit_text) = (canon.clone(), canon.clone());
+        // Markers are registered first: lol_html runs handlers in
+        // registration order, so the emitting handlers see them set.
+        let mut settings = Settings::new_send()
+            .with_encoding(encoding)
+            .with_adjust_charset_on_meta_tag(declared.is_none())
+            .with_memory_settings(MemorySettings::new().with_max_allowed_memory_usage(MAX_TOKENIZER_MEMORY))
+            .append_element_content_handler(element!(
+                "script, style, noscript, iframe, template, template *",
+                move |el| {
+                    skip_element(el.source_location().bytes().start);
+                    Ok(())
+                }
+            ))
+            .append_element_content_handler(text!("template", move |t| {
+                skip_text(t.source_location().bytes().start);
+                Ok(())
+            }));
+        if let Some(selector) = &normalizer.selector {
+            settings = settings
+                .append_element_content_handler(element!(selector.element_and_descendants.as_str(), move |el| {
+                    select_element(el.source_location().bytes().start);
+                    Ok(())
+                }))
+                .append_element_content_handler(text!(selector.source.as_str(), move |t| {
+                    select_text(t.source_location().bytes().start);
+                    Ok(())
+                }));
+        }
+        let settings = settings
+            .append_element_content_handler(element!("*", move |el| {
+                lock(&emit_element).start_tag(el);
+                Ok(())
+            }))
+            .append_element_content_handler(text!("*", move |t| {
+                lock(&emit_text).text(t);
+                Ok(())
+            }));
+        HtmlPass {
+            rewriter: HtmlRewriter::new(settings, discard as fn(&[u8])),
+            canon,
+            transcoder,
+            has_selector: normalizer.selector.is_some(),
+            failed: false,
+        }
+    }
+
+    fn feed(&mut self, chunk: &[u8]) {
+        // A tokenizer error (only the memory limit, on a pathological page)
+        // stops the pass where it is; the same bytes stop it at the same
+        // place, so the hash stays deterministic.
+        if self.failed {
+            return;
+        }
+        let written = match &mut self.transcoder {
+            None => self.rewriter.write(chunk),
+            Some(decoder) => {
+                let mut text =
+                    String::with_capacity(decoder.max_utf8_buffer_length(chunk.len()).unwrap_or(chunk.len()));
+                let _ = decoder.decode_to_string(chunk, &mut text, false);
+                self.rewriter.write(text.as_bytes())
+            }
+        };
+        self.failed = written.is_err();
+    }
+
+    /// The normalized hash, and the canonical text when it was kept.
+    fn finish(self) -> (Hash, Option<String>) {
+        let HtmlPass {
+            rewriter,
+            canon,
+            has_selector,
+            failed,
+            ..
+        } = self;
+        if !failed {
+            let _ = rewriter.end();
+        }
+        let mut canon = lock(&canon).clone();
+        canon.flush_text();
+        let use_selected = has_selector && canon.selected_any;
+        let (hasher, text) = if use_selected {
+            (canon.selected, canon.selected_text_out)
+        } else {
+            (canon.whole, canon.whole_text_out)
+        };
+        (Hash(hasher.finalize().into()), text)
+    }
+}
+
+/// lol_html's own buffers per page (a giant tag or attribute); past this the
+/// pass stops rather than grow.
+const MAX_TOKENIZER_MEMORY: usize = 16 * 1024 * 1024;
+
+/// The canonical form as it is produced, written straight into two hashers:
+/// the whole page's and the selected content's.
+#[derive(Clone)]
 struct Canon {
-    out: String,
-    /// An emitted element was seen: the selector (if any) matched.
-    selected: bool,
+    rewriter: Arc<BaseRewriter>,
+    whole: Sha256,
+    selected: Sha256,
+    /// An element inside the selection was seen: the selector matched.
+    selected_any: bool,
+    whole_text_out: Option<String>,
+    selected_text_out: Option<String>,
     pending_text: String,
+    pending_selected: bool,
     skipped_element: Option<usize>,
     skipped_text: Option<usize>,
+    selected_element: Option<usize>,
+    selected_text: Option<usize>,
 }
 
 impl Canon {
-    fn start_tag(&mut self, el: &Element, rewriter: &BaseRewriter) {
-        if self.skipped_element == Some(el.source_location().bytes().start) {
+    fn new(rewriter: Arc<BaseRewriter>, keep_text: bool) -> Self {
+        Canon {
+            rewriter,
+            whole: Sha256::new(),
+            selected: Sha256::new(),
+            selected_any: false,
+            whole_text_out: keep_text.then(String::new),
+            selected_text_out: keep_text.then(String::new),
+            pending_text: String::new(),
+            pending_selected: false,
+            skipped_element: None,
+            skipped_text: None,
+            selected_element: None,
+            selected_text: None,
+        }
+    }
+
+    fn emit(&mut self, piece: &str, selected: bool) {
+        self.whole.update(piece.as_bytes());
+        if let Some(out) = &mut self.whole_text_out {
+            out.push_str(piece);
+        }
+        if selected {
+            self.selected.update(piece.as_bytes());
+            if let Some(out) = &mut self.selected_text_out {
+                out.push_str(piece);
+            }
+        }
+    }
+
+    fn start_tag(&mut self, el: &Element) {
+        let at = el.source_location().bytes().start;
+        if self.skipped_element == Some(at) {
             return;
         }
-        self.selected = true;
-        self.flush_text(rewriter);
+        let selected = self.selected_element == Some(at);
+        self.selected_any |= selected;
+        self.flush_text();
         let mut attributes: Vec<(String, String)> = el
             .attributes()
             .iter()
-            .map(|a| (a.name(), rewriter.attribute_value(&a.value())))
+            .map(|a| (a.name(), self.rewriter.attribute_value(&a.value())))
             .collect();
         attributes.sort();
-        self.out.push('<');
-        self.out.push_str(&el.tag_name());
+        let mut tag = String::with_capacity(64);
+        tag.push('<');
+        tag.push_str(&el.tag_name());
         for (name, value) in attributes {
-            self.out.push(' ');
-            self.out.push_str(&name);
-            self.out.push_str("=\"");
-            self.out.push_str(&value);
-            self.out.push('"');
+            tag.push(' ');
+            tag.push_str(&name);
+            tag.push_str("=\"");
+            tag.push_str(&value);
+            tag.push('"');
         }
-        self.out.push('>');
+        tag.push('>');
+        self.emit(&tag, selected);
     }
 
-    fn text(&mut self, chunk: &TextChunk, rewriter: &BaseRewriter) {
+    fn text(&mut self, chunk: &TextChunk) {
+        let at = chunk.source_location().bytes().start;
         let is_code = matches!(chunk.text_type(), TextType::ScriptData | TextType::RawText);
-        let in_template = self.skipped_text == Some(chunk.source_location().bytes().start);
-        if !is_code && !in_template {
+        if !is_code && self.skipped_text != Some(at) {
+            if self.pending_text.is_empty() {
+                self.pending_selected = self.selected_text == Some(at);
+            }
             self.pending_text.push_str(chunk.as_str());
         }
         if chunk.last_in_text_node() {
-            self.flush_text(rewriter);
+            self.flush_text();
         }
     }
 
-    /// Appends the pending text node, bases rewritten and whitespace folded:
+    /// Emits the pending text node, bases rewritten and whitespace folded:
     /// runs become one space, and a node's leading and trailing whitespace
     /// goes, so re-indented or minified copies compare equal.
-    fn flush_text(&mut self, rewriter: &BaseRewriter) {
+    fn flush_text(&mut self) {
         if self.pending_text.is_empty() {
             return;
         }
         let text = std::mem::take(&mut self.pending_text);
+        let rewriter = self.rewriter.clone();
         let rewritten = rewriter.rewrite(&text);
-        let mut words = rewritten.split_ascii_whitespace().peekable();
-        if words.peek().is_some() {
-            self.out.push('\n');
+        let mut folded = String::with_capacity(rewritten.len() + 1);
+        for word in rewritten.split_ascii_whitespace() {
+            folded.push(if folded.is_empty() { '\n' } else { ' ' });
+            folded.push_str(word);
         }
-        let mut first = true;
-        for word in words {
-            if !first {
-                self.out.push(' ');
-            }
-            self.out.push_str(word);
-            first = false;
-        }
+        let selected = self.pending_selected;
+        self.emit(&folded, selected);
         self.pending_text = text;
         self.pending_text.clear();
     }
@@ -407,10 +609,6 @@ fn scheme_start(bytes: &[u8], slash: usize) -> usize {
     slash
 }
 
-fn has_charset(content_type: Option<&str>) -> bool {
-    charset_label(content_type).is_some()
-}
-
 fn charset_label(content_type: Option<&str>) -> Option<&str> {
     content_type?.split(';').skip(1).find_map(|param| {
         let (name, value) = param.split_once('=')?;
@@ -420,30 +618,16 @@ fn charset_label(content_type: Option<&str>) -> Option<&str> {
     })
 }
 
-/// The encoding to tokenize with. A BOM wins, then the header's charset,
-/// then UTF-8 (lol_html switches on a `<meta charset>` itself). Encodings
-/// lol_html cannot tokenize (UTF-16) are decoded to UTF-8 first.
-fn choose_encoding(body: &[u8], content_type: Option<&str>) -> (AsciiCompatibleEncoding, Option<String>) {
-    let declared = Encoding::for_bom(body)
-        .map(|(encoding, _)| encoding)
-        .or_else(|| charset_label(content_type).and_then(|l| Encoding::for_label(l.as_bytes())))
-        .unwrap_or(encoding_rs::UTF_8);
-    match AsciiCompatibleEncoding::new(declared) {
-        Some(encoding) => (encoding, None),
-        None => {
-            let (text, _, _) = declared.decode(body);
-            (AsciiCompatibleEncoding::utf_8(), Some(text.into_owned()))
-        }
-    }
+/// The declared media type (`text/html`), if the header names one.
+fn declared_type(content_type: &str) -> Option<String> {
+    let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    (!essence.is_empty()).then_some(essence)
 }
 
 /// HTML by declared type; with no type, by the first bytes, as browsers sniff.
 pub fn is_html(body: &[u8], content_type: Option<&str>) -> bool {
-    if let Some(content_type) = content_type {
-        let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-        if !essence.is_empty() {
-            return essence == "text/html" || essence == "application/xhtml+xml";
-        }
+    if let Some(essence) = content_type.and_then(declared_type) {
+        return essence == "text/html" || essence == "application/xhtml+xml";
     }
     let start = body
         .iter()
@@ -624,6 +808,46 @@ mod tests {
         );
         let out = n.normalize_html(page.as_bytes(), None);
         assert!(out.ends_with('x'));
+    }
+
+    #[test]
+    fn a_page_past_the_tokenizer_budget_stops_deterministically() {
+        let n = normalizer(Some("article"));
+        let page = format!("<article>{}x</article>", "<div>".repeat(1_000_000));
+        let first = n.fingerprint(page.as_bytes(), HTML);
+        let second = n.fingerprint(page.as_bytes(), HTML);
+        assert_eq!(first, second);
+        assert_ne!(first.normalized, hash(&n, "<article>x</article>"));
+    }
+
+    #[test]
+    fn streaming_in_pieces_equals_one_piece() {
+        let n = normalizer(Some("article"));
+        let whole = n.fingerprint(FAITHFUL.as_bytes(), HTML);
+        for size in [1, 7, 64, 1000] {
+            let mut fingerprinter = n.start(HTML);
+            for piece in FAITHFUL.as_bytes().chunks(size) {
+                fingerprinter.update(piece);
+            }
+            assert_eq!(fingerprinter.finish(), whole, "pieces of {size}");
+        }
+        // Undeclared type: sniffed from the first bytes, even one at a time.
+        let mut sniffed = n.start(None);
+        for byte in FAITHFUL.as_bytes() {
+            sniffed.update(std::slice::from_ref(byte));
+        }
+        assert_eq!(sniffed.finish(), whole);
+    }
+
+    #[test]
+    fn utf16_pages_are_transcoded() {
+        let n = normalizer(None);
+        let text = "<p>café</p>";
+        let mut utf16 = vec![0xFF, 0xFE];
+        for unit in text.encode_utf16() {
+            utf16.extend_from_slice(&unit.to_le_bytes());
+        }
+        assert_eq!(n.fingerprint(&utf16, Some("text/html")).normalized, hash(&n, text));
     }
 
     #[test]

@@ -5,26 +5,27 @@
 //! and only within the base: a hop to any other origin is the answer
 //! (`redirected_off_site`), since that is where a reader would land. The
 //! whole probe, redirects and body included, runs under one deadline, and
-//! the body is read chunk by chunk so nothing past `max_body` (counted after
-//! decompression) is ever held.
+//! the body streams chunk by chunk through the fingerprinter: it is never
+//! held whole, and reading stops once `max_body` (counted after
+//! decompression) is passed.
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant, SystemTime};
 
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::header::{ACCEPT, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, LOCATION, RETRY_AFTER};
 use reqwest::{Client, StatusCode};
+use std::sync::Arc;
 use url::Url;
 
 use crate::clock::{UnixMillis, now_ms};
+use crate::config::ProbeConfig;
 use crate::fingerprint::{Fingerprint, Normalizer};
 use crate::observation::{Observation, Outcome};
 use crate::origin::Origin;
 
 /// Redirect hops followed within a base before calling it a loop.
 pub const MAX_REDIRECTS: usize = 10;
-
-/// Pages larger than this are normalized off the async worker threads.
-const NORMALIZE_INLINE_LIMIT: usize = 256 * 1024;
 
 const ACCEPT_VALUE: &str = "text/html,application/xhtml+xml;q=0.9,*/*;q=0.8";
 
@@ -47,14 +48,19 @@ pub struct ProbeReport {
 pub struct ClientError(#[from] reqwest::Error);
 
 impl Prober {
-    pub fn new(user_agent: &str, timeout: Duration, max_body: u64) -> Result<Self, ClientError> {
-        let client = Client::builder()
-            .user_agent(user_agent)
+    pub fn new(config: &ProbeConfig) -> Result<Self, ClientError> {
+        let mut builder = Client::builder()
+            .user_agent(&config.user_agent)
             .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(timeout)
+            .connect_timeout(config.timeout)
             .tcp_nodelay(true)
             .pool_idle_timeout(Duration::from_secs(90))
-            .build()?;
+            .dns_resolver(Arc::new(SpecialUseResolver));
+        if let Some(pem) = &config.ca_pem {
+            builder = builder.tls_certs_merge(reqwest::Certificate::from_pem_bundle(pem)?);
+        }
+        let client = builder.build()?;
+        let (timeout, max_body) = (config.timeout, config.max_body);
         Ok(Prober {
             client,
             timeout,
@@ -65,14 +71,10 @@ impl Prober {
     pub async fn probe(&self, base: &Origin, article: &str, normalizer: &Normalizer) -> ProbeReport {
         let started = Instant::now();
         let checked_at = now_ms();
-        let result = tokio::time::timeout(self.timeout, self.fetch(base, article)).await;
-        let (outcome, http_status, retry_after, body) = match result {
+        let result = tokio::time::timeout(self.timeout, self.fetch(base, article, normalizer)).await;
+        let (outcome, http_status, retry_after, fingerprint) = match result {
             Err(_) => (Outcome::Timeout, None, None, None),
-            Ok(Fetched::Body {
-                status,
-                content_type,
-                body,
-            }) => (Outcome::Ok, Some(status), None, Some((body, content_type))),
+            Ok(Fetched::Body { status, fingerprint }) => (Outcome::Ok, Some(status), None, Some(fingerprint)),
             Ok(Fetched::Failed {
                 outcome,
                 status,
@@ -80,10 +82,6 @@ impl Prober {
             }) => (outcome, status, retry_after, None),
         };
         let latency_ms = started.elapsed().as_millis().min(u32::MAX as u128) as u32;
-        let fingerprint = match body {
-            Some((body, content_type)) => Some(fingerprint(normalizer, body, content_type).await),
-            None => None,
-        };
         ProbeReport {
             observation: Observation {
                 outcome,
@@ -98,7 +96,7 @@ impl Prober {
         }
     }
 
-    async fn fetch(&self, base: &Origin, article: &str) -> Fetched {
+    async fn fetch(&self, base: &Origin, article: &str, normalizer: &Normalizer) -> Fetched {
         let Ok(mut url) = Url::parse(&base.join(article)) else {
             return Fetched::failed(Outcome::Connect, None);
         };
@@ -132,12 +130,14 @@ impl Prober {
             if !status.is_success() {
                 return Fetched::failed(Outcome::HttpStatus, Some(status.as_u16()));
             }
-            return self.read_body(response).await;
+            return self.read_body(response, normalizer).await;
         }
         Fetched::failed(Outcome::RedirectLoop, None)
     }
 
-    async fn read_body(&self, mut response: reqwest::Response) -> Fetched {
+    /// Streams the body through the fingerprinter: nothing past the current
+    /// chunk is held, whatever the body's size.
+    async fn read_body(&self, mut response: reqwest::Response, normalizer: &Normalizer) -> Fetched {
         let status = response.status().as_u16();
         let header = |name| {
             response
@@ -154,15 +154,16 @@ impl Prober {
         if !encoded && declared_length.is_some_and(|l| l > self.max_body) {
             return Fetched::failed(Outcome::TooLarge, Some(status));
         }
-        let capacity = declared_length.unwrap_or(64 * 1024).min(self.max_body) as usize;
-        let mut body = Vec::with_capacity(capacity);
+        let mut fingerprinter = normalizer.start(content_type.as_deref());
+        let mut received: u64 = 0;
         loop {
             match response.chunk().await {
                 Ok(Some(chunk)) => {
-                    if (body.len() + chunk.len()) as u64 > self.max_body {
+                    received += chunk.len() as u64;
+                    if received > self.max_body {
                         return Fetched::failed(Outcome::TooLarge, Some(status));
                     }
-                    body.extend_from_slice(&chunk);
+                    fingerprinter.update(&chunk);
                 }
                 Ok(None) => break,
                 Err(e) => return Fetched::failed(classify(&e), Some(status)),
@@ -170,8 +171,7 @@ impl Prober {
         }
         Fetched::Body {
             status,
-            content_type,
-            body,
+            fingerprint: fingerprinter.finish(),
         }
     }
 }
@@ -179,8 +179,7 @@ impl Prober {
 enum Fetched {
     Body {
         status: u16,
-        content_type: Option<String>,
-        body: Vec<u8>,
+        fingerprint: Fingerprint,
     },
     Failed {
         outcome: Outcome,
@@ -199,16 +198,22 @@ impl Fetched {
     }
 }
 
-async fn fingerprint(normalizer: &Normalizer, body: Vec<u8>, content_type: Option<String>) -> Fingerprint {
-    if body.len() <= NORMALIZE_INLINE_LIMIT {
-        return normalizer.fingerprint(&body, content_type.as_deref());
-    }
-    let normalizer = normalizer.clone();
-    let work = move || normalizer.fingerprint(&body, content_type.as_deref());
-    match tokio::task::spawn_blocking(work).await {
-        Ok(fingerprint) => fingerprint,
-        // Only a panic in normalization gets here; surface it as the bug it is.
-        Err(e) => std::panic::resume_unwind(e.into_panic()),
+/// The system resolver, except that `.invalid` names fail at once without
+/// a query leaving the machine, as RFC 6761 asks of resolver APIs.
+struct SpecialUseResolver;
+
+impl Resolve for SpecialUseResolver {
+    fn resolve(&self, name: Name) -> Resolving {
+        let host = name.as_str().trim_end_matches('.').to_ascii_lowercase();
+        Box::pin(async move {
+            if host == "invalid" || host.ends_with(".invalid") {
+                let error =
+                    std::io::Error::new(std::io::ErrorKind::NotFound, format!("{host}: .invalid never resolves"));
+                return Err(error.into());
+            }
+            let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            Ok(Box::new(addrs.into_iter()) as Addrs)
+        })
     }
 }
 
