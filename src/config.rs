@@ -37,6 +37,8 @@ pub struct ServerConfig {
     pub workers: Option<usize>,
     /// How long probes in flight may finish after SIGTERM before they are cancelled.
     pub shutdown_grace: Duration,
+    /// When set, /status and /metrics require `Authorization: Bearer <token>`.
+    pub status_token: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -56,6 +58,8 @@ pub struct ProbeConfig {
     pub user_agent: String,
     /// Consecutive failed probes before a base counts as down.
     pub down_after: u32,
+    /// Extra trusted roots (PEM), beside the system's, for mirrors behind a private CA.
+    pub ca_pem: Option<Vec<u8>>,
 }
 
 #[derive(Clone, Debug)]
@@ -124,7 +128,11 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
             message: format!("cannot read config: {e}"),
         }])
     })?;
-    let mut config = parse(&file, &text)?;
+    let base_dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut config = parse_in(&file, &text, base_dir)?;
     if config.store.path.is_relative()
         && let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
     {
@@ -135,9 +143,14 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
 
 /// Validates config text; `file` only labels the errors.
 pub fn parse(file: &str, text: &str) -> Result<Config, ConfigErrors> {
+    parse_in(file, text, Path::new("."))
+}
+
+fn parse_in(file: &str, text: &str, base_dir: &Path) -> Result<Config, ConfigErrors> {
     let mut walker = Walker {
         file,
         text,
+        base_dir,
         errors: Vec::new(),
     };
     let (root, syntax_errors) = DeTable::parse_recoverable(text);
@@ -163,11 +176,13 @@ type Value<'i> = Spanned<DeValue<'i>>;
 struct Walker<'a> {
     file: &'a str,
     text: &'a str,
+    /// Relative paths in the config (ca_file) are relative to this.
+    base_dir: &'a Path,
     errors: Vec<ConfigError>,
 }
 
 const ROOT_KEYS: &[&str] = &["server", "store", "probe", "log", "sites"];
-const SERVER_KEYS: &[&str] = &["listen", "workers", "shutdown_grace"];
+const SERVER_KEYS: &[&str] = &["listen", "workers", "shutdown_grace", "status_token"];
 const STORE_KEYS: &[&str] = &["path", "retention"];
 const PROBE_KEYS: &[&str] = &[
     "interval",
@@ -177,6 +192,7 @@ const PROBE_KEYS: &[&str] = &[
     "max_body",
     "user_agent",
     "down_after",
+    "ca_file",
 ];
 const LOG_KEYS: &[&str] = &["level"];
 const SITE_KEYS: &[&str] = &[
@@ -262,10 +278,25 @@ impl Walker<'_> {
         };
         let workers = self.integer(table, "server", "workers", 1, 1024);
         let shutdown_grace = self.duration(table, "server", "shutdown_grace", Duration::from_secs(10));
+        let status_token = match self.string(table, "server", "status_token") {
+            None => Some(None),
+            Some((token, span)) => {
+                if token.len() < 16 || !token.bytes().all(|b| b.is_ascii_graphic()) {
+                    self.error(
+                        span,
+                        "`server.status_token` must be at least 16 printable characters without spaces".into(),
+                    );
+                    None
+                } else {
+                    Some(Some(token))
+                }
+            }
+        };
         Some(ServerConfig {
             listen: listen?,
             workers: workers?,
             shutdown_grace: shutdown_grace?,
+            status_token: status_token?,
         })
     }
 
@@ -305,6 +336,29 @@ impl Walker<'_> {
             )),
         };
         let down_after = self.integer(table, "probe", "down_after", 1, 1000);
+        let ca_pem = match self.string(table, "probe", "ca_file") {
+            None => Some(None),
+            Some((file, span)) => {
+                let path = self.base_dir.join(&file);
+                match std::fs::read(&path) {
+                    Err(e) => {
+                        self.error(
+                            span,
+                            format!("`probe.ca_file` \"{}\" cannot be read: {e}", path.display()),
+                        );
+                        None
+                    }
+                    Ok(pem) => match reqwest::Certificate::from_pem_bundle(&pem) {
+                        Ok(certs) if !certs.is_empty() => Some(Some(pem)),
+                        _ => {
+                            let message = format!("`probe.ca_file` \"{}\" holds no PEM certificate", path.display());
+                            self.error(span, message);
+                            None
+                        }
+                    },
+                }
+            }
+        };
         Some(ProbeConfig {
             interval: interval?,
             timeout: timeout?,
@@ -313,6 +367,7 @@ impl Walker<'_> {
             max_body: max_body?,
             user_agent: user_agent?,
             down_after: down_after?.unwrap_or(2) as u32,
+            ca_pem: ca_pem?,
         })
     }
 

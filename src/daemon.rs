@@ -98,12 +98,9 @@ impl Daemon {
             snapshots: snapshots.clone(),
             counters: counters.clone(),
             store: Some(writer.health.clone()),
+            status_token: config.server.status_token.as_deref().map(Arc::from),
         });
-        let server = tokio::spawn(
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-                .into_future(),
-        );
+        let server = tokio::spawn(serve::serve(listener, app, shutdown.clone()));
         let (sites, articles) = size(&catalog);
         tracing::info!(%local_addr, sites, articles, "serving");
         let wake = Arc::new(Notify::new());
@@ -325,6 +322,9 @@ impl Reloader {
         }
         if new.server.workers != self.running.server.workers {
             tracing::warn!("server.workers changed: takes effect only after a restart");
+        }
+        if new.server.status_token != self.running.server.status_token {
+            tracing::warn!("server.status_token changed: takes effect only after a restart");
         }
         if new.store.path != self.running.store.path {
             tracing::warn!(

@@ -61,7 +61,7 @@ struct Job {
 
 impl Scheduler {
     pub fn new(catalog: Arc<Catalog>, config: &ProbeConfig) -> Result<Self, ClientError> {
-        let prober = Prober::new(&config.user_agent, config.timeout, config.max_body)?;
+        let prober = Prober::new(config)?;
         let mut hosts = HashMap::new();
         for site in &catalog.sites {
             for base in &site.bases {

@@ -3,19 +3,34 @@
 //!
 //! Handlers read the current snapshot (one atomic load) and turn a
 //! [`Decision`] into a response; they never wait on the prober or the store.
+//!
+//! Connections are served by our own accept loop over hyper's HTTP/1
+//! builder rather than `axum::serve`, because readers are strangers: the
+//! loop bounds how long request headers may take, how many there may be
+//! and how long the URI may be.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use arc_swap::ArcSwap;
+use std::time::Duration;
+
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use percent_encoding::percent_decode_str;
 use serde::Serialize;
+use subtle::ConstantTimeEq;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
 use crate::clock::now_ms;
 use crate::metrics::Counters;
@@ -26,24 +41,112 @@ use crate::store::StoreHealth;
 
 pub type Snapshots = Arc<ArcSwap<Snapshot>>;
 
+/// Longer URIs are refused with 414 (hyper itself refuses past 64 KiB).
+pub const MAX_URI_BYTES: usize = 8 * 1024;
+/// More request headers than this are refused with 431.
+pub const MAX_HEADERS: usize = 64;
+/// A client must send its request headers within this.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// hyper's read buffer: large enough that URIs up to its own 64 KiB limit
+/// get a 414 rather than a 431.
+const READ_BUFFER_BYTES: usize = 128 * 1024;
+
 /// What every handler can reach: the current snapshot and the counters.
 #[derive(Clone)]
 pub struct AppState {
     pub snapshots: Snapshots,
     pub counters: Arc<Counters>,
     pub store: Option<Arc<StoreHealth>>,
+    /// Required as a bearer token on the operators' endpoints, if set.
+    pub status_token: Option<Arc<str>>,
 }
 
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/r/{*rest}", get(redirect))
-        .route("/go", get(go))
+    let operators = Router::new()
         .route("/status", get(overview))
         .route("/status/{site}", get(site_status))
         .route("/metrics", get(metrics))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+    Router::new()
+        .route("/r/{*rest}", get(redirect))
+        .route("/go", get(go))
         .route("/healthz", get(healthz))
+        .merge(operators)
         .fallback(not_found)
+        .layer(middleware::from_fn(limit_uri))
         .with_state(state)
+}
+
+/// Serves `router` on `listener` until `shutdown`, then lets requests in
+/// progress finish (up to five seconds).
+pub async fn serve(listener: TcpListener, router: Router, shutdown: CancellationToken) -> std::io::Result<()> {
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .max_headers(MAX_HEADERS)
+        .max_buf_size(READ_BUFFER_BYTES);
+    let graceful = GracefulShutdown::new();
+    loop {
+        let (stream, _) = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of file descriptors, most likely: back off, do not spin.
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let service = TowerToHyperService::new(router.clone());
+        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            // Client errors (resets, timeouts, bad requests) end only that connection.
+            let _ = connection.await;
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        _ = graceful.shutdown() => {}
+        _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+    }
+    Ok(())
+}
+
+async fn limit_uri(request: Request, next: Next) -> Response {
+    let length = request.uri().path_and_query().map_or(0, |pq| pq.as_str().len());
+    if length > MAX_URI_BYTES {
+        return error(
+            StatusCode::URI_TOO_LONG,
+            format!("the URI is {length} bytes; at most {MAX_URI_BYTES} are accepted"),
+            None,
+        );
+    }
+    next.run(request).await
+}
+
+async fn require_token(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let Some(expected) = &state.status_token else {
+        return next.run(request).await;
+    };
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    // Constant time, so the comparison does not tell how much of a guess was right.
+    if bool::from(presented.as_bytes().ct_eq(expected.as_bytes())) {
+        return next.run(request).await;
+    }
+    let mut response = error(StatusCode::UNAUTHORIZED, "a bearer token is required".into(), None);
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer realm=\"mirrorgate\""),
+    );
+    response
 }
 
 async fn redirect(State(state): State<AppState>, uri: Uri, headers: HeaderMap) -> Response {
