@@ -39,6 +39,8 @@ pub struct ServerConfig {
     pub shutdown_grace: Duration,
     /// When set, /status and /metrics require `Authorization: Bearer <token>`.
     pub status_token: Option<String>,
+    /// A client must send its request headers within this (slowloris readers).
+    pub request_header_timeout: Duration,
 }
 
 #[derive(Clone, Debug)]
@@ -182,7 +184,13 @@ struct Walker<'a> {
 }
 
 const ROOT_KEYS: &[&str] = &["server", "store", "probe", "log", "sites"];
-const SERVER_KEYS: &[&str] = &["listen", "workers", "shutdown_grace", "status_token"];
+const SERVER_KEYS: &[&str] = &[
+    "listen",
+    "workers",
+    "shutdown_grace",
+    "status_token",
+    "request_header_timeout",
+];
 const STORE_KEYS: &[&str] = &["path", "retention"];
 const PROBE_KEYS: &[&str] = &[
     "interval",
@@ -292,11 +300,13 @@ impl Walker<'_> {
                 }
             }
         };
+        let request_header_timeout = self.duration(table, "server", "request_header_timeout", Duration::from_secs(10));
         Some(ServerConfig {
             listen: listen?,
             workers: workers?,
             shutdown_grace: shutdown_grace?,
             status_token: status_token?,
+            request_header_timeout: request_header_timeout?,
         })
     }
 

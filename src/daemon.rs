@@ -100,7 +100,8 @@ impl Daemon {
             store: Some(writer.health.clone()),
             status_token: config.server.status_token.as_deref().map(Arc::from),
         });
-        let server = tokio::spawn(serve::serve(listener, app, shutdown.clone()));
+        let header_timeout = config.server.request_header_timeout;
+        let server = tokio::spawn(serve::serve(listener, app, header_timeout, shutdown.clone()));
         let (sites, articles) = size(&catalog);
         tracing::info!(%local_addr, sites, articles, "serving");
         let wake = Arc::new(Notify::new());

@@ -75,10 +75,17 @@ fn choose(snapshot: &Snapshot, site_index: usize, path: &str, query: Option<&str
     let Some(view) = snapshot.sites.get(site_index) else {
         return no_candidate(snapshot, site_index, path, query);
     };
-    if !path.starts_with('/') || path.bytes().any(|b| b.is_ascii_control() || b == b' ') {
+    let unsafe_byte = |b: u8| b.is_ascii_control() || b == b' ';
+    if !path.starts_with('/') || path.bytes().any(unsafe_byte) {
         return Decision::BadRequest {
             parameter: "path",
             message: "the path must start with '/' and hold no spaces or control characters".into(),
+        };
+    }
+    if query.is_some_and(|q| q.bytes().any(unsafe_byte)) {
+        return Decision::BadRequest {
+            parameter: "query",
+            message: "the query must hold no spaces or control characters".into(),
         };
     }
     let candidates = candidates(view, &meta.article_index, path, query);
@@ -132,4 +139,216 @@ fn with_path(base: &str, path: &str, query: Option<&str>) -> String {
         url.push_str(query);
     }
     url
+}
+
+/// A snapshot built through the real config parser and engine, for
+/// property tests and the fuzz target: site "news" has its primary down and
+/// two mirrors agreeing; site "other" has nothing probed yet.
+#[doc(hidden)]
+pub fn sample_snapshot() -> std::sync::Arc<Snapshot> {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use crate::engine::{Engine, ProbeResult};
+    use crate::fingerprint::Hash;
+    use crate::observation::{Observation, Outcome};
+    use crate::snapshot::Catalog;
+
+    const SAMPLE: &str = r#"
+[[sites]]
+name = "news"
+primary = "https://www.example.com"
+mirrors = ["https://www.example.co.uk", "http://mirror.example.net:8080", "https://blocked.example.org"]
+articles = ["/a", "/Detail/2017/01/24/507408/Trump-Russia-Daesh", "/q?id=1"]
+
+[[sites]]
+name = "other"
+primary = "https://other.example.org"
+articles = ["/x"]
+"#;
+    let config = crate::config::parse("sample.toml", SAMPLE).expect("the sample config is valid");
+    let catalog = Arc::new(Catalog::new(&config));
+    let mut engine = Engine::new(catalog.clone(), 2, Duration::from_secs(3600), None);
+    for article in 0..3 {
+        for base in 0..4 {
+            let (outcome, hash) = match base {
+                0 => (Outcome::Connect, None),
+                3 => (Outcome::Ok, Some(Hash([9; 32]))),
+                _ => (Outcome::Ok, Some(Hash([1; 32]))),
+            };
+            let observation = Observation {
+                outcome,
+                http_status: hash.map(|_| 200),
+                latency_ms: 5,
+                raw_hash: hash,
+                hash,
+                checked_at: 1_700_000_000_000,
+                last_ok_at: None,
+            };
+            engine.apply(ProbeResult {
+                catalog: catalog.clone(),
+                site: 0,
+                base,
+                article,
+                observation,
+            });
+        }
+    }
+    engine.publish(false);
+    engine.snapshots().load_full()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const BASES: [&str; 4] = [
+        "https://www.example.com",
+        "https://www.example.co.uk",
+        "http://mirror.example.net:8080",
+        "https://blocked.example.org",
+    ];
+
+    /// Pieces readers (and attackers) put in paths and `url=` values.
+    const PIECES: &[&str] = &[
+        "http://",
+        "https://",
+        "//",
+        "\\\\",
+        "/\\",
+        "\\",
+        "@",
+        "#",
+        "?",
+        "&",
+        "=",
+        "..",
+        "/",
+        ".",
+        ":",
+        "%2F",
+        "%252F",
+        "%2e%2e",
+        "%00",
+        "%0d%0a",
+        "\r\n",
+        "\0",
+        "www.example.com",
+        "WWW.EXAMPLE.COM",
+        "www.example.com.",
+        "www.example.co.uk",
+        "mirror.example.net:8080",
+        "evil.example",
+        "www.example.com.evil.example",
+        "xn--exmple-cua.com",
+        "ex\u{0430}mple.com",
+        "\u{ff0f}",
+        "url=",
+        "news",
+        "a",
+        "Detail/2017/01/24/507408/Trump-Russia-Daesh",
+        " ",
+    ];
+
+    fn hostile() -> impl Strategy<Value = String> {
+        prop_oneof![
+            prop::collection::vec(prop::sample::select(PIECES), 0..16).prop_map(|p| p.concat()),
+            ".*",
+            (prop::sample::select(PIECES), 1000usize..70_000)
+                .prop_map(|(piece, n)| piece.repeat(n / piece.len().max(1))),
+        ]
+    }
+
+    fn safe(location: &str) -> bool {
+        BASES
+            .iter()
+            .any(|base| location.strip_prefix(base).is_some_and(|rest| rest.starts_with('/')))
+            && !location.bytes().any(|b| b.is_ascii_control())
+    }
+
+    fn check(decision: Decision) -> Result<(), TestCaseError> {
+        if let Decision::Redirect { location, alternates } = &decision {
+            prop_assert!(safe(location), "unsafe Location {location:?}");
+            for alternate in alternates {
+                prop_assert!(safe(alternate), "unsafe Link {alternate:?}");
+            }
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+        #[test]
+        fn r_only_ever_redirects_to_a_configured_base(path in hostile(), query in proptest::option::of(hostile())) {
+            let snapshot = sample_snapshot();
+            for site in ["news", "other", "nope"] {
+                check(redirect(&snapshot, site, &format!("/{path}"), query.as_deref()))?;
+            }
+        }
+
+        #[test]
+        fn go_only_ever_redirects_to_a_configured_base(
+            prefix in prop::sample::select(&["", "https://www.example.co.uk", "https://www.example.com", "http://mirror.example.net:8080"][..]),
+            rest in hostile(),
+        ) {
+            let snapshot = sample_snapshot();
+            check(go(&snapshot, Some(&format!("{prefix}{rest}"))))?;
+        }
+    }
+
+    #[test]
+    fn the_sample_routes_as_designed() {
+        let snapshot = sample_snapshot();
+        // Primary down: the first agreeing mirror, the other as a duplicate, never the odd one out.
+        assert_eq!(
+            redirect(&snapshot, "news", "/a", Some("x=1")),
+            Decision::Redirect {
+                location: "https://www.example.co.uk/a?x=1".into(),
+                alternates: vec!["http://mirror.example.net:8080/a?x=1".into()],
+            }
+        );
+        let tricks = [
+            "https://www.example.com@evil.example/a",
+            "https://evil.example#@www.example.com/a",
+            "https://www.example.com.evil.example/a",
+            "https://www.example.com./a",
+            "//www.example.com/a",
+            "javascript:alert(1)",
+        ];
+        for trick in tricks {
+            assert!(
+                matches!(
+                    go(&snapshot, Some(trick)),
+                    Decision::BadRequest { parameter: "url", .. }
+                ),
+                "{trick}: {:?}",
+                go(&snapshot, Some(trick))
+            );
+        }
+        // Backslashes are slashes in http(s) URLs (WHATWG), as browsers read them.
+        assert!(matches!(
+            go(&snapshot, Some("https:\\\\www.example.com\\a")),
+            Decision::Redirect { .. }
+        ));
+        // Upper case and default ports are the same origin.
+        assert!(matches!(
+            go(&snapshot, Some("HTTPS://WWW.EXAMPLE.COM:443/a")),
+            Decision::Redirect { .. }
+        ));
+        assert!(matches!(
+            redirect(&snapshot, "other", "/x", None),
+            Decision::NoCandidate { .. }
+        ));
+        assert!(matches!(
+            redirect(&snapshot, "nope", "/x", None),
+            Decision::NotFound { .. }
+        ));
+        // Found by the property test: a query must not carry a header break into Location.
+        assert!(matches!(
+            redirect(&snapshot, "news", "/a", Some("\r\nSet-Cookie: x=1")),
+            Decision::BadRequest { parameter: "query", .. }
+        ));
+    }
 }

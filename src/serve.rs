@@ -45,8 +45,7 @@ pub type Snapshots = Arc<ArcSwap<Snapshot>>;
 pub const MAX_URI_BYTES: usize = 8 * 1024;
 /// More request headers than this are refused with 431.
 pub const MAX_HEADERS: usize = 64;
-/// A client must send its request headers within this.
-pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// hyper's read buffer: large enough that URIs up to its own 64 KiB limit
 /// get a 414 rather than a 431.
 const READ_BUFFER_BYTES: usize = 128 * 1024;
@@ -79,10 +78,15 @@ pub fn router(state: AppState) -> Router {
 
 /// Serves `router` on `listener` until `shutdown`, then lets requests in
 /// progress finish (up to five seconds).
-pub async fn serve(listener: TcpListener, router: Router, shutdown: CancellationToken) -> std::io::Result<()> {
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    header_timeout: Duration,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .header_read_timeout(header_timeout)
         .max_headers(MAX_HEADERS)
         .max_buf_size(READ_BUFFER_BYTES);
     let graceful = GracefulShutdown::new();
