@@ -47,6 +47,8 @@ pub struct ServerConfig {
 pub struct StoreConfig {
     pub path: PathBuf,
     pub retention: Duration,
+    /// How long a write waits on a lock another process holds before it fails (and is retried).
+    pub busy_timeout: Duration,
 }
 
 #[derive(Clone, Debug)]
@@ -191,7 +193,7 @@ const SERVER_KEYS: &[&str] = &[
     "status_token",
     "request_header_timeout",
 ];
-const STORE_KEYS: &[&str] = &["path", "retention"];
+const STORE_KEYS: &[&str] = &["path", "retention", "busy_timeout"];
 const PROBE_KEYS: &[&str] = &[
     "interval",
     "timeout",
@@ -321,9 +323,11 @@ impl Walker<'_> {
             None => Some(default_store_path()),
         };
         let retention = self.duration(table, "store", "retention", Duration::from_secs(30 * 86400));
+        let busy_timeout = self.duration(table, "store", "busy_timeout", Duration::from_secs(5));
         Some(StoreConfig {
             path: path?,
             retention: retention?,
+            busy_timeout: busy_timeout?,
         })
     }
 

@@ -60,9 +60,9 @@ impl Daemon {
     /// state is being served (and then tells systemd it is ready).
     pub async fn start(config: Config, reload: Reload, shutdown: CancellationToken) -> Result<Self, StartError> {
         let catalog = Arc::new(Catalog::new(&config));
-        let path = config.store.path.clone();
+        let (path, busy_timeout) = (config.store.path.clone(), config.store.busy_timeout);
         let (store, restored) = tokio::task::spawn_blocking(move || {
-            let mut store = SqliteStore::open(&path)?;
+            let mut store = SqliteStore::open(&path, busy_timeout)?;
             let restored = store.load_snapshot(LATENCY_SAMPLES)?;
             Ok::<_, StoreError>((store, restored))
         })
@@ -74,14 +74,14 @@ impl Daemon {
             versions = restored.versions.len(),
             "store opened"
         );
-        let mut engine = Engine::new(
+        let engine = Engine::new(
             catalog.clone(),
             config.probe.down_after,
             config.store.retention,
             Some(restored),
         );
         let (writer, writer_task) = StoreWriter::spawn(Box::new(store) as Box<dyn Store>, config.store.retention);
-        engine.set_store_health(writer.health.clone());
+
         let snapshots = engine.snapshots();
         let addr = config.server.listen;
         let listener = TcpListener::bind(addr)

@@ -18,7 +18,7 @@ use crate::observation::{Observation, Outcome};
 use crate::snapshot::{
     ArticleView, BaseState, BaseView, Catalog, ProbeCounters, RoundInfo, SiteView, Snapshot, redirect_order,
 };
-use crate::store::{ProbeRecord, StoreHealth, StoreWriter, StoredState};
+use crate::store::{ProbeRecord, StoreWriter, StoredState};
 use crate::uptime::UptimeCounter;
 use crate::verdict::{Verdict, Version};
 
@@ -82,7 +82,6 @@ pub struct Engine {
     retention: Duration,
     round: RoundInfo,
     published: Arc<ArcSwap<Snapshot>>,
-    store_health: Option<Arc<StoreHealth>>,
 }
 
 impl Engine {
@@ -105,7 +104,6 @@ impl Engine {
             published_at: now_ms(),
             sites: Vec::new(),
             round: RoundInfo::default(),
-            store_error: None,
         });
         let mut engine = Engine {
             catalog,
@@ -115,7 +113,6 @@ impl Engine {
             retention,
             round: RoundInfo::default(),
             published: Arc::new(ArcSwap::new(empty)),
-            store_health: None,
         };
         if let Some(restored) = restored {
             engine.restore(restored);
@@ -126,10 +123,6 @@ impl Engine {
 
     pub fn snapshots(&self) -> Arc<ArcSwap<Snapshot>> {
         self.published.clone()
-    }
-
-    pub fn set_store_health(&mut self, health: Arc<StoreHealth>) {
-        self.store_health = Some(health);
     }
 
     pub fn catalog(&self) -> &Arc<Catalog> {
@@ -282,13 +275,12 @@ impl Engine {
                 fallback: redirect_order(&healthy, meta.prefer_primary),
             });
         }
-        let store_error = self.store_health.as_ref().and_then(|h| h.last_error());
+
         self.published.store(Arc::new(Snapshot {
             catalog: self.catalog.clone(),
             published_at: now,
             sites,
             round: self.round,
-            store_error,
         }));
     }
 

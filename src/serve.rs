@@ -186,7 +186,10 @@ async fn go(State(state): State<AppState>, uri: Uri, headers: HeaderMap) -> Resp
 
 async fn overview(State(state): State<AppState>) -> Response {
     let snapshot = state.snapshots.load();
-    json(StatusCode::OK, &status::overview(&snapshot, now_ms()))
+    json(
+        StatusCode::OK,
+        &status::overview(&snapshot, state.store.as_deref(), now_ms()),
+    )
 }
 
 async fn site_status(State(state): State<AppState>, Path(site): Path<String>) -> Response {

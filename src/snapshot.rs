@@ -221,5 +221,4 @@ pub struct Snapshot {
     pub published_at: UnixMillis,
     pub sites: Vec<SiteView>,
     pub round: RoundInfo,
-    pub store_error: Option<(UnixMillis, String)>,
 }

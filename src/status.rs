@@ -8,6 +8,7 @@ use crate::clock::{UnixMillis, rfc3339};
 use crate::fingerprint::Hash;
 use crate::observation::Outcome;
 use crate::snapshot::{ArticleView, BaseState, Snapshot};
+use crate::store::StoreHealth;
 use crate::verdict::Verdict;
 
 #[derive(Serialize)]
@@ -114,7 +115,9 @@ fn time(ms: Option<UnixMillis>) -> Option<String> {
     ms.map(rfc3339)
 }
 
-pub fn overview(snapshot: &Snapshot, now: UnixMillis) -> Overview<'_> {
+/// `store` is read live: its health is a fact of now, not of the last round.
+pub fn overview<'a>(snapshot: &'a Snapshot, store: Option<&StoreHealth>, now: UnixMillis) -> Overview<'a> {
+    let store_error = store.and_then(StoreHealth::last_error);
     let sites = snapshot
         .catalog
         .sites
@@ -165,9 +168,9 @@ pub fn overview(snapshot: &Snapshot, now: UnixMillis) -> Overview<'_> {
             last_duration_ms: snapshot.round.last_duration_ms,
         },
         store: StoreStatus {
-            ok: snapshot.store_error.is_none(),
-            error: snapshot.store_error.as_ref().map(|(_, e)| e.clone()),
-            error_at: snapshot.store_error.as_ref().map(|(at, _)| rfc3339(*at)),
+            ok: store_error.is_none(),
+            error: store_error.as_ref().map(|(_, e)| e.clone()),
+            error_at: store_error.as_ref().map(|(at, _)| rfc3339(*at)),
         },
         sites,
     }

@@ -62,8 +62,10 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) the store for reading and writing.
-    pub fn open(path: &Path) -> Result<Self, StoreError> {
+    /// Opens (creating if needed) the store for reading and writing. A
+    /// lock held by another process (an operator's sqlite3) is waited on for
+    /// `busy_timeout`; past that the write fails and is retried later.
+    pub fn open(path: &Path, busy_timeout: Duration) -> Result<Self, StoreError> {
         let fail = |source| StoreError {
             path: path.display().to_string(),
             source,
@@ -73,8 +75,7 @@ impl SqliteStore {
             let _ = std::fs::create_dir_all(dir);
         }
         let connection = Connection::open(path).map_err(fail)?;
-        // An operator's sqlite3 shell may hold a lock for a while.
-        connection.busy_timeout(Duration::from_secs(10)).map_err(fail)?;
+        connection.busy_timeout(busy_timeout).map_err(fail)?;
         connection
             .execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")
             .map_err(fail)?;
@@ -320,7 +321,7 @@ mod tests {
     fn round_trip_and_prune() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("m.db");
-        let mut store = SqliteStore::open(&path).unwrap();
+        let mut store = SqliteStore::open(&path, Duration::from_secs(1)).unwrap();
         store
             .record_round(&[
                 record("https://p", 60_000, true, 1),
@@ -329,7 +330,7 @@ mod tests {
             ])
             .unwrap();
         drop(store);
-        let mut store = SqliteStore::open(&path).unwrap();
+        let mut store = SqliteStore::open(&path, Duration::from_secs(1)).unwrap();
         let state = store.load_snapshot(10).unwrap();
         assert_eq!(state.latest.len(), 2);
         let primary = state.latest.iter().find(|r| &*r.base == "https://p").unwrap();

@@ -134,7 +134,9 @@ async fn write(store: &Arc<Mutex<Box<dyn Store>>>, pending: &mut Vec<ProbeRecord
     .await;
     match outcome {
         Ok((batch, Ok(()))) => {
-            health.written.fetch_add(batch.len() as u64, Ordering::Relaxed);
+            let total = health.written.fetch_add(batch.len() as u64, Ordering::Relaxed) + batch.len() as u64;
+            // The durable-so-far count: what a crash test holds the store to.
+            tracing::debug!(records = batch.len(), total, "batch stored");
             if health.last_error().is_some() {
                 tracing::info!(records = batch.len(), "store writable again");
             }

@@ -1,0 +1,216 @@
+//! Crashes and storage faults: kill -9 at random points, a store another
+//! process keeps locked. Nothing the daemon reported as stored is lost, and
+//! readers are served throughout.
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use common::*;
+use reqwest::header;
+
+fn probes_in(store: &Path) -> i64 {
+    let connection = rusqlite::Connection::open(store).unwrap();
+    connection
+        .query_row("SELECT count(*) FROM probes", [], |r| r.get(0))
+        .unwrap()
+}
+
+/// The highest running total the daemon logged as durably stored.
+fn reported_stored(daemon: &Daemon) -> i64 {
+    daemon
+        .log_entries(&[("message", "batch stored")])
+        .iter()
+        .filter_map(|e| e["fields"]["total"].as_i64())
+        .max()
+        .unwrap_or(0)
+}
+
+fn some_millis(range: std::ops::Range<u64>) -> u64 {
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().subsec_nanos() as u64;
+    range.start + nanos % (range.end - range.start)
+}
+
+#[tokio::test]
+async fn kill_9_at_random_points_loses_nothing_reported_and_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let primary = TestOrigin::start(Behavior::Status(404)).await;
+    primary.set(Behavior::Page(fixture(
+        "primary-v1.html",
+        "www.example.com",
+        &primary.authority(),
+    )));
+    let mirror = TestOrigin::start(Behavior::Status(404)).await;
+    mirror.set(Behavior::Page(fixture(
+        "mirror-relative-v1.html",
+        "mirror.example.net",
+        &mirror.authority(),
+    )));
+    let store = dir.path().join("s.db");
+    let config = dir.path().join("mirrorgate.toml");
+    let articles: Vec<String> = (0..20).map(|i| format!("{ARTICLE}?page={i}")).collect();
+    let write_config = |probe: &str| {
+        std::fs::write(
+            &config,
+            config_text(
+                &store,
+                probe,
+                &[SiteSpec {
+                    name: "news",
+                    primary: primary.url(),
+                    mirrors: vec![mirror.url()],
+                    articles: articles.iter().map(String::as_str).collect(),
+                    extra: "",
+                }],
+            ),
+        )
+        .unwrap();
+    };
+    write_config("interval = \"100ms\"\ntimeout = \"2s\"\nper_host_rate = 2000");
+    for run in 0..20 {
+        let before = if store.exists() { probes_in(&store) } else { 0 };
+        let mut daemon = Daemon::start(&config);
+        tokio::time::sleep(Duration::from_millis(some_millis(100..900))).await;
+        daemon.kill_hard();
+        let reported = reported_stored(&daemon);
+        let connection = rusqlite::Connection::open(&store).unwrap();
+        let integrity: String = connection
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(integrity, "ok", "run {run}");
+        let after = probes_in(&store);
+        assert!(
+            after >= before + reported,
+            "run {run}: {before} + {reported} reported, {after} stored"
+        );
+    }
+    assert!(probes_in(&store) > 0, "twenty runs stored something");
+
+    // Back once more, with every base hanging: what it serves comes from the store.
+    primary.set(Behavior::Hang);
+    mirror.set(Behavior::Hang);
+    write_config("interval = \"1h\"\ntimeout = \"60s\"\nper_host_rate = 2000");
+    let daemon = Daemon::start(&config);
+    let response = client()
+        .get(daemon.url(&format!("/r/news{}", articles[0])))
+        .send()
+        .await
+        .unwrap();
+    let status = get_json(&daemon.url("/status")).await;
+    assert_eq!(status["round"]["completed"], 0, "no round has finished yet");
+    let detail = get_json(&daemon.url("/status/news")).await;
+    let stored_any = detail["articles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|a| a["bases"][0]["verdict"] == "same");
+    if stored_any {
+        assert_eq!(response.status(), 302);
+        assert!(
+            response.headers()[header::LOCATION]
+                .to_str()
+                .unwrap()
+                .starts_with(&primary.url())
+        );
+        assert!(status["sites"][0]["bases"][0]["uptime"]["1h"].as_f64().unwrap() > 0.0);
+    }
+    assert!(stored_any, "verdicts are back from the store: {detail}");
+}
+
+fn counter_total(metrics: &str, prefix: &str) -> f64 {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with(prefix))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[tokio::test]
+async fn a_store_locked_by_another_process_costs_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let primary = TestOrigin::start(Behavior::Status(404)).await;
+    primary.set(Behavior::Page(fixture(
+        "primary-v1.html",
+        "www.example.com",
+        &primary.authority(),
+    )));
+    let store = dir.path().join("s.db");
+    let config = dir.path().join("mirrorgate.toml");
+    std::fs::write(
+        &config,
+        config_text(
+            &store,
+            "interval = \"200ms\"\ntimeout = \"2s\"\nper_host_rate = 1000",
+            &[SiteSpec {
+                name: "news",
+                primary: primary.url(),
+                mirrors: vec![],
+                articles: vec![ARTICLE, "/second"],
+                extra: "",
+            }],
+        )
+        .replace("[store]\n", "[store]\nbusy_timeout = \"300ms\"\n"),
+    )
+    .unwrap();
+    let daemon = Daemon::start(&config);
+    rounds_completed(&daemon, 1).await;
+
+    // An operator's sqlite3 holds the write lock for longer than the busy timeout.
+    let operator = rusqlite::Connection::open(&store).unwrap();
+    operator.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let url = daemon.url("/status");
+    let failing = eventually("the store error to show in /status", Duration::from_secs(15), || {
+        let url = url.clone();
+        async move {
+            let status = get_json(&url).await;
+            (status["store"]["ok"] == false).then_some(status)
+        }
+    })
+    .await;
+    assert!(
+        failing["store"]["error"].as_str().unwrap().contains("locked"),
+        "{}",
+        failing["store"]
+    );
+    let metrics = get_text(&daemon.url("/metrics")).await;
+    assert_eq!(metric(&metrics, "mirrorgate_store_ok"), Some(0.0));
+    // Still probing and serving from memory.
+    let rounds_then = failing["round"]["completed"].as_u64().unwrap();
+    rounds_completed(&daemon, rounds_then + 2).await;
+    let response = client()
+        .get(daemon.url(&format!("/r/news{ARTICLE}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 302);
+    assert!(
+        !daemon
+            .log_entries(&[("message", "store write failed; keeping the records to retry")])
+            .is_empty()
+    );
+
+    // The lock goes away: the kept records are written, none is missing.
+    operator.execute_batch("COMMIT").unwrap();
+    drop(operator);
+    let metrics_url = daemon.url("/metrics");
+    let store_path = store.clone();
+    eventually("every probe result to be stored", Duration::from_secs(15), || {
+        let (url, store) = (metrics_url.clone(), store_path.clone());
+        async move {
+            let metrics = get_text(&url).await;
+            let probed = counter_total(&metrics, "mirrorgate_probes_total{");
+            let ok = metric(&metrics, "mirrorgate_store_ok") == Some(1.0);
+            let pending = metric(&metrics, "mirrorgate_store_records_pending") == Some(0.0);
+            // Probes keep finishing meanwhile, at most one round (2) either way;
+            // a lost batch would leave the store several rounds behind.
+            let stored = probes_in(&store) as f64;
+            (ok && pending && (stored - probed).abs() <= 2.0).then_some(())
+        }
+    })
+    .await;
+    let metrics = get_text(&daemon.url("/metrics")).await;
+    assert_eq!(metric(&metrics, "mirrorgate_store_records_dropped_total"), Some(0.0));
+    let status = get_json(&daemon.url("/status")).await;
+    assert_eq!(status["store"]["ok"], true);
+}
