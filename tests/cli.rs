@@ -110,37 +110,24 @@ async fn check(config: &std::path::Path, format: &str) -> Output {
 async fn check_reports_verdicts_and_exits_by_whether_every_article_is_served() {
     let dir = tempfile::tempdir().unwrap();
     let primary = TestOrigin::start(Behavior::Status(404)).await;
-    primary.set_path(
-        ARTICLE,
-        Behavior::Page(fixture("primary-v1.html", "www.example.com", &primary.authority())),
-    );
+    primary.set_path(ARTICLE, Behavior::Page(Page::Primary.on(&primary)));
     let mirror = TestOrigin::start(Behavior::Status(404)).await;
-    mirror.set_path(
-        ARTICLE,
-        Behavior::Page(fixture(
-            "mirror-relative-v1.html",
-            "mirror.example.net",
-            &mirror.authority(),
-        )),
-    );
-    let blocked = TestOrigin::start(Behavior::Page(fixture("blockpage.html", "", ""))).await;
+    mirror.set_path(ARTICLE, Behavior::Page(Page::Relative.on(&mirror)));
+    let blocked = serving(Page::Blocked).await;
     let write = |articles: Vec<&str>| {
         let path = dir.path().join("check.toml");
-        std::fs::write(
+        write_config(
             &path,
-            config_text(
-                &dir.path().join("never-created.db"),
-                "",
-                &[SiteSpec {
-                    name: "news",
-                    primary: primary.url(),
-                    mirrors: vec![mirror.url(), blocked.url()],
-                    articles,
-                    extra: "content_selector = \"article\"",
-                }],
-            ),
-        )
-        .unwrap();
+            &dir.path().join("never-created.db"),
+            "",
+            &[SiteSpec {
+                name: "news",
+                primary: primary.url(),
+                mirrors: vec![mirror.url(), blocked.url()],
+                articles,
+                extra: "content_selector = \"article\"",
+            }],
+        );
         path
     };
 

@@ -9,33 +9,6 @@ use common::*;
 use reqwest::header;
 use serde_json::Value;
 
-/// The shared fixtures' pages, moved onto loopback origins.
-struct Pages;
-
-impl Pages {
-    fn primary(origin: &TestOrigin) -> String {
-        fixture("primary-v1.html", "www.example.com", &origin.authority())
-    }
-    fn primary_v2(origin: &TestOrigin) -> String {
-        fixture("primary-v2.html", "www.example.com", &origin.authority())
-    }
-    fn faithful(origin: &TestOrigin) -> String {
-        fixture("mirror-faithful-v1.html", "www.example.co.uk", &origin.authority())
-    }
-    fn relative(origin: &TestOrigin) -> String {
-        fixture("mirror-relative-v1.html", "mirror.example.net", &origin.authority())
-    }
-    fn tampered(origin: &TestOrigin) -> String {
-        fixture("mirror-tampered-v1.html", "www.example.co.uk", &origin.authority())
-    }
-}
-
-async fn origin_with(page: impl Fn(&TestOrigin) -> String) -> TestOrigin {
-    let origin = TestOrigin::start(Behavior::Status(404)).await;
-    origin.set(Behavior::Page(page(&origin)));
-    origin
-}
-
 fn verdict(bases: &std::collections::HashMap<String, Value>, origin: &str) -> (String, String) {
     let base = &bases[origin];
     (
@@ -47,14 +20,14 @@ fn verdict(bases: &std::collections::HashMap<String, Value>, origin: &str) -> (S
 #[tokio::test]
 async fn verdicts_redirects_and_status_end_to_end() {
     let dir = tempfile::tempdir().unwrap();
-    let primary = origin_with(Pages::primary).await;
-    let faithful = origin_with(Pages::faithful).await;
-    let relative = origin_with(Pages::relative).await;
-    let tampered = origin_with(Pages::tampered).await;
-    let blockpage = origin_with(|_| fixture("blockpage.html", "", "")).await;
+    let primary = serving(Page::Primary).await;
+    let faithful = serving(Page::Faithful).await;
+    let relative = serving(Page::Relative).await;
+    let tampered = serving(Page::Tampered).await;
+    let blockpage = serving(Page::Blocked).await;
     let moved = TestOrigin::start(Behavior::Status(404)).await;
     moved.set_path(ARTICLE, Behavior::Redirect("/amp/moved".into()));
-    moved.set_path("/amp/moved", Behavior::Page(Pages::faithful(&moved)));
+    moved.set_path("/amp/moved", Behavior::Page(Page::Faithful.on(&moved)));
     let down = closed_port().await;
     let hanging = TestOrigin::start(Behavior::Hang).await;
     let off_site = TestOrigin::start(Behavior::Redirect(format!("http://{}/parked", closed_port().await))).await;
@@ -74,21 +47,12 @@ async fn verdicts_redirects_and_status_end_to_end() {
         huge.url(),
     ];
     let config = dir.path().join("mirrorgate.toml");
-    std::fs::write(
+    write_config(
         &config,
-        config_text(
-            &dir.path().join("state.db"),
-            "interval = \"1h\"\ntimeout = \"2s\"\nper_host_rate = 100\nmax_body = \"1MiB\"",
-            &[SiteSpec {
-                name: "news",
-                primary: primary.url(),
-                mirrors,
-                articles: vec![ARTICLE],
-                extra: "content_selector = \"article\"",
-            }],
-        ),
-    )
-    .unwrap();
+        &dir.path().join("state.db"),
+        "interval = \"1h\"\ntimeout = \"2s\"\nper_host_rate = 100\nmax_body = \"1MiB\"",
+        &[SiteSpec::new("news", primary.url(), mirrors, vec![ARTICLE]).extra("content_selector = \"article\"")],
+    );
     let daemon = Daemon::start(&config);
     rounds_completed(&daemon, 1).await;
 
@@ -239,26 +203,23 @@ async fn verdicts_redirects_and_status_end_to_end() {
 #[tokio::test]
 async fn primary_down_falls_back_to_consensus() {
     let dir = tempfile::tempdir().unwrap();
-    let primary = origin_with(Pages::primary).await;
-    let first = origin_with(Pages::faithful).await;
-    let second = origin_with(Pages::relative).await;
-    let tampered = origin_with(Pages::tampered).await;
+    let primary = serving(Page::Primary).await;
+    let first = serving(Page::Faithful).await;
+    let second = serving(Page::Relative).await;
+    let tampered = serving(Page::Tampered).await;
     let config = dir.path().join("mirrorgate.toml");
-    std::fs::write(
+    write_config(
         &config,
-        config_text(
-            &dir.path().join("state.db"),
-            "interval = \"1s\"\ntimeout = \"2s\"\nper_host_rate = 100",
-            &[SiteSpec {
-                name: "news",
-                primary: primary.url(),
-                mirrors: vec![tampered.url(), first.url(), second.url()],
-                articles: vec![ARTICLE],
-                extra: "content_selector = \"article\"",
-            }],
-        ),
-    )
-    .unwrap();
+        &dir.path().join("state.db"),
+        "interval = \"1s\"\ntimeout = \"2s\"\nper_host_rate = 100",
+        &[SiteSpec::new(
+            "news",
+            primary.url(),
+            vec![tampered.url(), first.url(), second.url()],
+            vec![ARTICLE],
+        )
+        .extra("content_selector = \"article\"")],
+    );
     let daemon = Daemon::start(&config);
     rounds_completed(&daemon, 1).await;
     primary.set(Behavior::Status(503));
@@ -302,24 +263,16 @@ async fn primary_down_falls_back_to_consensus() {
 #[tokio::test]
 async fn a_mirror_behind_an_updated_primary_is_stale_and_not_a_candidate() {
     let dir = tempfile::tempdir().unwrap();
-    let primary = origin_with(Pages::primary).await;
-    let lagging = origin_with(Pages::faithful).await;
+    let primary = serving(Page::Primary).await;
+    let lagging = serving(Page::Faithful).await;
     let config = dir.path().join("mirrorgate.toml");
-    std::fs::write(
+    write_config(
         &config,
-        config_text(
-            &dir.path().join("state.db"),
-            "interval = \"1s\"\ntimeout = \"2s\"\nper_host_rate = 100",
-            &[SiteSpec {
-                name: "news",
-                primary: primary.url(),
-                mirrors: vec![lagging.url()],
-                articles: vec![ARTICLE],
-                extra: "content_selector = \"article\"\nprefer_primary = false",
-            }],
-        ),
-    )
-    .unwrap();
+        &dir.path().join("state.db"),
+        "interval = \"1s\"\ntimeout = \"2s\"\nper_host_rate = 100",
+        &[SiteSpec::new("news", primary.url(), vec![lagging.url()], vec![ARTICLE])
+            .extra("content_selector = \"article\"\nprefer_primary = false")],
+    );
     let daemon = Daemon::start(&config);
     rounds_completed(&daemon, 1).await;
     let before = get_json(&daemon.url("/status/news")).await;
@@ -336,7 +289,7 @@ async fn a_mirror_behind_an_updated_primary_is_stale_and_not_a_candidate() {
         format!("{}{ARTICLE}", lagging.url()).as_str()
     );
 
-    primary.set(Behavior::Page(Pages::primary_v2(&primary)));
+    primary.set(Behavior::Page(Page::PrimaryV2.on(&primary)));
     let url = daemon.url("/status/news");
     let lagging_url = lagging.url();
     let detail = eventually("the mirror to be judged stale", Duration::from_secs(20), || {
@@ -374,21 +327,12 @@ async fn no_live_copy_is_a_503_listing_every_base() {
     let primary = TestOrigin::start(Behavior::Status(500)).await;
     let mirror = TestOrigin::start(Behavior::Status(404)).await;
     let config = dir.path().join("mirrorgate.toml");
-    std::fs::write(
+    write_config(
         &config,
-        config_text(
-            &dir.path().join("state.db"),
-            "",
-            &[SiteSpec {
-                name: "news",
-                primary: primary.url(),
-                mirrors: vec![mirror.url()],
-                articles: vec![ARTICLE],
-                extra: "",
-            }],
-        ),
-    )
-    .unwrap();
+        &dir.path().join("state.db"),
+        "",
+        &[SiteSpec::new("news", primary.url(), vec![mirror.url()], vec![ARTICLE])],
+    );
     let daemon = Daemon::start(&config);
     rounds_completed(&daemon, 1).await;
     let response = client()
@@ -438,26 +382,18 @@ async fn no_live_copy_is_a_503_listing_every_base() {
 #[tokio::test]
 async fn restart_after_kill_resumes_from_the_store() {
     let dir = tempfile::tempdir().unwrap();
-    let primary = origin_with(Pages::primary).await;
-    let mirror = origin_with(Pages::faithful).await;
+    let primary = serving(Page::Primary).await;
+    let mirror = serving(Page::Faithful).await;
     let store = dir.path().join("state.db");
     let config = dir.path().join("mirrorgate.toml");
     let write_config = |timeout: &str| {
-        std::fs::write(
+        write_config(
             &config,
-            config_text(
-                &store,
-                &format!("interval = \"1h\"\ntimeout = \"{timeout}\"\nper_host_rate = 100"),
-                &[SiteSpec {
-                    name: "news",
-                    primary: primary.url(),
-                    mirrors: vec![mirror.url()],
-                    articles: vec![ARTICLE],
-                    extra: "content_selector = \"article\"",
-                }],
-            ),
-        )
-        .unwrap();
+            &store,
+            &format!("interval = \"1h\"\ntimeout = \"{timeout}\"\nper_host_rate = 100"),
+            &[SiteSpec::new("news", primary.url(), vec![mirror.url()], vec![ARTICLE])
+                .extra("content_selector = \"article\"")],
+        );
     };
     write_config("2s");
     let mut daemon = Daemon::start(&config);
@@ -515,24 +451,20 @@ async fn restart_after_kill_resumes_from_the_store() {
 #[tokio::test]
 async fn sigterm_stops_cleanly_and_keeps_results() {
     let dir = tempfile::tempdir().unwrap();
-    let primary = origin_with(Pages::primary).await;
+    let primary = serving(Page::Primary).await;
     let store = dir.path().join("state.db");
     let config = dir.path().join("mirrorgate.toml");
-    std::fs::write(
+    write_config(
         &config,
-        config_text(
-            &store,
-            "",
-            &[SiteSpec {
-                name: "news",
-                primary: primary.url(),
-                mirrors: vec![],
-                articles: vec![ARTICLE, "/other?id=2"],
-                extra: "",
-            }],
-        ),
-    )
-    .unwrap();
+        &store,
+        "",
+        &[SiteSpec::new(
+            "news",
+            primary.url(),
+            vec![],
+            vec![ARTICLE, "/other?id=2"],
+        )],
+    );
     let mut daemon = Daemon::start(&config);
     rounds_completed(&daemon, 1).await;
     daemon.signal("TERM");

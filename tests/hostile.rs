@@ -104,12 +104,7 @@ fn rss_high_water_kib(pid: i32) -> u64 {
 #[tokio::test]
 async fn misbehaving_bases_get_their_outcome_in_bounded_time_and_memory() {
     let dir = tempfile::tempdir().unwrap();
-    let healthy = TestOrigin::start(Behavior::Status(404)).await;
-    healthy.set(Behavior::Page(fixture(
-        "primary-v1.html",
-        "www.example.com",
-        &healthy.authority(),
-    )));
+    let healthy = serving(Page::Primary).await;
 
     let silent = raw_origin(|stream| async move {
         tokio::time::sleep(Duration::from_secs(60)).await;
@@ -164,10 +159,7 @@ async fn misbehaving_bases_get_their_outcome_in_bounded_time_and_memory() {
     for hop in 1..=8 {
         short_chain.set_path(&format!("/hop/{hop}"), Behavior::Redirect(format!("/hop/{}", hop + 1)));
     }
-    short_chain.set_path(
-        "/hop/9",
-        Behavior::Page(fixture("primary-v1.html", "www.example.com", &short_chain.authority())),
-    );
+    short_chain.set_path("/hop/9", Behavior::Page(Page::Primary.on(&short_chain)));
     let looping = TestOrigin::start(Behavior::Status(404)).await;
     looping.set_path(ARTICLE, Behavior::Redirect("/b".into()));
     looping.set_path("/b", Behavior::Redirect(ARTICLE.into()));
@@ -225,21 +217,18 @@ async fn misbehaving_bases_get_their_outcome_in_bounded_time_and_memory() {
         ("http://mirror.invalid".to_string(), "dns"),
     ];
     let config = dir.path().join("mirrorgate.toml");
-    std::fs::write(
+    write_config(
         &config,
-        config_text(
-            &dir.path().join("s.db"),
-            "interval = \"1h\"\ntimeout = \"3s\"\nper_host_rate = 100\nmax_body = \"5MiB\"\nconcurrency = 64",
-            &[SiteSpec {
-                name: "news",
-                primary: healthy.url(),
-                mirrors: cases.iter().map(|(url, _)| url.clone()).collect(),
-                articles: vec![ARTICLE],
-                extra: "content_selector = \"article\"",
-            }],
-        ),
-    )
-    .unwrap();
+        &dir.path().join("s.db"),
+        "interval = \"1h\"\ntimeout = \"3s\"\nper_host_rate = 100\nmax_body = \"5MiB\"\nconcurrency = 64",
+        &[SiteSpec::new(
+            "news",
+            healthy.url(),
+            cases.iter().map(|(url, _)| url.clone()).collect(),
+            vec![ARTICLE],
+        )
+        .extra("content_selector = \"article\"")],
+    );
     let started = Instant::now();
     let daemon = Daemon::start(&config);
     rounds_completed(&daemon, 1).await;
@@ -281,29 +270,20 @@ async fn misbehaving_bases_get_their_outcome_in_bounded_time_and_memory() {
 #[tokio::test]
 async fn a_rate_limited_host_is_left_alone_for_its_retry_after_and_is_not_down() {
     let dir = tempfile::tempdir().unwrap();
-    let primary = TestOrigin::start(Behavior::Status(404)).await;
-    primary.set(Behavior::Page(fixture(
-        "primary-v1.html",
-        "www.example.com",
-        &primary.authority(),
-    )));
+    let primary = serving(Page::Primary).await;
     let limited = TestOrigin::start(Behavior::RateLimited { retry_after_secs: 3600 }).await;
     let config = dir.path().join("mirrorgate.toml");
-    std::fs::write(
+    write_config(
         &config,
-        config_text(
-            &dir.path().join("s.db"),
-            "interval = \"300ms\"\ntimeout = \"2s\"\nper_host_rate = 100",
-            &[SiteSpec {
-                name: "news",
-                primary: primary.url(),
-                mirrors: vec![limited.url()],
-                articles: vec![ARTICLE, "/second", "/third"],
-                extra: "",
-            }],
-        ),
-    )
-    .unwrap();
+        &dir.path().join("s.db"),
+        "interval = \"300ms\"\ntimeout = \"2s\"\nper_host_rate = 100",
+        &[SiteSpec::new(
+            "news",
+            primary.url(),
+            vec![limited.url()],
+            vec![ARTICLE, "/second", "/third"],
+        )],
+    );
     let daemon = Daemon::start(&config);
     rounds_completed(&daemon, 1).await;
     // Requests already in flight when the first 429 came back are fine;
@@ -331,21 +311,17 @@ async fn the_per_host_rate_limit_is_never_exceeded() {
     let primary = TestOrigin::start(Behavior::Status(404)).await;
     let articles: Vec<String> = (0..12).map(|i| format!("/a/{i}")).collect();
     let config = dir.path().join("mirrorgate.toml");
-    std::fs::write(
+    write_config(
         &config,
-        config_text(
-            &dir.path().join("s.db"),
-            "interval = \"1h\"\ntimeout = \"2s\"\nper_host_rate = 5\nconcurrency = 64",
-            &[SiteSpec {
-                name: "news",
-                primary: primary.url(),
-                mirrors: vec![],
-                articles: articles.iter().map(String::as_str).collect(),
-                extra: "",
-            }],
-        ),
-    )
-    .unwrap();
+        &dir.path().join("s.db"),
+        "interval = \"1h\"\ntimeout = \"2s\"\nper_host_rate = 5\nconcurrency = 64",
+        &[SiteSpec::new(
+            "news",
+            primary.url(),
+            vec![],
+            articles.iter().map(String::as_str).collect(),
+        )],
+    );
     let daemon = Daemon::start(&config);
     rounds_completed(&daemon, 1).await;
     let times: Vec<Instant> = primary.requests.lock().unwrap().iter().map(|(t, _)| *t).collect();
@@ -457,21 +433,17 @@ async fn tls_failures_are_tls_and_a_trusted_certificate_is_ok() {
     let self_signed = tls::origin(tls::self_signed(&["127.0.0.1"]), page.clone()).await;
     let https = |addr: SocketAddr| format!("https://{addr}");
     let config = dir.path().join("mirrorgate.toml");
-    std::fs::write(
+    write_config(
         &config,
-        config_text(
-            &dir.path().join("s.db"),
-            "interval = \"1h\"\ntimeout = \"3s\"\nper_host_rate = 100\nca_file = \"ca.pem\"",
-            &[SiteSpec {
-                name: "news",
-                primary: https(valid),
-                mirrors: vec![https(expired), https(wrong_host), https(self_signed)],
-                articles: vec![ARTICLE],
-                extra: "",
-            }],
-        ),
-    )
-    .unwrap();
+        &dir.path().join("s.db"),
+        "interval = \"1h\"\ntimeout = \"3s\"\nper_host_rate = 100\nca_file = \"ca.pem\"",
+        &[SiteSpec::new(
+            "news",
+            https(valid),
+            vec![https(expired), https(wrong_host), https(self_signed)],
+            vec![ARTICLE],
+        )],
+    );
     let daemon = Daemon::start(&config);
     rounds_completed(&daemon, 1).await;
     let detail = get_json(&daemon.url("/status/news")).await;

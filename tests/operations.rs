@@ -11,22 +11,8 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-fn page(origin: &TestOrigin) -> String {
-    fixture("primary-v1.html", "www.example.com", &origin.authority())
-}
-
-fn write_config(path: &Path, store: &Path, probe: &str, sites: &[SiteSpec]) {
-    std::fs::write(path, config_text(store, probe, sites)).unwrap();
-}
-
 fn site<'a>(name: &'a str, primary: &TestOrigin, mirrors: Vec<String>, articles: Vec<&'a str>) -> SiteSpec<'a> {
-    SiteSpec {
-        name,
-        primary: primary.url(),
-        mirrors,
-        articles,
-        extra: "",
-    }
+    SiteSpec::new(name, primary.url(), mirrors, articles)
 }
 
 /// Everything the daemon sent to NOTIFY_SOCKET until `until` matched.
@@ -45,8 +31,7 @@ fn notifications_until(socket: &UnixDatagram, seen: &mut Vec<String>, until: imp
 #[tokio::test]
 async fn systemd_hears_ready_status_watchdog_reload_and_stopping() {
     let dir = tempfile::tempdir().unwrap();
-    let primary = TestOrigin::start(Behavior::Status(404)).await;
-    primary.set(Behavior::Page(page(&primary)));
+    let primary = serving(Page::Primary).await;
     let config = dir.path().join("mirrorgate.toml");
     write_config(
         &config,
@@ -95,11 +80,9 @@ async fn systemd_hears_ready_status_watchdog_reload_and_stopping() {
 async fn sighup_swaps_in_a_valid_config_and_probes_new_articles_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let kept = TestOrigin::start(Behavior::Status(404)).await;
-    kept.set_path(ARTICLE, Behavior::Page(page(&kept)));
-    let removed = TestOrigin::start(Behavior::Status(404)).await;
-    removed.set(Behavior::Page(page(&removed)));
-    let added = TestOrigin::start(Behavior::Status(404)).await;
-    added.set(Behavior::Page(page(&added)));
+    kept.set_path(ARTICLE, Behavior::Page(Page::Primary.on(&kept)));
+    let removed = serving(Page::Primary).await;
+    let added = serving(Page::Primary).await;
     let config = dir.path().join("mirrorgate.toml");
     let store = dir.path().join("s.db");
     write_config(
@@ -127,16 +110,26 @@ async fn sighup_swaps_in_a_valid_config_and_probes_new_articles_at_once() {
         ],
     );
     daemon.signal("HUP");
-    let url = daemon.url("/status/added");
-    let added_url = added.url();
-    eventually("the added site to be probed", Duration::from_secs(15), || {
-        let (url, added_url) = (url.clone(), added_url.clone());
-        async move {
-            let detail = get_json(&url).await;
-            let bases = detail["articles"].as_array().map(|_| bases_of(&detail, ARTICLE))?;
-            (bases[&added_url]["verdict"] == "same").then_some(())
-        }
-    })
+    // Each host worker starts with its own jitter: wait for both new things.
+    let (added_url, kept_url) = (added.url(), kept.url());
+    let (added_status, kept_status) = (daemon.url("/status/added"), daemon.url("/status/kept"));
+    eventually(
+        "the added site and the new article to be probed",
+        Duration::from_secs(15),
+        || {
+            let (added_status, kept_status) = (added_status.clone(), kept_status.clone());
+            let (added_url, kept_url) = (added_url.clone(), kept_url.clone());
+            async move {
+                let added = get_json(&added_status).await;
+                let kept = get_json(&kept_status).await;
+                let added_done = added["articles"].as_array().is_some()
+                    && bases_of(&added, ARTICLE)[&added_url]["verdict"] == "same";
+                let kept_done = kept["articles"].as_array().is_some_and(|a| a.len() == 2)
+                    && !bases_of(&kept, "/new")[&kept_url]["http_status"].is_null();
+                (added_done && kept_done).then_some(())
+            }
+        },
+    )
     .await;
     let gone = client().get(daemon.url("/status/removed")).send().await.unwrap();
     assert_eq!(gone.status(), 404);
@@ -171,8 +164,7 @@ async fn sighup_swaps_in_a_valid_config_and_probes_new_articles_at_once() {
 #[tokio::test]
 async fn sighup_with_an_invalid_config_keeps_running_on_the_old_one() {
     let dir = tempfile::tempdir().unwrap();
-    let primary = TestOrigin::start(Behavior::Status(404)).await;
-    primary.set(Behavior::Page(page(&primary)));
+    let primary = serving(Page::Primary).await;
     let config = dir.path().join("mirrorgate.toml");
     write_config(
         &config,
@@ -226,8 +218,7 @@ async fn sighup_with_an_invalid_config_keeps_running_on_the_old_one() {
 #[tokio::test]
 async fn sigterm_lets_probes_finish_up_to_the_grace_then_exits_0() {
     let dir = tempfile::tempdir().unwrap();
-    let fast = TestOrigin::start(Behavior::Status(404)).await;
-    fast.set(Behavior::Page(page(&fast)));
+    let fast = serving(Page::Primary).await;
     let hanging = TestOrigin::start(Behavior::Hang).await;
     let config = dir.path().join("mirrorgate.toml");
     let store = dir.path().join("s.db");
@@ -283,8 +274,7 @@ async fn sigterm_lets_probes_finish_up_to_the_grace_then_exits_0() {
 #[tokio::test]
 async fn metrics_show_real_values_after_one_round() {
     let dir = tempfile::tempdir().unwrap();
-    let primary = TestOrigin::start(Behavior::Status(404)).await;
-    primary.set(Behavior::Page(page(&primary)));
+    let primary = serving(Page::Primary).await;
     let down = closed_port().await;
     let config = dir.path().join("mirrorgate.toml");
     write_config(
@@ -381,14 +371,8 @@ async fn metrics_show_real_values_after_one_round() {
 #[tokio::test]
 async fn a_base_state_change_is_logged_once_with_its_reason() {
     let dir = tempfile::tempdir().unwrap();
-    let primary = TestOrigin::start(Behavior::Status(404)).await;
-    primary.set(Behavior::Page(page(&primary)));
-    let mirror = TestOrigin::start(Behavior::Status(404)).await;
-    mirror.set(Behavior::Page(fixture(
-        "mirror-relative-v1.html",
-        "mirror.example.net",
-        &mirror.authority(),
-    )));
+    let primary = serving(Page::Primary).await;
+    let mirror = serving(Page::Relative).await;
     let config = dir.path().join("mirrorgate.toml");
     write_config(
         &config,
@@ -428,6 +412,21 @@ async fn a_base_state_change_is_logged_once_with_its_reason() {
         down["fields"]["reason"],
         "2 consecutive failed probes, last: http_status"
     );
+
+    // One success brings it back up, logged once, at info.
+    mirror.set(Behavior::Page(Page::Relative.on(&mirror)));
+    let rounds_down = get_json(&daemon.url("/status")).await["round"]["completed"]
+        .as_u64()
+        .unwrap();
+    rounds_completed(&daemon, rounds_down + 3).await;
+    let changes = daemon.log_entries(&[("message", "base state changed"), ("base", &mirror.url())]);
+    assert_eq!(changes.len(), 3, "{changes:#?}");
+    let up = &changes[2];
+    assert_eq!(
+        (up["fields"]["from"].as_str(), up["fields"]["to"].as_str()),
+        (Some("down"), Some("up"))
+    );
+    assert_eq!(up["level"], "INFO");
 }
 
 #[test]

@@ -17,27 +17,11 @@ async fn daemon_with(dir: &std::path::Path, primary: &TestOrigin, probe: &str, s
     let text = config_text(
         &dir.join("s.db"),
         probe,
-        &[SiteSpec {
-            name: "news",
-            primary: primary.url(),
-            mirrors: vec![],
-            articles: vec![ARTICLE],
-            extra: "",
-        }],
+        &[SiteSpec::new("news", primary.url(), vec![], vec![ARTICLE])],
     )
     .replace("[server]\n", &format!("[server]\n{server}\n"));
     std::fs::write(&config, text).unwrap();
     Daemon::start(&config)
-}
-
-async fn serving_origin() -> TestOrigin {
-    let origin = TestOrigin::start(Behavior::Status(404)).await;
-    origin.set(Behavior::Page(fixture(
-        "primary-v1.html",
-        "www.example.com",
-        &origin.authority(),
-    )));
-    origin
 }
 
 /// Sends raw bytes and returns the status line (or "" if the server hung up).
@@ -56,7 +40,7 @@ async fn raw_request(addr: std::net::SocketAddr, request: &[u8]) -> String {
 #[tokio::test]
 async fn request_limits_414_431_and_slow_headers() {
     let dir = tempfile::tempdir().unwrap();
-    let primary = serving_origin().await;
+    let primary = serving(Page::Primary).await;
     let daemon = daemon_with(dir.path(), &primary, "", "request_header_timeout = \"1s\"").await;
     rounds_completed(&daemon, 1).await;
 
@@ -91,7 +75,7 @@ async fn request_limits_414_431_and_slow_headers() {
 #[tokio::test]
 async fn raw_requests_never_get_a_5xx_or_a_foreign_location() {
     let dir = tempfile::tempdir().unwrap();
-    let primary = serving_origin().await;
+    let primary = serving(Page::Primary).await;
     let daemon = daemon_with(dir.path(), &primary, "", "").await;
     rounds_completed(&daemon, 1).await;
     let base = primary.url();
@@ -149,7 +133,7 @@ async fn raw_requests_never_get_a_5xx_or_a_foreign_location() {
 #[tokio::test]
 async fn the_status_token_guards_operator_endpoints_only() {
     let dir = tempfile::tempdir().unwrap();
-    let primary = serving_origin().await;
+    let primary = serving(Page::Primary).await;
     let daemon = daemon_with(dir.path(), &primary, "", &format!("status_token = \"{TOKEN}\"")).await;
     // Wait for a round through the only door that needs no token.
     eventually("a first round", Duration::from_secs(20), || {
@@ -197,29 +181,15 @@ async fn the_status_token_guards_operator_endpoints_only() {
 #[tokio::test]
 async fn sixty_four_connections_of_redirects_while_rounds_run() {
     let dir = tempfile::tempdir().unwrap();
-    let primary = serving_origin().await;
-    let mirror = TestOrigin::start(Behavior::Status(404)).await;
-    mirror.set(Behavior::Page(fixture(
-        "mirror-relative-v1.html",
-        "mirror.example.net",
-        &mirror.authority(),
-    )));
+    let primary = serving(Page::Primary).await;
+    let mirror = serving(Page::Relative).await;
     let config = dir.path().join("mirrorgate.toml");
-    std::fs::write(
+    write_config(
         &config,
-        config_text(
-            &dir.path().join("s.db"),
-            "interval = \"200ms\"\ntimeout = \"2s\"\nper_host_rate = 1000",
-            &[SiteSpec {
-                name: "news",
-                primary: primary.url(),
-                mirrors: vec![mirror.url()],
-                articles: vec![ARTICLE],
-                extra: "",
-            }],
-        ),
-    )
-    .unwrap();
+        &dir.path().join("s.db"),
+        "interval = \"200ms\"\ntimeout = \"2s\"\nper_host_rate = 1000",
+        &[SiteSpec::new("news", primary.url(), vec![mirror.url()], vec![ARTICLE])],
+    );
     let daemon = Daemon::start(&config);
     rounds_completed(&daemon, 1).await;
     let rounds_before = get_json(&daemon.url("/status")).await["round"]["completed"]

@@ -35,37 +35,23 @@ fn some_millis(range: std::ops::Range<u64>) -> u64 {
 #[tokio::test]
 async fn kill_9_at_random_points_loses_nothing_reported_and_resumes() {
     let dir = tempfile::tempdir().unwrap();
-    let primary = TestOrigin::start(Behavior::Status(404)).await;
-    primary.set(Behavior::Page(fixture(
-        "primary-v1.html",
-        "www.example.com",
-        &primary.authority(),
-    )));
-    let mirror = TestOrigin::start(Behavior::Status(404)).await;
-    mirror.set(Behavior::Page(fixture(
-        "mirror-relative-v1.html",
-        "mirror.example.net",
-        &mirror.authority(),
-    )));
+    let primary = serving(Page::Primary).await;
+    let mirror = serving(Page::Relative).await;
     let store = dir.path().join("s.db");
     let config = dir.path().join("mirrorgate.toml");
     let articles: Vec<String> = (0..20).map(|i| format!("{ARTICLE}?page={i}")).collect();
     let write_config = |probe: &str| {
-        std::fs::write(
+        write_config(
             &config,
-            config_text(
-                &store,
-                probe,
-                &[SiteSpec {
-                    name: "news",
-                    primary: primary.url(),
-                    mirrors: vec![mirror.url()],
-                    articles: articles.iter().map(String::as_str).collect(),
-                    extra: "",
-                }],
-            ),
-        )
-        .unwrap();
+            &store,
+            probe,
+            &[SiteSpec::new(
+                "news",
+                primary.url(),
+                vec![mirror.url()],
+                articles.iter().map(String::as_str).collect(),
+            )],
+        );
     };
     write_config("interval = \"100ms\"\ntimeout = \"2s\"\nper_host_rate = 2000");
     for run in 0..20 {
@@ -129,12 +115,7 @@ fn counter_total(metrics: &str, prefix: &str) -> f64 {
 #[tokio::test]
 async fn a_store_locked_by_another_process_costs_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let primary = TestOrigin::start(Behavior::Status(404)).await;
-    primary.set(Behavior::Page(fixture(
-        "primary-v1.html",
-        "www.example.com",
-        &primary.authority(),
-    )));
+    let primary = serving(Page::Primary).await;
     let store = dir.path().join("s.db");
     let config = dir.path().join("mirrorgate.toml");
     std::fs::write(
@@ -142,13 +123,7 @@ async fn a_store_locked_by_another_process_costs_nothing() {
         config_text(
             &store,
             "interval = \"200ms\"\ntimeout = \"2s\"\nper_host_rate = 1000",
-            &[SiteSpec {
-                name: "news",
-                primary: primary.url(),
-                mirrors: vec![],
-                articles: vec![ARTICLE, "/second"],
-                extra: "",
-            }],
+            &[SiteSpec::new("news", primary.url(), vec![], vec![ARTICLE, "/second"])],
         )
         .replace("[store]\n", "[store]\nbusy_timeout = \"300ms\"\n"),
     )

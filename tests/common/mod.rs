@@ -137,6 +137,62 @@ pub struct SiteSpec<'a> {
     pub extra: &'a str,
 }
 
+impl<'a> SiteSpec<'a> {
+    pub fn new(name: &'a str, primary: String, mirrors: Vec<String>, articles: Vec<&'a str>) -> Self {
+        SiteSpec {
+            name,
+            primary,
+            mirrors,
+            articles,
+            extra: "",
+        }
+    }
+
+    /// More `[[sites]]` keys, as TOML lines.
+    pub fn extra(mut self, extra: &'a str) -> Self {
+        self.extra = extra;
+        self
+    }
+}
+
+/// Writes `config_text(...)` to `path`.
+pub fn write_config(path: &Path, store: &Path, probe: &str, sites: &[SiteSpec]) {
+    std::fs::write(path, config_text(store, probe, sites)).unwrap();
+}
+
+/// The shared fixtures, each with the `www.example.*` host it is written for.
+#[derive(Clone, Copy)]
+pub enum Page {
+    Primary,
+    PrimaryV2,
+    Faithful,
+    Relative,
+    Tampered,
+    Blocked,
+}
+
+impl Page {
+    /// The page as `origin` would serve it: its own host in every link.
+    pub fn on(self, origin: &TestOrigin) -> String {
+        let (file, host) = match self {
+            Page::Primary => ("primary-v1.html", "www.example.com"),
+            Page::PrimaryV2 => ("primary-v2.html", "www.example.com"),
+            Page::Faithful => ("mirror-faithful-v1.html", "www.example.co.uk"),
+            Page::Relative => ("mirror-relative-v1.html", "mirror.example.net"),
+            Page::Tampered => ("mirror-tampered-v1.html", "www.example.co.uk"),
+            Page::Blocked => ("blockpage.html", "www.example.com"),
+        };
+        fixture(file, host, &origin.authority())
+    }
+}
+
+/// An origin serving `page` on every path.
+pub async fn serving(page: Page) -> TestOrigin {
+    let origin = TestOrigin::start(Behavior::Status(404)).await;
+    origin.set(Behavior::Page(page.on(&origin)));
+    origin
+}
+
 /// A config for `sites`, with a short timeout and no per-host limit to
 /// speak of, unless `probe` overrides them.
 pub fn config_text(store: &Path, probe: &str, sites: &[SiteSpec]) -> String {
