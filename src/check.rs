@@ -118,7 +118,7 @@ pub async fn check(config: &Config) -> Result<Report, StartError> {
 /// The primary's version history from the daemon's store, if there is one.
 async fn stored_history(config: &Config) -> Option<StoredState> {
     let path = config.store.path.clone();
-    if !path.exists() {
+    if config.store.backend == crate::config::StoreBackend::None || !path.exists() {
         return None;
     }
     let loaded = tokio::task::spawn_blocking(move || {

@@ -45,10 +45,18 @@ pub struct ServerConfig {
 
 #[derive(Clone, Debug)]
 pub struct StoreConfig {
+    pub backend: StoreBackend,
     pub path: PathBuf,
     pub retention: Duration,
     /// How long a write waits on a lock another process holds before it fails (and is retried).
     pub busy_timeout: Duration,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreBackend {
+    Sqlite,
+    /// Nothing is stored and nothing survives a restart: for benchmarks and throwaway runs.
+    None,
 }
 
 #[derive(Clone, Debug)]
@@ -193,7 +201,7 @@ const SERVER_KEYS: &[&str] = &[
     "status_token",
     "request_header_timeout",
 ];
-const STORE_KEYS: &[&str] = &["path", "retention", "busy_timeout"];
+const STORE_KEYS: &[&str] = &["backend", "path", "retention", "busy_timeout"];
 const PROBE_KEYS: &[&str] = &[
     "interval",
     "timeout",
@@ -324,7 +332,20 @@ impl Walker<'_> {
         };
         let retention = self.duration(table, "store", "retention", Duration::from_secs(30 * 86400));
         let busy_timeout = self.duration(table, "store", "busy_timeout", Duration::from_secs(5));
+        let backend = match self.string(table, "store", "backend") {
+            None => Some(StoreBackend::Sqlite),
+            Some((name, _)) if name == "sqlite" => Some(StoreBackend::Sqlite),
+            Some((name, _)) if name == "none" => Some(StoreBackend::None),
+            Some((name, span)) => {
+                self.error(
+                    span,
+                    format!("`store.backend` must be \"sqlite\" or \"none\", found \"{name}\""),
+                );
+                None
+            }
+        };
         Some(StoreConfig {
+            backend: backend?,
             path: path?,
             retention: retention?,
             busy_timeout: busy_timeout?,

@@ -15,7 +15,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::now_ms;
-use crate::config::{self, Config};
+use crate::config::{self, Config, StoreBackend};
 use crate::engine::{self, Engine, EngineEvent, LATENCY_SAMPLES};
 use crate::metrics::Counters;
 use crate::notify::{self, BEAT_EVERY, Heartbeat, Loop};
@@ -23,7 +23,7 @@ use crate::probe::ClientError;
 use crate::schedule::Scheduler;
 use crate::serve::{self, AppState, Snapshots};
 use crate::snapshot::Catalog;
-use crate::store::{SqliteStore, Store, StoreError, StoreWriter};
+use crate::store::{NullStore, SqliteStore, Store, StoreError, StoreWriter};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -60,9 +60,16 @@ impl Daemon {
     /// state is being served (and then tells systemd it is ready).
     pub async fn start(config: Config, reload: Reload, shutdown: CancellationToken) -> Result<Self, StartError> {
         let catalog = Arc::new(Catalog::new(&config));
-        let (path, busy_timeout) = (config.store.path.clone(), config.store.busy_timeout);
+        let (backend, path, busy_timeout) = (
+            config.store.backend,
+            config.store.path.clone(),
+            config.store.busy_timeout,
+        );
         let (store, restored) = tokio::task::spawn_blocking(move || {
-            let mut store = SqliteStore::open(&path, busy_timeout)?;
+            let mut store: Box<dyn Store> = match backend {
+                StoreBackend::Sqlite => Box::new(SqliteStore::open(&path, busy_timeout)?),
+                StoreBackend::None => Box::new(NullStore),
+            };
             let restored = store.load_snapshot(LATENCY_SAMPLES)?;
             Ok::<_, StoreError>((store, restored))
         })
@@ -80,7 +87,7 @@ impl Daemon {
             config.store.retention,
             Some(restored),
         );
-        let (writer, writer_task) = StoreWriter::spawn(Box::new(store) as Box<dyn Store>, config.store.retention);
+        let (writer, writer_task) = StoreWriter::spawn(store, config.store.retention);
 
         let snapshots = engine.snapshots();
         let addr = config.server.listen;

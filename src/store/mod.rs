@@ -10,6 +10,24 @@ mod sqlite;
 mod writer;
 
 pub use sqlite::SqliteStore;
+
+/// `[store] backend = "none"`: keeps nothing. The daemon runs the same
+/// (writer, batching and all), so benchmarks can price the store itself.
+pub struct NullStore;
+
+impl Store for NullStore {
+    fn record_round(&mut self, _: &[ProbeRecord]) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    fn load_snapshot(&mut self, _: usize) -> Result<StoredState, StoreError> {
+        Ok(StoredState::default())
+    }
+
+    fn prune(&mut self, _: UnixMillis) -> Result<u64, StoreError> {
+        Ok(0)
+    }
+}
 pub use writer::{StoreHealth, StoreWriter};
 
 use std::sync::Arc;
