@@ -1,0 +1,322 @@
+#!/usr/bin/env python3
+"""The benchmark targets of bench/README.md, run side by side on this machine.
+
+Called by bench/run.sh (which installs nginx, wrk and lychee and builds the
+release binary). Everything listens on 127.0.0.1. Prints one table of
+ratios with PASS/MISS, then the raw figures.
+"""
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+CORES = os.cpu_count()
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def get(url, timeout=5):
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        return response.read()
+
+
+def wait_for(what, check, seconds=600):
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        try:
+            if check():
+                return
+        except Exception:
+            pass
+        time.sleep(0.2)
+    sys.exit(f"timed out waiting for {what}")
+
+
+def page(i):
+    """A news page of about 130 KB: a long navigation menu, inline scripts,
+    one article of several paragraphs, absolute links."""
+    nav = "".join(f'<li><a href="https://news.example/section/{k}">Section {k}</a></li>\n' for k in range(600))
+    script = "<script>window.cfg=" + json.dumps({"ads": list(range(3000)), "rendered": 1485250000}) + ";</script>\n"
+    paragraphs = "".join(
+        f"<p>Paragraph {p} of article {i}: the quick brown fox jumps over the lazy dog, "
+        f"as reported by the correspondent on the scene. " * 3 + "</p>\n"
+        for p in range(12)
+    )
+    related = "".join(f'<li><a href="https://news.example/Detail/{i}/{k}">Related story {k}</a></li>\n' for k in range(700))
+    return (
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>Article {i}</title>{script}{script}</head><body>\n"
+        f"<nav><ul>{nav}</ul></nav>\n<article><h1>Article {i}</h1>\n{paragraphs}</article>\n"
+        f"<aside><ul>{related}</ul></aside><footer>Also at alternate addresses.</footer></body></html>\n"
+    )
+
+
+def write_corpus(root, n):
+    os.makedirs(f"{root}/news", exist_ok=True)
+    for i in range(n):
+        with open(f"{root}/news/{i}.html", "w") as f:
+            f.write(page(i))
+    # Any other article path gets this page (the redirect target's 100,000 articles).
+    with open(f"{root}/page.html", "w") as f:
+        f.write(page(-1))
+
+
+class Nginx:
+    """One worker, pinned to core 0: four ports serving the corpus as the
+    four bases, and one answering `return 302` for the redirect comparison."""
+
+    def __init__(self, work, root):
+        self.bases = [free_port() for _ in range(4)]
+        self.redirect = free_port()
+        servers = "".join(
+            f"server {{ listen 127.0.0.1:{p}; root {root}; location / {{ try_files $uri /page.html; }} }}\n"
+            for p in self.bases
+        )
+        servers += (
+            f"server {{ listen 127.0.0.1:{self.redirect}; "
+            f"location / {{ return 302 http://127.0.0.1:{self.bases[0]}$request_uri; }} }}\n"
+        )
+        conf = f"""user root; worker_processes 1; daemon off; pid {work}/nginx.pid; error_log {work}/nginx.err;
+events {{ worker_connections 8192; }}
+http {{ access_log off; sendfile on; keepalive_requests 1000000; default_type text/html;
+{servers}}}
+"""
+        with open(f"{work}/nginx.conf", "w") as f:
+            f.write(conf)
+        self.process = subprocess.Popen(["taskset", "-c", "0", "nginx", "-c", f"{work}/nginx.conf"])
+        wait_for("nginx", lambda: get(f"http://127.0.0.1:{self.bases[0]}/news/0.html"), 30)
+
+    def stop(self):
+        self.process.terminate()
+        self.process.wait()
+
+
+def mirrorgate_config(path, nginx, articles, store, probe="", server="", backend="sqlite"):
+    bases = [f"http://127.0.0.1:{p}" for p in nginx.bases]
+    with open(path, "w") as f:
+        f.write(f'[server]\nlisten = "127.0.0.1:{free_port()}"\n{server}\n')
+        f.write(f'[store]\nbackend = "{backend}"\npath = "{store}"\n\n')
+        f.write(f'[probe]\ninterval = "1h"\ntimeout = "10s"\nconcurrency = 64\nper_host_rate = 0\n{probe}\n')
+        f.write(f'[[sites]]\nname = "news"\nprimary = "{bases[0]}"\nmirrors = {json.dumps(bases[1:])}\n')
+        f.write('content_selector = "article"\narticles = [\n')
+        f.writelines(f'"/news/{i}.html",\n' for i in range(articles))
+        f.write("]\n")
+    with open(path) as f:
+        listen = re.search(r'listen = "([^"]+)"', f.read()).group(1)
+    return f"http://{listen}"
+
+
+class Daemon:
+    def __init__(self, binary, config, url, env=None, core=None):
+        command = [binary, "run", "--config", config]
+        if core is not None:
+            command = ["taskset", "-c", str(core)] + command
+        self.started = time.time()
+        self.process = subprocess.Popen(
+            command, env={**os.environ, "RUST_LOG": "warn", **(env or {})}, stderr=subprocess.DEVNULL
+        )
+        self.url = url
+        wait_for("the daemon", lambda: get(f"{url}/healthz"), 120)
+        self.ready_after = time.time() - self.started
+
+    def status(self):
+        return json.loads(get(f"{self.url}/status", 30))
+
+    def rounds(self):
+        return self.status()["round"]["completed"]
+
+    def wait_rounds(self, n, seconds=900):
+        wait_for(f"{n} rounds", lambda: self.rounds() >= n, seconds)
+        return self.status()["round"]["last_duration_ms"] / 1000
+
+    def next_round(self):
+        """SIGHUP reloads the config and starts a round at once."""
+        n = self.rounds()
+        self.process.send_signal(signal.SIGHUP)
+        return n + 1
+
+    def rss_kib(self):
+        with open(f"/proc/{self.process.pid}/status") as f:
+            return int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1))
+
+    def stop(self):
+        self.process.terminate()
+        self.process.wait()
+
+
+def wrk(url, seconds=10):
+    """wrk -t1 -c64 on core 1: requests/s and p99 latency (ms)."""
+    out = subprocess.run(
+        ["taskset", "-c", "1", "wrk", "-t1", "-c64", f"-d{seconds}s", "--latency", url],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    value, unit = re.search(r"99%\s+([\d.]+)(us|ms|s)", out).groups()
+    p99 = float(value) * {"us": 0.001, "ms": 1, "s": 1000}[unit]
+    non3xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return rps, p99, int(non3xx.group(1)) if non3xx else 0
+
+
+def timed(command):
+    """Wall seconds and peak RSS (KiB) of a command, by GNU time."""
+    started = time.time()
+    result = subprocess.run(["/usr/bin/time", "-v"] + command, capture_output=True, text=True)
+    wall = time.time() - started
+    peak = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", result.stderr).group(1))
+    return wall, peak, result.returncode
+
+
+class Report:
+    def __init__(self):
+        self.rows, self.raw = [], []
+
+    def ratio(self, name, value, target, higher_is_better):
+        ok = value >= target if higher_is_better else value <= target
+        sign = ">=" if higher_is_better else "<="
+        self.rows.append((name, f"{value:.2f}x", f"{sign} {target}x", "PASS" if ok else "MISS"))
+
+    def figure(self, name, value, target_text, ok):
+        self.rows.append((name, value, target_text, "PASS" if ok else "MISS"))
+
+    def print(self):
+        print(f"\nmirrorgate benchmarks — {time.strftime('%Y-%m-%d %H:%M %Z')}, {CORES} cores\n")
+        print(f"| {'target':<58} | {'measured':>14} | {'target':>12} | result |")
+        print(f"|{'-' * 60}|{'-' * 16}|{'-' * 14}|--------|")
+        for name, value, target, verdict in self.rows:
+            print(f"| {name:<58} | {value:>14} | {target:>12} | {verdict:<6} |")
+        print("\nraw figures:")
+        for line in self.raw:
+            print(f"  {line}")
+
+
+def bench_redirect(args, nginx, work, report):
+    url = mirrorgate_config(f"{work}/redirect.toml", nginx, 100_000, f"{work}/redirect.db",
+                            server="workers = 1", backend="none")
+    daemon = Daemon(args.mirrorgate, f"{work}/redirect.toml", url, env={"TOKIO_WORKER_THREADS": "1"}, core=0)
+    daemon.wait_rounds(1)
+    path = "/news/54321.html"
+    nginx_rps, nginx_p99, _ = wrk(f"http://127.0.0.1:{nginx.redirect}{path}")
+    mg_rps, mg_p99, mg_bad = wrk(f"{url}/r/news{path}")
+    target = daemon.next_round()
+    round_rps, round_p99, round_bad = wrk(f"{url}/r/news{path}")
+    busy = daemon.rounds() < target
+    daemon.stop()
+    report.ratio("1. redirect req/s vs nginx return 302 (1 core each)", mg_rps / nginx_rps, 1.0, True)
+    report.figure("1. redirect p99 vs nginx p99", f"{mg_p99:.2f} ms", f"<= {nginx_p99:.2f} ms", mg_p99 <= nginx_p99)
+    report.ratio("1. redirect req/s vs nginx, probe round running", round_rps / nginx_rps, 1.0, True)
+    report.raw += [
+        f"nginx return 302: {nginx_rps:,.0f} req/s, p99 {nginx_p99:.2f} ms",
+        f"mirrorgate /r (100,000 articles): {mg_rps:,.0f} req/s, p99 {mg_p99:.2f} ms, non-3xx {mg_bad}",
+        f"mirrorgate /r during a probe round (round still running at the end: {busy}): "
+        f"{round_rps:,.0f} req/s, p99 {round_p99:.2f} ms, non-3xx {round_bad}",
+    ]
+
+
+def bench_rounds(args, nginx, work, report):
+    n = args.articles
+    with open(f"{work}/urls.txt", "w") as f:
+        for port in nginx.bases:
+            f.writelines(f"http://127.0.0.1:{port}/news/{i}.html\n" for i in range(n))
+    lychee = [args.lychee, "--no-progress", "--max-concurrency", "64", "--host-concurrency", "64",
+              "--host-request-interval", "0ms", f"{work}/urls.txt"]
+    lychee_wall, lychee_peak, code = timed(lychee)
+    report.raw.append(f"lychee, {4 * n:,} URLs: {lychee_wall:.2f} s, peak RSS {lychee_peak:,} KiB (exit {code})")
+
+    # Cold: `check` is one round from nothing, like lychee's one pass.
+    mirrorgate_config(f"{work}/rounds.toml", nginx, n, f"{work}/rounds-check.db", backend="none")
+    cold_wall, cold_peak, code = timed([args.mirrorgate, "check", "--config", f"{work}/rounds.toml"])
+    report.raw.append(f"mirrorgate check (cold round), {4 * n:,} probes: {cold_wall:.2f} s, "
+                      f"peak RSS {cold_peak:,} KiB (exit {code})")
+
+    # Steady state: the daemon's second round over unchanged content, store on and off.
+    steady = {}
+    for backend in ["sqlite", "none"]:
+        url = mirrorgate_config(f"{work}/rounds-{backend}.toml", nginx, n, f"{work}/rounds-{backend}.db",
+                                backend=backend)
+        daemon = Daemon(args.mirrorgate, f"{work}/rounds-{backend}.toml", url)
+        first = daemon.wait_rounds(1)
+        second = daemon.wait_rounds(daemon.next_round())
+        steady[backend] = second
+        daemon.stop()
+        report.raw.append(f"mirrorgate daemon, store {backend}: round 1 {first:.2f} s, round 2 {second:.2f} s")
+
+    report.ratio("2. steady round vs lychee (unchanged content)", steady["sqlite"] / lychee_wall, 0.5, False)
+    report.ratio("3. round without validators vs lychee", steady["sqlite"] / lychee_wall, 1.0, False)
+    report.ratio("4. cold round vs lychee", cold_wall / lychee_wall, 2.0, False)
+    report.ratio("6. peak RSS of a round vs lychee", cold_peak / lychee_peak, 0.5, False)
+    overhead = steady["sqlite"] / steady["none"] - 1
+    report.figure("7. round time, store on vs no-op writer", f"{overhead:+.1%}", "< +10%", overhead < 0.10)
+
+
+def bench_memory(args, nginx, work, report):
+    sizes = {}
+    for articles in [1, 1_000_000]:
+        url = mirrorgate_config(f"{work}/memory-{articles}.toml", nginx, articles, f"{work}/m.db",
+                                probe='per_host_rate = 1\n', backend="none")
+        daemon = Daemon(args.mirrorgate, f"{work}/memory-{articles}.toml", url)
+        time.sleep(2)
+        sizes[articles] = (daemon.rss_kib(), daemon.ready_after)
+        daemon.stop()
+    per = (sizes[1_000_000][0] - sizes[1][0]) * 1024 / (1_000_000 * 4)
+    startup = sizes[1_000_000][1]
+    report.figure("6. RSS per article x base, 1,000,000 articles", f"{per:.0f} B", "<= 300 B", per <= 300)
+    report.figure("6. startup with 1,000,000 articles", f"{startup:.2f} s", "< 3 s", startup < 3)
+    report.raw.append(f"RSS: empty daemon {sizes[1][0]:,} KiB; 1,000,000 articles x 4 bases {sizes[1_000_000][0]:,} KiB "
+                      f"(2 s after ready; rate limit 1/s per base, so observations are not yet filled in)")
+
+
+def bench_fingerprint(args, report):
+    out = subprocess.run(["cargo", "bench", "--quiet", "--bench", "fingerprint"], capture_output=True, text=True).stdout
+    for name, target in [("normalize_and_hash", 300.0), ("raw_sha256", None)]:
+        found = re.search(rf"{name}.*?thrpt:\s+\[[\d.]+ \w+/s ([\d.]+) (\w+)/s", out, re.S)
+        if not found:
+            report.raw.append(f"criterion {name}: not found in output")
+            continue
+        value, unit = float(found.group(1)), found.group(2)
+        mb = value * {"KiB": 1 / 1024, "MiB": 1.0, "GiB": 1024.0}.get(unit, 1.0)
+        report.raw.append(f"criterion {name}: {mb:,.0f} MiB/s on the 130 KB page")
+        if target:
+            report.figure("5. normalize + hash throughput, one core", f"{mb:,.0f} MiB/s", f">= {target:.0f} MiB/s",
+                          mb >= target)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--mirrorgate", required=True)
+    parser.add_argument("--lychee", required=True)
+    parser.add_argument("--articles", type=int, default=5000)
+    parser.add_argument("targets", nargs="*", default=["redirect", "rounds", "memory", "fingerprint"])
+    args = parser.parse_args()
+    work = tempfile.mkdtemp(prefix="mirrorgate-bench-")
+    report = Report()
+    print(f"corpus: {args.articles} pages in {work}", file=sys.stderr)
+    write_corpus(f"{work}/www", args.articles)
+    nginx = Nginx(work, f"{work}/www")
+    try:
+        if "redirect" in args.targets:
+            bench_redirect(args, nginx, work, report)
+        if "rounds" in args.targets:
+            bench_rounds(args, nginx, work, report)
+        if "memory" in args.targets:
+            bench_memory(args, nginx, work, report)
+        if "fingerprint" in args.targets:
+            bench_fingerprint(args, report)
+    finally:
+        nginx.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    report.print()
+
+
+if __name__ == "__main__":
+    main()

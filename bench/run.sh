@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The benchmark suite: mirrorgate side by side with nginx and lychee on this
+# machine, in one run, reported as ratios (see bench/README.md).
+#   bench/run.sh                 everything (about 15 minutes on 2 cores)
+#   bench/run.sh redirect cold   only some targets
+# Not run by CI; no test asserts a timing. Loopback only.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cache=bench/.cache
+mkdir -p "$cache"
+
+install_apt() {
+  local missing=()
+  for pair in "$@"; do
+    command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair##*:}")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+}
+install_apt nginx:nginx wrk:wrk taskset:util-linux
+install_apt /usr/bin/time:time
+
+# lychee is built once into the cache and reused.
+if [ ! -x "$cache/lychee/bin/lychee" ]; then
+  echo "installing lychee into $cache/lychee (once)" >&2
+  cargo install lychee --locked --quiet --root "$cache/lychee"
+fi
+
+cargo build --release --quiet
+exec python3 bench/run.py --lychee "$cache/lychee/bin/lychee" --mirrorgate target/release/mirrorgate "$@"
