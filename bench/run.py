@@ -67,9 +67,13 @@ def write_corpus(root, n):
     for i in range(n):
         with open(f"{root}/news/{i}.html", "w") as f:
             f.write(page(i))
-    # Any other article path gets this page (the redirect target's 100,000 articles).
+    # Any other article path gets this page.
     with open(f"{root}/page.html", "w") as f:
         f.write(page(-1))
+    # The redirect target's 100,000 articles: their first round only has to
+    # establish candidates, so they are small.
+    with open(f"{root}/tiny.html", "w") as f:
+        f.write("<!DOCTYPE html><html><body><article><p>short</p></article></body></html>\n")
 
 
 class Nginx:
@@ -80,7 +84,8 @@ class Nginx:
         self.bases = [free_port() for _ in range(4)]
         self.redirect = free_port()
         servers = "".join(
-            f"server {{ listen 127.0.0.1:{p}; root {root}; location / {{ try_files $uri /page.html; }} }}\n"
+            f"server {{ listen 127.0.0.1:{p}; root {root}; location / {{ try_files $uri /page.html; }} "
+            f"location /tiny/ {{ try_files /tiny.html =404; }} }}\n"
             for p in self.bases
         )
         servers += (
@@ -102,15 +107,16 @@ http {{ access_log off; sendfile on; keepalive_requests 1000000; default_type te
         self.process.wait()
 
 
-def mirrorgate_config(path, nginx, articles, store, probe="", server="", backend="sqlite"):
+def mirrorgate_config(path, nginx, articles, store, probe=None, server="", backend="sqlite", prefix="/news"):
     bases = [f"http://127.0.0.1:{p}" for p in nginx.bases]
+    settings = {"interval": '"1h"', "timeout": '"10s"', "concurrency": "64", "per_host_rate": "0", **(probe or {})}
     with open(path, "w") as f:
         f.write(f'[server]\nlisten = "127.0.0.1:{free_port()}"\n{server}\n')
         f.write(f'[store]\nbackend = "{backend}"\npath = "{store}"\n\n')
-        f.write(f'[probe]\ninterval = "1h"\ntimeout = "10s"\nconcurrency = 64\nper_host_rate = 0\n{probe}\n')
+        f.write("[probe]\n" + "".join(f"{key} = {value}\n" for key, value in settings.items()) + "\n")
         f.write(f'[[sites]]\nname = "news"\nprimary = "{bases[0]}"\nmirrors = {json.dumps(bases[1:])}\n')
         f.write('content_selector = "article"\narticles = [\n')
-        f.writelines(f'"/news/{i}.html",\n' for i in range(articles))
+        f.writelines(f'"{prefix}/{i}.html",\n' for i in range(articles))
         f.write("]\n")
     with open(path) as f:
         listen = re.search(r'listen = "([^"]+)"', f.read()).group(1)
@@ -123,11 +129,18 @@ class Daemon:
         if core is not None:
             command = ["taskset", "-c", str(core)] + command
         self.started = time.time()
+        self.log = open(f"{config}.log", "w")
         self.process = subprocess.Popen(
-            command, env={**os.environ, "RUST_LOG": "warn", **(env or {})}, stderr=subprocess.DEVNULL
+            command, env={**os.environ, "RUST_LOG": "warn", **(env or {})}, stderr=self.log
         )
         self.url = url
-        wait_for("the daemon", lambda: get(f"{url}/healthz"), 120)
+
+        def ready():
+            if self.process.poll() is not None:
+                sys.exit(f"the daemon exited ({self.process.returncode}); see {config}.log")
+            return get(f"{url}/healthz")
+
+        wait_for("the daemon", ready, 120)
         self.ready_after = time.time() - self.started
 
     def status(self):
@@ -202,10 +215,10 @@ class Report:
 
 def bench_redirect(args, nginx, work, report):
     url = mirrorgate_config(f"{work}/redirect.toml", nginx, 100_000, f"{work}/redirect.db",
-                            server="workers = 1", backend="none")
+                            server="workers = 1", backend="none", prefix="/tiny")
     daemon = Daemon(args.mirrorgate, f"{work}/redirect.toml", url, env={"TOKIO_WORKER_THREADS": "1"}, core=0)
     daemon.wait_rounds(1)
-    path = "/news/54321.html"
+    path = "/tiny/54321.html"
     nginx_rps, nginx_p99, _ = wrk(f"http://127.0.0.1:{nginx.redirect}{path}")
     mg_rps, mg_p99, mg_bad = wrk(f"{url}/r/news{path}")
     target = daemon.next_round()
@@ -263,7 +276,7 @@ def bench_memory(args, nginx, work, report):
     sizes = {}
     for articles in [1, 1_000_000]:
         url = mirrorgate_config(f"{work}/memory-{articles}.toml", nginx, articles, f"{work}/m.db",
-                                probe='per_host_rate = 1\n', backend="none")
+                                probe={"per_host_rate": "1"}, backend="none")
         daemon = Daemon(args.mirrorgate, f"{work}/memory-{articles}.toml", url)
         time.sleep(2)
         sizes[articles] = (daemon.rss_kib(), daemon.ready_after)

@@ -72,6 +72,8 @@ pub struct ProbeConfig {
     pub down_after: u32,
     /// Extra trusted roots (PEM), beside the system's, for mirrors behind a private CA.
     pub ca_pem: Option<Vec<u8>>,
+    /// Threads of the probe runtime (None: one per core).
+    pub threads: Option<usize>,
 }
 
 #[derive(Clone, Debug)]
@@ -211,6 +213,7 @@ const PROBE_KEYS: &[&str] = &[
     "user_agent",
     "down_after",
     "ca_file",
+    "threads",
 ];
 const LOG_KEYS: &[&str] = &["level"];
 const SITE_KEYS: &[&str] = &[
@@ -371,6 +374,7 @@ impl Walker<'_> {
             )),
         };
         let down_after = self.integer(table, "probe", "down_after", 1, 1000);
+        let threads = self.integer(table, "probe", "threads", 1, 1024);
         let ca_pem = match self.string(table, "probe", "ca_file") {
             None => Some(None),
             Some((file, span)) => {
@@ -403,6 +407,7 @@ impl Walker<'_> {
             user_agent: user_agent?,
             down_after: down_after?.unwrap_or(2) as u32,
             ca_pem: ca_pem?,
+            threads: threads?,
         })
     }
 

@@ -37,9 +37,14 @@ pub enum StartError {
     },
     #[error(transparent)]
     Client(#[from] ClientError),
+    #[error("cannot start the probe runtime: {0}")]
+    Runtime(std::io::Error),
 }
 
 pub struct Daemon {
+    /// Probing, the engine and the store writer run here, apart from the
+    /// runtime that serves readers (see [`probe_runtime`]).
+    probe_runtime: tokio::runtime::Runtime,
     local_addr: SocketAddr,
     snapshots: Snapshots,
     rounds: JoinHandle<()>,
@@ -87,8 +92,6 @@ impl Daemon {
             config.store.retention,
             Some(restored),
         );
-        let (writer, writer_task) = StoreWriter::spawn(store, config.store.retention);
-
         let snapshots = engine.snapshots();
         let addr = config.server.listen;
         let listener = TcpListener::bind(addr)
@@ -99,7 +102,22 @@ impl Daemon {
             .map_err(|source| StartError::Listen { addr, source })?;
         let schedulers: Schedulers = Arc::new(ArcSwap::from_pointee(Scheduler::new(catalog.clone(), &config.probe)?));
         let heartbeat = Heartbeat::new();
-        let (events, engine_task) = engine::spawn(engine, Some(writer.clone()), Some(heartbeat.clone()));
+        let wake_rounds = Arc::new(Notify::new());
+        let probe_runtime = probe_runtime(config.probe.threads).map_err(StartError::Runtime)?;
+        // The probe side is spawned onto its own runtime; no await in between.
+        let (writer, writer_task, events, engine_task, rounds) = {
+            let _probe_side = probe_runtime.enter();
+            let (writer, writer_task) = StoreWriter::spawn(store, config.store.retention);
+            let (events, engine_task) = engine::spawn(engine, Some(writer.clone()), Some(heartbeat.clone()));
+            let rounds = tokio::spawn(probe_rounds(
+                schedulers.clone(),
+                events.clone(),
+                wake_rounds.clone(),
+                heartbeat.clone(),
+                shutdown.clone(),
+            ));
+            (writer, writer_task, events, engine_task, rounds)
+        };
         let counters = Arc::new(Counters::default());
         let app = serve::router(AppState {
             snapshots: snapshots.clone(),
@@ -111,7 +129,6 @@ impl Daemon {
         let server = tokio::spawn(serve::serve(listener, app, header_timeout, shutdown.clone()));
         let (sites, articles) = size(&catalog);
         tracing::info!(%local_addr, sites, articles, "serving");
-        let wake = Arc::new(Notify::new());
         let reloader = reload.path.map(|path| {
             let reloader = Reloader {
                 path,
@@ -119,24 +136,18 @@ impl Daemon {
                 running: config.clone(),
                 events: events.clone(),
                 schedulers: schedulers.clone(),
-                wake: wake.clone(),
+                wake: wake_rounds.clone(),
                 counters,
             };
             tokio::spawn(reloader.run(shutdown.clone()))
         });
-        let rounds = tokio::spawn(probe_rounds(
-            schedulers,
-            events,
-            wake,
-            heartbeat.clone(),
-            shutdown.clone(),
-        ));
         notify::spawn_watchdog(heartbeat, shutdown.clone());
         notify::status(&format!(
             "probing {sites} sites, {articles} articles; first round running"
         ));
         notify::ready();
         Ok(Daemon {
+            probe_runtime,
             local_addr,
             snapshots,
             rounds,
@@ -180,9 +191,38 @@ impl Daemon {
         drop(self.writer);
         let _ = self.writer_task.await;
         tracing::info!("stopped; every finished probe result is stored");
+        // Dropping a runtime from async code would block: let it go in the background.
+        self.probe_runtime.shutdown_background();
         self.server.await.unwrap_or(Ok(()))
     }
 }
+
+/// The runtime probes run on. Readers wait on the other one, so these
+/// threads ask the kernel for a lower priority: when the machine is busy, a
+/// redirect goes before a probe. (Best effort: a sandbox may refuse it.)
+fn probe_runtime(threads: Option<usize>) -> std::io::Result<tokio::runtime::Runtime> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(threads) = threads {
+        builder.worker_threads(threads);
+    }
+    builder
+        .thread_name("mirrorgate-probe")
+        .on_thread_start(lower_thread_priority)
+        .enable_all()
+        .build()
+}
+
+fn lower_thread_priority() {
+    // On Linux, PRIO_PROCESS with who = 0 is the calling thread alone.
+    // SAFETY: setpriority takes plain integers and touches no memory of ours.
+    let result = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, PROBE_NICENESS) };
+    if result != 0 {
+        tracing::debug!(error = %std::io::Error::last_os_error(), "probe threads keep the default priority");
+    }
+}
+
+/// Nice value of the probe threads: low enough that readers come first.
+const PROBE_NICENESS: libc::c_int = 10;
 
 fn size(catalog: &Catalog) -> (usize, usize) {
     (
