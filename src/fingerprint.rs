@@ -7,7 +7,10 @@
 //! sorted attributes and text with whitespace folded. What never reaches the
 //! canonical form cannot make two copies differ: comments, doctype, end tags
 //! (so implicitly closed elements need no special case), and the contents of
-//! script/style/noscript/iframe/template. Every spelling of any of the site's
+//! script/style/noscript/iframe/template. With a `content_selector`, only
+//! the selected elements count; a page where it matches nothing (a block
+//! page) is fingerprinted by the text of the whole page, so such pages stay
+//! distinct. Every spelling of any of the site's
 //! bases is rewritten to the primary's origin, and origin-relative URLs in
 //! attributes are made absolute, so `/x`, `https://mirror/x` and
 //! `//primary/x` all read the same. Pure: no I/O.
@@ -242,8 +245,9 @@ impl Fingerprinter {
 }
 
 /// One streaming pass over an HTML body that yields two canonical hashes:
-/// of the selected content and of the whole page. The whole page's counts
-/// when the selector matched nothing.
+/// of the selected content (tags and text), and of the whole page (tags and
+/// text without a selector; its text alone with one). The whole page's
+/// counts when the selector matched nothing.
 struct HtmlPass {
     rewriter: HtmlRewriter<'static, fn(&[u8])>,
     canon: Arc<Mutex<Canon>>,
@@ -282,7 +286,6 @@ impl HtmlPass {
         };
         let skip_element = mark(&canon, |c, at| c.skipped_element = Some(at));
         let skip_text = mark(&canon, |c, at| c.skipped_text = Some(at));
-        let select_element = mark(&canon, |c, at| c.selected_element = Some(at));
         let select_text = mark(&canon, |c, at| c.selected_text = Some(at));
         let (emit_element, emit_text) = (canon.clone(), canon.clone());
         // Markers are registered first: lol_html runs handlers in
@@ -302,20 +305,24 @@ impl HtmlPass {
                 skip_text(t.source_location().bytes().start);
                 Ok(())
             }));
+        // Tags are canonicalized only where they count: inside the selection
+        // when there is one (every element there is selected), else everywhere.
+        // Outside a selection only text is kept, for the whole-page fallback,
+        // which spares the attribute work on menus and link lists.
+        let tags_everywhere = normalizer.selector.is_none();
+        let tags_where = match &normalizer.selector {
+            Some(selector) => selector.element_and_descendants.clone(),
+            None => "*".to_string(),
+        };
         if let Some(selector) = &normalizer.selector {
-            settings = settings
-                .append_element_content_handler(element!(selector.element_and_descendants.as_str(), move |el| {
-                    select_element(el.source_location().bytes().start);
-                    Ok(())
-                }))
-                .append_element_content_handler(text!(selector.source.as_str(), move |t| {
-                    select_text(t.source_location().bytes().start);
-                    Ok(())
-                }));
+            settings = settings.append_element_content_handler(text!(selector.source.as_str(), move |t| {
+                select_text(t.source_location().bytes().start);
+                Ok(())
+            }));
         }
         let settings = settings
-            .append_element_content_handler(element!("*", move |el| {
-                lock(&emit_element).start_tag(el);
+            .append_element_content_handler(element!(tags_where.as_str(), move |el| {
+                lock(&emit_element).start_tag(el, !tags_everywhere);
                 Ok(())
             }))
             .append_element_content_handler(text!("*", move |t| {
@@ -393,7 +400,6 @@ struct Canon {
     pending_selected: bool,
     skipped_element: Option<usize>,
     skipped_text: Option<usize>,
-    selected_element: Option<usize>,
     selected_text: Option<usize>,
 }
 
@@ -410,8 +416,14 @@ impl Canon {
             pending_selected: false,
             skipped_element: None,
             skipped_text: None,
-            selected_element: None,
             selected_text: None,
+        }
+    }
+
+    fn emit_selected(&mut self, piece: &str) {
+        self.selected.update(piece.as_bytes());
+        if let Some(out) = &mut self.selected_text_out {
+            out.push_str(piece);
         }
     }
 
@@ -428,12 +440,13 @@ impl Canon {
         }
     }
 
-    fn start_tag(&mut self, el: &Element) {
+    /// `selected`: the element is inside the content selection (then its
+    /// tag goes to the selected hash only; the whole page keeps text).
+    fn start_tag(&mut self, el: &Element, selected: bool) {
         let at = el.source_location().bytes().start;
         if self.skipped_element == Some(at) {
             return;
         }
-        let selected = self.selected_element == Some(at);
         self.selected_any |= selected;
         self.flush_text();
         let mut attributes: Vec<(String, String)> = el
@@ -453,7 +466,11 @@ impl Canon {
             tag.push('"');
         }
         tag.push('>');
-        self.emit(&tag, selected);
+        if selected {
+            self.emit_selected(&tag);
+        } else {
+            self.emit(&tag, false);
+        }
     }
 
     fn text(&mut self, chunk: &TextChunk) {
@@ -681,11 +698,21 @@ mod tests {
     }
 
     #[test]
-    fn pages_without_the_selected_element_are_fingerprinted_whole() {
+    fn pages_without_the_selected_element_are_fingerprinted_by_their_text() {
         let n = normalizer(Some("article"));
         assert_ne!(hash(&n, BLOCKPAGE), hash(&n, PARKED));
         assert_ne!(hash(&n, BLOCKPAGE), hash(&n, "<html><body></body></html>"));
-        assert!(n.normalize_html(BLOCKPAGE.as_bytes(), HTML).contains("<h1>"));
+        let canonical = n.normalize_html(BLOCKPAGE.as_bytes(), HTML);
+        assert!(
+            canonical.contains("Access to this website has been restricted"),
+            "{canonical}"
+        );
+        assert!(!canonical.contains('<'), "text only: {canonical}");
+        // Markup outside a selection never costs attribute work, and never counts.
+        assert_eq!(
+            hash(&n, "<nav class=a><a href=/x>m</a></nav><article>t</article>"),
+            hash(&n, "<nav class=b><a href=/y>z</a></nav><article>t</article>")
+        );
     }
 
     #[test]
