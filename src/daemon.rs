@@ -110,6 +110,7 @@ impl Daemon {
             let (writer, writer_task) = StoreWriter::spawn(store, config.store.retention);
             let (events, engine_task) = engine::spawn(engine, Some(writer.clone()), Some(heartbeat.clone()));
             let rounds = tokio::spawn(probe_rounds(
+                snapshots.clone(),
                 schedulers.clone(),
                 events.clone(),
                 wake_rounds.clone(),
@@ -232,6 +233,7 @@ fn size(catalog: &Catalog) -> (usize, usize) {
 }
 
 async fn probe_rounds(
+    snapshots: Snapshots,
     schedulers: Schedulers,
     events: mpsc::Sender<EngineEvent>,
     wake: Arc<Notify>,
@@ -244,7 +246,7 @@ async fn probe_rounds(
         let started = Instant::now();
         let _ = events.send(EngineEvent::RoundStarted { at: now_ms() }).await;
         {
-            let round = scheduler.round(&events, &stop);
+            let round = scheduler.round(&events, &stop, Some(snapshots.load_full()));
             tokio::pin!(round);
             loop {
                 tokio::select! {

@@ -10,17 +10,18 @@
 //! decompression) is passed.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::header::{ACCEPT, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, LOCATION, RETRY_AFTER};
 use reqwest::{Client, StatusCode};
-use std::sync::Arc;
+use sha2::{Digest, Sha256};
 use url::Url;
 
 use crate::clock::{UnixMillis, now_ms};
 use crate::config::ProbeConfig;
-use crate::fingerprint::{Fingerprint, Normalizer};
+use crate::fingerprint::{Fingerprint, Fingerprinter, Hash, Normalizer};
 use crate::observation::{Observation, Outcome};
 use crate::origin::Origin;
 
@@ -68,10 +69,18 @@ impl Prober {
         })
     }
 
-    pub async fn probe(&self, base: &Origin, article: &str, normalizer: &Normalizer) -> ProbeReport {
+    /// `previous`: what this base served for this article last time, if it
+    /// was ok; an unchanged body then skips normalization.
+    pub async fn probe(
+        &self,
+        base: &Origin,
+        article: &str,
+        normalizer: &Normalizer,
+        previous: Option<Fingerprint>,
+    ) -> ProbeReport {
         let started = Instant::now();
         let checked_at = now_ms();
-        let result = tokio::time::timeout(self.timeout, self.fetch(base, article, normalizer)).await;
+        let result = tokio::time::timeout(self.timeout, self.fetch(base, article, normalizer, previous)).await;
         let (outcome, http_status, retry_after, fingerprint) = match result {
             Err(_) => (Outcome::Timeout, None, None, None),
             Ok(Fetched::Body { status, fingerprint }) => (Outcome::Ok, Some(status), None, Some(fingerprint)),
@@ -96,7 +105,13 @@ impl Prober {
         }
     }
 
-    async fn fetch(&self, base: &Origin, article: &str, normalizer: &Normalizer) -> Fetched {
+    async fn fetch(
+        &self,
+        base: &Origin,
+        article: &str,
+        normalizer: &Normalizer,
+        previous: Option<Fingerprint>,
+    ) -> Fetched {
         let Ok(mut url) = Url::parse(&base.join(article)) else {
             return Fetched::failed(Outcome::Connect, None);
         };
@@ -130,14 +145,19 @@ impl Prober {
             if !status.is_success() {
                 return Fetched::failed(Outcome::HttpStatus, Some(status.as_u16()));
             }
-            return self.read_body(response, normalizer).await;
+            return self.read_body(response, normalizer, previous).await;
         }
         Fetched::failed(Outcome::RedirectLoop, None)
     }
 
     /// Streams the body through the fingerprinter: nothing past the current
     /// chunk is held, whatever the body's size.
-    async fn read_body(&self, mut response: reqwest::Response, normalizer: &Normalizer) -> Fetched {
+    async fn read_body(
+        &self,
+        mut response: reqwest::Response,
+        normalizer: &Normalizer,
+        previous: Option<Fingerprint>,
+    ) -> Fetched {
         let status = response.status().as_u16();
         let header = |name| {
             response
@@ -154,7 +174,15 @@ impl Prober {
         if !encoded && declared_length.is_some_and(|l| l > self.max_body) {
             return Fetched::failed(Outcome::TooLarge, Some(status));
         }
-        let mut fingerprinter = normalizer.start(content_type.as_deref());
+        let content_type = content_type.as_deref();
+        let mut reader = match previous {
+            Some(previous) => BodyReader::Held {
+                raw: Sha256::new(),
+                body: Vec::with_capacity(declared_length.unwrap_or(0).min(HELD_BODY_LIMIT as u64) as usize),
+                previous,
+            },
+            None => BodyReader::Streaming(normalizer.start(content_type)),
+        };
         let mut received: u64 = 0;
         loop {
             match response.chunk().await {
@@ -163,7 +191,7 @@ impl Prober {
                     if received > self.max_body {
                         return Fetched::failed(Outcome::TooLarge, Some(status));
                     }
-                    fingerprinter.update(&chunk);
+                    reader.update(&chunk, normalizer, content_type);
                 }
                 Ok(None) => break,
                 Err(e) => return Fetched::failed(classify(&e), Some(status)),
@@ -171,7 +199,58 @@ impl Prober {
         }
         Fetched::Body {
             status,
-            fingerprint: fingerprinter.finish(),
+            fingerprint: reader.finish(normalizer, content_type),
+        }
+    }
+}
+
+/// Bodies up to this size are held while only their raw hash is computed,
+/// when the base served the article before (see [`BodyReader::Held`]).
+const HELD_BODY_LIMIT: usize = 2 * 1024 * 1024;
+
+/// How a body becomes a fingerprint.
+enum BodyReader {
+    /// The base served this article before: hash the raw bytes only (at
+    /// SHA hardware speed) and hold them; normalize only if they changed.
+    /// Most probes in a steady state find nothing changed. (The same bytes
+    /// under a changed charset header keep their old normalization: rare,
+    /// and corrected by the next change of bytes.)
+    Held {
+        raw: Sha256,
+        body: Vec<u8>,
+        previous: Fingerprint,
+    },
+    /// First sight, or a body past the hold limit: normalize as it streams.
+    Streaming(Fingerprinter),
+}
+
+impl BodyReader {
+    fn update(&mut self, chunk: &[u8], normalizer: &Normalizer, content_type: Option<&str>) {
+        match self {
+            BodyReader::Streaming(fingerprinter) => fingerprinter.update(chunk),
+            BodyReader::Held { body, .. } if body.len() + chunk.len() > HELD_BODY_LIMIT => {
+                let mut fingerprinter = normalizer.start(content_type);
+                fingerprinter.update(body);
+                fingerprinter.update(chunk);
+                *self = BodyReader::Streaming(fingerprinter);
+            }
+            BodyReader::Held { raw, body, .. } => {
+                raw.update(chunk);
+                body.extend_from_slice(chunk);
+            }
+        }
+    }
+
+    fn finish(self, normalizer: &Normalizer, content_type: Option<&str>) -> Fingerprint {
+        match self {
+            BodyReader::Streaming(fingerprinter) => fingerprinter.finish(),
+            BodyReader::Held { raw, body, previous } => {
+                if Hash(raw.finalize().into()) == previous.raw {
+                    previous
+                } else {
+                    normalizer.fingerprint(&body, content_type)
+                }
+            }
         }
     }
 }

@@ -20,8 +20,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::ProbeConfig;
 use crate::engine::{EngineEvent, ProbeResult};
+use crate::fingerprint::Fingerprint;
 use crate::probe::{ClientError, Prober};
-use crate::snapshot::Catalog;
+use crate::snapshot::{Catalog, Snapshot};
 
 /// The longest a host worker waits before its first probe of a round.
 const MAX_START_JITTER: Duration = Duration::from_millis(500);
@@ -93,7 +94,17 @@ impl Scheduler {
     /// Probes everything once. Results go to `events` as they arrive;
     /// returns when every probe has finished or `stop` was cancelled (probes
     /// in flight then still run to their own timeout).
-    pub async fn round(&self, events: &mpsc::Sender<EngineEvent>, stop: &CancellationToken) {
+    ///
+    /// `known` is the state at the round's start: what each base served last
+    /// time lets an unchanged body skip normalization.
+    pub async fn round(
+        &self,
+        events: &mpsc::Sender<EngineEvent>,
+        stop: &CancellationToken,
+        known: Option<Arc<Snapshot>>,
+    ) {
+        // Indices are only comparable under the same catalog (not across a reload).
+        let known = known.filter(|snapshot| Arc::ptr_eq(&snapshot.catalog, &self.catalog));
         let started = Instant::now();
         let deadline = started + self.interval;
         let mut jobs_by_host: HashMap<&str, Vec<Job>> = HashMap::new();
@@ -116,6 +127,7 @@ impl Scheduler {
                 host,
                 share: Arc::new(Semaphore::new(share)),
                 global: global.clone(),
+                known: known.clone(),
                 events: events.clone(),
                 stop: stop.clone(),
                 deadline,
@@ -132,6 +144,7 @@ struct HostWorker {
     host: Arc<Host>,
     share: Arc<Semaphore>,
     global: Arc<Semaphore>,
+    known: Option<Arc<Snapshot>>,
     events: mpsc::Sender<EngineEvent>,
     stop: CancellationToken,
     deadline: Instant,
@@ -167,6 +180,7 @@ impl HostWorker {
             {
                 break;
             }
+            let previous = self.previous(job);
             let prober = self.prober.clone();
             let catalog = self.catalog.clone();
             let host = self.host.clone();
@@ -174,7 +188,12 @@ impl HostWorker {
             probes.spawn(async move {
                 let site = &catalog.sites[job.site];
                 let report = prober
-                    .probe(&site.bases[job.base], &site.articles[job.article], &site.normalizer)
+                    .probe(
+                        &site.bases[job.base],
+                        &site.articles[job.article],
+                        &site.normalizer,
+                        previous,
+                    )
                     .await;
                 drop((own, global));
                 if let Some(delay) = report.retry_after {
@@ -192,6 +211,16 @@ impl HostWorker {
             while probes.try_join_next().is_some() {}
         }
         while probes.join_next().await.is_some() {}
+    }
+
+    /// What the job's base served for its article last time, if it was ok.
+    fn previous(&self, job: Job) -> Option<Fingerprint> {
+        let article = self.known.as_ref()?.sites.get(job.site)?.articles.get(job.article)?;
+        let observation = article.observations.get(job.base)?.as_ref().filter(|o| o.is_ok())?;
+        Some(Fingerprint {
+            raw: observation.raw_hash?,
+            normalized: observation.hash?,
+        })
     }
 
     /// Awaits `future` unless the round is stopped first.
