@@ -101,7 +101,7 @@ pub async fn check(config: &Config) -> Result<Report, StartError> {
     let scheduler = Scheduler::new(catalog, &config.probe)?;
     let (events, task) = engine::spawn(engine, None, None);
     let started = tokio::time::Instant::now();
-    scheduler.round(&events, &CancellationToken::new(), None).await;
+    scheduler.round(&events, &CancellationToken::new(), None, false).await;
     let _ = events
         .send(EngineEvent::RoundFinished {
             at: now_ms(),

@@ -198,6 +198,11 @@ impl Daemon {
     }
 }
 
+/// Every this many rounds, probes fetch in full instead of revalidating, so a
+/// base that answers 304 while its content changed is caught within the hour
+/// at the default interval.
+const FULL_FETCH_EVERY: u64 = 12;
+
 /// The runtime probes run on. Readers wait on the other one, so these
 /// threads ask the kernel for a lower priority: when the machine is busy, a
 /// redirect goes before a probe. (Best effort: a sandbox may refuse it.)
@@ -241,12 +246,16 @@ async fn probe_rounds(
     stop: CancellationToken,
 ) {
     let mut beat = tokio::time::interval(BEAT_EVERY);
+    let mut completed: u64 = 0;
     loop {
         let scheduler = schedulers.load_full();
         let started = Instant::now();
         let _ = events.send(EngineEvent::RoundStarted { at: now_ms() }).await;
         {
-            let round = scheduler.round(&events, &stop, Some(snapshots.load_full()));
+            // Revalidate (If-None-Match / If-Modified-Since) except every
+            // FULL_FETCH_EVERY-th round, which fetches everything in full.
+            let conditional = !completed.is_multiple_of(FULL_FETCH_EVERY);
+            let round = scheduler.round(&events, &stop, Some(snapshots.load_full()), conditional);
             tokio::pin!(round);
             loop {
                 tokio::select! {
@@ -256,6 +265,7 @@ async fn probe_rounds(
             }
         }
         let duration = started.elapsed();
+        completed += 1;
         let _ = events.send(EngineEvent::RoundFinished { at: now_ms(), duration }).await;
         let (sites, articles) = size(scheduler.catalog());
         tracing::info!(duration_ms = duration.as_millis() as u64, "probe round finished");

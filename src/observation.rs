@@ -55,6 +55,13 @@ impl Outcome {
     }
 }
 
+/// What a base said identifies the version it served, for conditional requests.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Validators {
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Observation {
     pub outcome: Outcome,
@@ -66,6 +73,9 @@ pub struct Observation {
     pub checked_at: UnixMillis,
     /// The last time this base served this article with `ok`, this probe included.
     pub last_ok_at: Option<UnixMillis>,
+    /// The ETag / Last-Modified of the ok response, if the base sent any.
+    /// Kept in memory only: after a restart the first round fetches in full.
+    pub validators: Option<std::sync::Arc<Validators>>,
 }
 
 impl Observation {

@@ -14,7 +14,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
-use reqwest::header::{ACCEPT, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, LOCATION, RETRY_AFTER};
+use reqwest::header::{
+    ACCEPT, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED,
+    LOCATION, RETRY_AFTER,
+};
 use reqwest::{Client, StatusCode};
 use sha2::{Digest, Sha256};
 use url::Url;
@@ -22,7 +25,7 @@ use url::Url;
 use crate::clock::{UnixMillis, now_ms};
 use crate::config::ProbeConfig;
 use crate::fingerprint::{Fingerprint, Fingerprinter, Hash, Normalizer};
-use crate::observation::{Observation, Outcome};
+use crate::observation::{Observation, Outcome, Validators};
 use crate::origin::Origin;
 
 /// Redirect hops followed within a base before calling it a loop.
@@ -35,6 +38,18 @@ pub struct Prober {
     client: Client,
     timeout: Duration,
     max_body: u64,
+}
+
+/// What a base answered for an article last time it was ok.
+#[derive(Clone, Debug)]
+pub struct Previous {
+    pub fingerprint: Fingerprint,
+    pub http_status: Option<u16>,
+    pub validators: Option<Arc<Validators>>,
+    /// Revalidate with If-None-Match / If-Modified-Since rather than fetch
+    /// in full. Rounds fetch in full now and then, so a base that keeps
+    /// answering 304 while it changed is caught.
+    pub conditional: bool,
 }
 
 /// What a probe found, and how long the host asked us to stay away.
@@ -70,25 +85,42 @@ impl Prober {
     }
 
     /// `previous`: what this base served for this article last time, if it
-    /// was ok; an unchanged body then skips normalization.
+    /// was ok. It lets an unchanged body skip normalization and, when
+    /// `conditional`, lets the base answer 304 instead of sending it again.
     pub async fn probe(
         &self,
         base: &Origin,
         article: &str,
         normalizer: &Normalizer,
-        previous: Option<Fingerprint>,
+        previous: Option<Previous>,
     ) -> ProbeReport {
         let started = Instant::now();
         let checked_at = now_ms();
-        let result = tokio::time::timeout(self.timeout, self.fetch(base, article, normalizer, previous)).await;
-        let (outcome, http_status, retry_after, fingerprint) = match result {
-            Err(_) => (Outcome::Timeout, None, None, None),
-            Ok(Fetched::Body { status, fingerprint }) => (Outcome::Ok, Some(status), None, Some(fingerprint)),
+        let fetch = self.fetch(base, article, normalizer, previous.as_ref());
+        let result = tokio::time::timeout(self.timeout, fetch).await;
+        let (outcome, http_status, retry_after, fingerprint, validators) = match result {
+            Err(_) => (Outcome::Timeout, None, None, None, None),
+            Ok(Fetched::Body {
+                status,
+                fingerprint,
+                validators,
+            }) => (Outcome::Ok, Some(status), None, Some(fingerprint), validators),
+            // 304 confirms the last full answer: report that answer.
+            Ok(Fetched::Unchanged) => match previous {
+                Some(previous) => (
+                    Outcome::Ok,
+                    previous.http_status,
+                    None,
+                    Some(previous.fingerprint),
+                    previous.validators,
+                ),
+                None => (Outcome::HttpStatus, Some(304), None, None, None),
+            },
             Ok(Fetched::Failed {
                 outcome,
                 status,
                 retry_after,
-            }) => (outcome, status, retry_after, None),
+            }) => (outcome, status, retry_after, None, None),
         };
         let latency_ms = started.elapsed().as_millis().min(u32::MAX as u128) as u32;
         ProbeReport {
@@ -100,6 +132,7 @@ impl Prober {
                 hash: fingerprint.map(|f| f.normalized),
                 checked_at,
                 last_ok_at: (outcome == Outcome::Ok).then_some(checked_at as UnixMillis),
+                validators,
             },
             retry_after,
         }
@@ -110,7 +143,7 @@ impl Prober {
         base: &Origin,
         article: &str,
         normalizer: &Normalizer,
-        previous: Option<Fingerprint>,
+        previous: Option<&Previous>,
     ) -> Fetched {
         let Ok(mut url) = Url::parse(&base.join(article)) else {
             return Fetched::failed(Outcome::Connect, None);
@@ -120,11 +153,25 @@ impl Prober {
             if !visited.insert(url.clone()) {
                 return Fetched::failed(Outcome::RedirectLoop, None);
             }
-            let response = match self.client.get(url.clone()).header(ACCEPT, ACCEPT_VALUE).send().await {
+            let mut request = self.client.get(url.clone()).header(ACCEPT, ACCEPT_VALUE);
+            // The same request every time, but for these two when revalidating.
+            let validators = previous.filter(|p| p.conditional).and_then(|p| p.validators.as_deref());
+            if let Some(validators) = validators {
+                if let Some(etag) = &validators.etag {
+                    request = request.header(IF_NONE_MATCH, etag);
+                }
+                if let Some(last_modified) = &validators.last_modified {
+                    request = request.header(IF_MODIFIED_SINCE, last_modified);
+                }
+            }
+            let response = match request.send().await {
                 Ok(response) => response,
                 Err(e) => return Fetched::failed(classify(&e), None),
             };
             let status = response.status();
+            if status == StatusCode::NOT_MODIFIED && validators.is_some() {
+                return Fetched::Unchanged;
+            }
             if status.is_redirection() {
                 let Some(next) = redirect_target(&url, &response) else {
                     return Fetched::failed(Outcome::HttpStatus, Some(status.as_u16()));
@@ -145,7 +192,9 @@ impl Prober {
             if !status.is_success() {
                 return Fetched::failed(Outcome::HttpStatus, Some(status.as_u16()));
             }
-            return self.read_body(response, normalizer, previous).await;
+            return self
+                .read_body(response, normalizer, previous.map(|p| p.fingerprint))
+                .await;
         }
         Fetched::failed(Outcome::RedirectLoop, None)
     }
@@ -167,6 +216,11 @@ impl Prober {
                 .map(str::to_string)
         };
         let content_type = header(CONTENT_TYPE);
+        let validators = Validators {
+            etag: header(ETAG),
+            last_modified: header(LAST_MODIFIED),
+        };
+        let validators = (validators != Validators::default()).then(|| Arc::new(validators));
         let declared_length = header(CONTENT_LENGTH).and_then(|l| l.parse::<u64>().ok());
         let encoded = header(CONTENT_ENCODING).is_some();
         // Unencoded, the declared length is the decoded length: no need to
@@ -200,6 +254,7 @@ impl Prober {
         Fetched::Body {
             status,
             fingerprint: reader.finish(normalizer, content_type),
+            validators,
         }
     }
 }
@@ -259,7 +314,10 @@ enum Fetched {
     Body {
         status: u16,
         fingerprint: Fingerprint,
+        validators: Option<Arc<Validators>>,
     },
+    /// 304 to a conditional request: the last full answer still holds.
+    Unchanged,
     Failed {
         outcome: Outcome,
         status: Option<u16>,

@@ -184,6 +184,7 @@ articles = ["/x"]
                 hash,
                 checked_at: 1_700_000_000_000,
                 last_ok_at: None,
+                validators: None,
             };
             engine.apply(ProbeResult {
                 catalog: catalog.clone(),

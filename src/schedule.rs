@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::ProbeConfig;
 use crate::engine::{EngineEvent, ProbeResult};
 use crate::fingerprint::Fingerprint;
-use crate::probe::{ClientError, Prober};
+use crate::probe::{ClientError, Previous, Prober};
 use crate::snapshot::{Catalog, Snapshot};
 
 /// The longest a host worker waits before its first probe of a round.
@@ -102,6 +102,7 @@ impl Scheduler {
         events: &mpsc::Sender<EngineEvent>,
         stop: &CancellationToken,
         known: Option<Arc<Snapshot>>,
+        conditional: bool,
     ) {
         // Indices are only comparable under the same catalog (not across a reload).
         let known = known.filter(|snapshot| Arc::ptr_eq(&snapshot.catalog, &self.catalog));
@@ -128,6 +129,7 @@ impl Scheduler {
                 share: Arc::new(Semaphore::new(share)),
                 global: global.clone(),
                 known: known.clone(),
+                conditional,
                 events: events.clone(),
                 stop: stop.clone(),
                 deadline,
@@ -145,6 +147,7 @@ struct HostWorker {
     share: Arc<Semaphore>,
     global: Arc<Semaphore>,
     known: Option<Arc<Snapshot>>,
+    conditional: bool,
     events: mpsc::Sender<EngineEvent>,
     stop: CancellationToken,
     deadline: Instant,
@@ -214,12 +217,17 @@ impl HostWorker {
     }
 
     /// What the job's base served for its article last time, if it was ok.
-    fn previous(&self, job: Job) -> Option<Fingerprint> {
+    fn previous(&self, job: Job) -> Option<Previous> {
         let article = self.known.as_ref()?.sites.get(job.site)?.articles.get(job.article)?;
         let observation = article.observations.get(job.base)?.as_ref().filter(|o| o.is_ok())?;
-        Some(Fingerprint {
-            raw: observation.raw_hash?,
-            normalized: observation.hash?,
+        Some(Previous {
+            fingerprint: Fingerprint {
+                raw: observation.raw_hash?,
+                normalized: observation.hash?,
+            },
+            http_status: observation.http_status,
+            validators: observation.validators.clone(),
+            conditional: self.conditional,
         })
     }
 

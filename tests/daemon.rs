@@ -477,3 +477,69 @@ async fn sigterm_stops_cleanly_and_keeps_results() {
     let mode: String = connection.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
     assert_eq!(mode, "wal");
 }
+
+#[tokio::test]
+async fn unchanged_pages_are_revalidated_and_changes_still_seen() {
+    let dir = tempfile::tempdir().unwrap();
+    let primary = TestOrigin::start(Behavior::Status(404)).await;
+    primary.set(Behavior::Validated(Page::Primary.on(&primary)));
+    let mirror = TestOrigin::start(Behavior::Status(404)).await;
+    mirror.set(Behavior::Validated(Page::Relative.on(&mirror)));
+    let liar = TestOrigin::start(Behavior::Status(404)).await;
+    liar.set(Behavior::Validated(Page::Faithful.on(&liar)));
+    let config = dir.path().join("mirrorgate.toml");
+    write_config(
+        &config,
+        &dir.path().join("state.db"),
+        "interval = \"100ms\"\ntimeout = \"2s\"\nper_host_rate = 1000",
+        &[
+            SiteSpec::new("news", primary.url(), vec![mirror.url(), liar.url()], vec![ARTICLE])
+                .extra("content_selector = \"article\""),
+        ],
+    );
+    let daemon = Daemon::start(&config);
+    rounds_completed(&daemon, 3).await;
+    let answered_304 = |origin: &TestOrigin| origin.not_modified.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(
+        answered_304(&primary) > 0 && answered_304(&mirror) > 0,
+        "unchanged pages were revalidated"
+    );
+    let detail = get_json(&daemon.url("/status/news")).await;
+    for base in [primary.url(), mirror.url(), liar.url()] {
+        let seen = &bases_of(&detail, ARTICLE)[&base];
+        assert_eq!(
+            (seen["verdict"].as_str(), seen["outcome"].as_str()),
+            (Some("same"), Some("ok")),
+            "{base}"
+        );
+        // A 304 confirms the full answer; /status shows that answer.
+        assert_eq!(seen["http_status"], 200, "{base}");
+    }
+
+    // An update changes the primary's ETag: it is fetched in full and seen.
+    primary.set(Behavior::Validated(Page::PrimaryV2.on(&primary)));
+    let url = daemon.url("/status/news");
+    let verdict_of = |base: String, want: &'static str| {
+        let url = url.clone();
+        move || {
+            let (url, base) = (url.clone(), base.clone());
+            async move { (bases_of(&get_json(&url).await, ARTICLE)[&base]["verdict"] == want).then_some(()) }
+        }
+    };
+    eventually(
+        "the lagging mirror to be stale",
+        Duration::from_secs(20),
+        verdict_of(mirror.url(), "stale"),
+    )
+    .await;
+
+    // A base that answers every revalidation with 304 while it now serves a
+    // block page is caught by the next round that fetches in full.
+    liar.set(Behavior::StaleValidator(Page::Blocked.on(&liar)));
+    eventually(
+        "the lying base to be diverged",
+        Duration::from_secs(60),
+        verdict_of(liar.url(), "diverged"),
+    )
+    .await;
+}

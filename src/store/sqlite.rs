@@ -195,6 +195,7 @@ impl SqliteStore {
                     hash: hash_column(row.get(9)?),
                     checked_at: row.get(4)?,
                     last_ok_at: row.get(10)?,
+                    validators: None,
                 },
             })
         })?;
@@ -313,6 +314,7 @@ mod tests {
                 hash: ok.then_some(Hash([hash; 32])),
                 checked_at: at,
                 last_ok_at: Some(at),
+                validators: None,
             },
         }
     }

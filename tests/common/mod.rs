@@ -41,6 +41,11 @@ pub enum Behavior {
     Bytes {
         size: usize,
     },
+    /// The page with an ETag; 304 when If-None-Match matches it.
+    Validated(String),
+    /// 304 to any conditional request, this page to a full one: a base
+    /// whose validators lie about what it serves now.
+    StaleValidator(String),
 }
 
 /// An origin server whose answer per path can be changed at any time.
@@ -49,6 +54,8 @@ pub struct TestOrigin {
     behaviors: Arc<Mutex<HashMap<String, Behavior>>>,
     fallback: Arc<Mutex<Behavior>>,
     pub requests: Arc<Mutex<Vec<(Instant, String)>>>,
+    /// How many 304s this origin answered.
+    pub not_modified: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl TestOrigin {
@@ -58,8 +65,14 @@ impl TestOrigin {
         let behaviors: Arc<Mutex<HashMap<String, Behavior>>> = Arc::default();
         let fallback = Arc::new(Mutex::new(fallback));
         let requests: Arc<Mutex<Vec<(Instant, String)>>> = Arc::default();
-        let (b, f, r) = (behaviors.clone(), fallback.clone(), requests.clone());
-        let app = Router::new().fallback(move |uri: Uri| {
+        let not_modified: Arc<std::sync::atomic::AtomicUsize> = Arc::default();
+        let (b, f, r, n) = (
+            behaviors.clone(),
+            fallback.clone(),
+            requests.clone(),
+            not_modified.clone(),
+        );
+        let app = Router::new().fallback(move |uri: Uri, headers: axum::http::HeaderMap| {
             let path = uri.path_and_query().map_or("/".to_string(), |p| p.to_string());
             r.lock().unwrap().push((Instant::now(), path.clone()));
             let configured = {
@@ -67,7 +80,10 @@ impl TestOrigin {
                 map.get(&path).or_else(|| map.get(uri.path())).cloned()
             };
             let behavior = configured.unwrap_or_else(|| f.lock().unwrap().clone());
-            respond(behavior)
+            let if_none_match = headers
+                .get(header::IF_NONE_MATCH)
+                .map(|v| v.to_str().unwrap_or("").to_string());
+            respond(behavior, if_none_match, n.clone())
         });
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -77,6 +93,7 @@ impl TestOrigin {
             behaviors,
             fallback,
             requests,
+            not_modified,
         }
     }
 
@@ -101,8 +118,41 @@ impl TestOrigin {
     }
 }
 
-async fn respond(behavior: Behavior) -> Response {
+async fn respond(
+    behavior: Behavior,
+    if_none_match: Option<String>,
+    not_modified: Arc<std::sync::atomic::AtomicUsize>,
+) -> Response {
+    let etag = |page: &str| format!("\"{:x}-{}\"", page.len(), page.bytes().map(u64::from).sum::<u64>());
+    let unchanged = || {
+        not_modified.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        StatusCode::NOT_MODIFIED.into_response()
+    };
     match behavior {
+        Behavior::Validated(page) => {
+            let tag = etag(&page);
+            if if_none_match.as_deref() == Some(tag.as_str()) {
+                return unchanged();
+            }
+            (
+                [(header::CONTENT_TYPE, "text/html".to_string()), (header::ETAG, tag)],
+                page,
+            )
+                .into_response()
+        }
+        Behavior::StaleValidator(page) => {
+            if if_none_match.is_some() {
+                return unchanged();
+            }
+            (
+                [
+                    (header::CONTENT_TYPE, "text/html".to_string()),
+                    (header::ETAG, etag(&page)),
+                ],
+                page,
+            )
+                .into_response()
+        }
         Behavior::Page(body) => ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response(),
         Behavior::Status(code) => (StatusCode::from_u16(code).unwrap(), "status\n").into_response(),
         Behavior::Hang => {
