@@ -46,7 +46,6 @@ pub struct Daemon {
     /// runtime that serves readers (see [`probe_runtime`]).
     probe_runtime: tokio::runtime::Runtime,
     local_addr: SocketAddr,
-    snapshots: Snapshots,
     rounds: JoinHandle<()>,
     engine: JoinHandle<Engine>,
     writer: StoreWriter,
@@ -150,7 +149,6 @@ impl Daemon {
         Ok(Daemon {
             probe_runtime,
             local_addr,
-            snapshots,
             rounds,
             engine: engine_task,
             writer,
@@ -164,10 +162,6 @@ impl Daemon {
 
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
-    }
-
-    pub fn snapshots(&self) -> Snapshots {
-        self.snapshots.clone()
     }
 
     /// Waits for shutdown to be requested and completed: probes in flight

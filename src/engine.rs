@@ -101,7 +101,7 @@ impl Engine {
             .collect();
         let empty = Arc::new(Snapshot {
             catalog: catalog.clone(),
-            published_at: now_ms(),
+
             sites: Vec::new(),
             round: RoundInfo::default(),
         });
@@ -123,10 +123,6 @@ impl Engine {
 
     pub fn snapshots(&self) -> Arc<ArcSwap<Snapshot>> {
         self.published.clone()
-    }
-
-    pub fn catalog(&self) -> &Arc<Catalog> {
-        &self.catalog
     }
 
     /// Folds one probe result in and returns the record to store; None
@@ -278,7 +274,7 @@ impl Engine {
 
         self.published.store(Arc::new(Snapshot {
             catalog: self.catalog.clone(),
-            published_at: now,
+
             sites,
             round: self.round,
         }));

@@ -203,12 +203,10 @@ impl Fingerprinter {
         match &mut self.state {
             State::Plain => {}
             State::Html(pass) => pass.feed(chunk),
-            State::Undecided { head, .. } => {
+            State::Undecided { head, content_type, .. } => {
                 head.extend_from_slice(chunk);
-                let declared =
-                    matches!(&self.state, State::Undecided { content_type: Some(t), .. } if declared_type(t).is_some());
-                let enough = matches!(&self.state, State::Undecided { head, .. } if head.len() >= SNIFF_BYTES);
-                if declared || enough {
+                let declared = content_type.as_deref().and_then(declared_type).is_some();
+                if declared || head.len() >= SNIFF_BYTES {
                     self.decide();
                 }
             }

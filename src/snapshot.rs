@@ -217,8 +217,7 @@ pub struct RoundInfo {
 #[derive(Debug)]
 pub struct Snapshot {
     pub catalog: Arc<Catalog>,
-    /// When the snapshot was published.
-    pub published_at: UnixMillis,
+
     pub sites: Vec<SiteView>,
     pub round: RoundInfo,
 }

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use rusqlite::{Connection, OpenFlags, params};
 
 use super::{MinuteCount, ProbeRecord, Store, StoreError, StoredState, StoredVersion};
 use crate::clock::UnixMillis;
@@ -254,15 +254,6 @@ impl SqliteStore {
             state.latencies.push((base, samples));
         }
         Ok(state)
-    }
-
-    /// The newest probe time in the store, if any (used by tests and tools).
-    pub fn last_probe_at(&self) -> Result<Option<UnixMillis>, StoreError> {
-        self.connection
-            .query_row("SELECT max(at) FROM probes", [], |row| row.get(0))
-            .optional()
-            .map(Option::flatten)
-            .map_err(|e| self.error(e))
     }
 }
 
