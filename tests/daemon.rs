@@ -89,11 +89,7 @@ async fn verdicts_redirects_and_status_end_to_end() {
 
     // Readers: one hop to the primary, the query kept, the other faithful
     // copies offered as duplicates in config order.
-    let response = client()
-        .get(daemon.url(&format!("/r/news{ARTICLE}?utm_source=x&a=%2F")))
-        .send()
-        .await
-        .unwrap();
+    let response = get(daemon.url(&format!("/r/news{ARTICLE}?utm_source=x&a=%2F"))).await;
     assert_eq!(response.status(), 302);
     assert_eq!(
         response.headers()[header::LOCATION],
@@ -127,11 +123,7 @@ async fn verdicts_redirects_and_status_end_to_end() {
     );
 
     // Not a configured article: base health decides, the path is kept.
-    let response = client()
-        .get(daemon.url("/r/news/section/world?page=2"))
-        .send()
-        .await
-        .unwrap();
+    let response = get(daemon.url("/r/news/section/world?page=2")).await;
     assert_eq!(response.status(), 302);
     assert_eq!(
         response.headers()[header::LOCATION],
@@ -157,9 +149,9 @@ async fn verdicts_redirects_and_status_end_to_end() {
         assert_eq!(body["parameter"], "url", "{bad}: {body}");
         assert!(body["error"].is_string());
     }
-    let response = client().get(daemon.url("/go")).send().await.unwrap();
+    let response = get(daemon.url("/go")).await;
     assert_eq!(response.status(), 400);
-    let response = client().get(daemon.url("/r/no-such-site/x")).send().await.unwrap();
+    let response = get(daemon.url("/r/no-such-site/x")).await;
     assert_eq!(response.status(), 404);
 
     // Operators: base states, uptime, latency and counts.
@@ -243,11 +235,7 @@ async fn primary_down_falls_back_to_consensus() {
     assert_eq!(article_of(&detail, ARTICLE)["reference"], bases[&first.url()]["hash"]);
 
     // The first faithful mirror in config order; never the tampered one listed before it.
-    let response = client()
-        .get(daemon.url(&format!("/r/news{ARTICLE}")))
-        .send()
-        .await
-        .unwrap();
+    let response = get(daemon.url(&format!("/r/news{ARTICLE}"))).await;
     assert_eq!(response.status(), 302);
     assert_eq!(
         response.headers()[header::LOCATION],
@@ -279,11 +267,7 @@ async fn a_mirror_behind_an_updated_primary_is_stale_and_not_a_candidate() {
     assert_eq!(verdict(&bases_of(&before, ARTICLE), &lagging.url()).0, "same");
     let old_reference = article_of(&before, ARTICLE)["reference"].clone();
     // prefer_primary = false: a faithful mirror comes before the primary.
-    let response = client()
-        .get(daemon.url(&format!("/r/news{ARTICLE}")))
-        .send()
-        .await
-        .unwrap();
+    let response = get(daemon.url(&format!("/r/news{ARTICLE}"))).await;
     assert_eq!(
         response.headers()[header::LOCATION],
         format!("{}{ARTICLE}", lagging.url()).as_str()
@@ -303,11 +287,7 @@ async fn a_mirror_behind_an_updated_primary_is_stale_and_not_a_candidate() {
     .await;
     assert_ne!(article_of(&detail, ARTICLE)["reference"], old_reference);
     assert_eq!(bases_of(&detail, ARTICLE)[&lagging.url()]["hash"], old_reference);
-    let response = client()
-        .get(daemon.url(&format!("/r/news{ARTICLE}")))
-        .send()
-        .await
-        .unwrap();
+    let response = get(daemon.url(&format!("/r/news{ARTICLE}"))).await;
     assert_eq!(response.status(), 302);
     assert_eq!(
         response.headers()[header::LOCATION],
@@ -335,11 +315,7 @@ async fn no_live_copy_is_a_503_listing_every_base() {
     );
     let daemon = Daemon::start(&config);
     rounds_completed(&daemon, 1).await;
-    let response = client()
-        .get(daemon.url(&format!("/r/news{ARTICLE}?q=1")))
-        .send()
-        .await
-        .unwrap();
+    let response = get(daemon.url(&format!("/r/news{ARTICLE}?q=1"))).await;
     assert_eq!(response.status(), 503);
     assert!(
         response.headers()[header::RETRY_AFTER]
@@ -373,7 +349,7 @@ async fn no_live_copy_is_a_503_listing_every_base() {
     let page = response.text().await.unwrap();
     assert!(page.contains(&format!("href=\"{}{ARTICLE}\"", mirror.url())), "{page}");
     // A path that is no article has no healthy base to go to either.
-    let response = client().get(daemon.url("/r/news/elsewhere")).send().await.unwrap();
+    let response = get(daemon.url("/r/news/elsewhere")).await;
     assert_eq!(response.status(), 503);
     let detail = get_json(&daemon.url("/status/news")).await;
     assert_eq!(article_of(&detail, ARTICLE)["redirect_to"], Value::Null);
@@ -426,11 +402,7 @@ async fn restart_after_kill_resumes_from_the_store() {
         }
     }
     assert_eq!(new[&mirror.url()]["verdict"], "same");
-    let response = client()
-        .get(daemon.url(&format!("/r/news{ARTICLE}")))
-        .send()
-        .await
-        .unwrap();
+    let response = get(daemon.url(&format!("/r/news{ARTICLE}"))).await;
     assert_eq!(response.status(), 302);
     assert_eq!(
         response.headers()[header::LOCATION],

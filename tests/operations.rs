@@ -52,7 +52,7 @@ async fn systemd_hears_ready_status_watchdog_reload_and_stopping() {
     let mut seen = Vec::new();
     notifications_until(&socket, &mut seen, |s| s.iter().any(|m| m.contains("READY=1")));
     // Ready means serving: the listener answers at once.
-    let health = client().get(daemon.url("/healthz")).send().await.unwrap();
+    let health = get(daemon.url("/healthz")).await;
     assert_eq!(health.status(), 200);
     notifications_until(&socket, &mut seen, |s| {
         s.iter()
@@ -131,7 +131,7 @@ async fn sighup_swaps_in_a_valid_config_and_probes_new_articles_at_once() {
         },
     )
     .await;
-    let gone = client().get(daemon.url("/status/removed")).send().await.unwrap();
+    let gone = get(daemon.url("/status/removed")).await;
     assert_eq!(gone.status(), 404);
     let status = get_json(&daemon.url("/status")).await;
     let names: Vec<&str> = status["sites"]
@@ -206,11 +206,7 @@ async fn sighup_with_an_invalid_config_keeps_running_on_the_old_one() {
         "{located:?}"
     );
     // Still serving the old config.
-    let response = client()
-        .get(daemon.url(&format!("/r/news{ARTICLE}")))
-        .send()
-        .await
-        .unwrap();
+    let response = get(daemon.url(&format!("/r/news{ARTICLE}"))).await;
     assert_eq!(response.status(), 302);
     assert!(daemon.wait_exit(Duration::from_millis(100)).is_none(), "still running");
 }
@@ -285,20 +281,12 @@ async fn metrics_show_real_values_after_one_round() {
     );
     let daemon = Daemon::start(&config);
     rounds_completed(&daemon, 1).await;
-    let served = client()
-        .get(daemon.url(&format!("/r/news{ARTICLE}")))
-        .send()
-        .await
-        .unwrap();
+    let served = get(daemon.url(&format!("/r/news{ARTICLE}"))).await;
     assert_eq!(served.status(), 302);
-    let refused = client()
-        .get(daemon.url("/go?url=http://elsewhere.test/"))
-        .send()
-        .await
-        .unwrap();
+    let refused = get(daemon.url("/go?url=http://elsewhere.test/")).await;
     assert_eq!(refused.status(), 400);
 
-    let response = client().get(daemon.url("/metrics")).send().await.unwrap();
+    let response = get(daemon.url("/metrics")).await;
     assert!(
         response.headers()["content-type"]
             .to_str()

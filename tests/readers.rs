@@ -64,11 +64,7 @@ async fn request_limits_414_431_and_slow_headers() {
     assert!(closed.is_ok(), "the slow client was not cut off");
     assert!(!String::from_utf8_lossy(&buffer).contains("200 OK"));
     // Everyone else is still served.
-    let response = client()
-        .get(daemon.url(&format!("/r/news{ARTICLE}")))
-        .send()
-        .await
-        .unwrap();
+    let response = get(daemon.url(&format!("/r/news{ARTICLE}"))).await;
     assert_eq!(response.status(), 302);
 }
 
@@ -142,7 +138,7 @@ async fn the_status_token_guards_operator_endpoints_only() {
     })
     .await;
     for path in ["/status", "/status/news", "/metrics"] {
-        let bare = client().get(daemon.url(path)).send().await.unwrap();
+        let bare = get(daemon.url(path)).await;
         assert_eq!(bare.status(), 401, "{path}");
         assert!(
             bare.headers()["www-authenticate"]
@@ -167,7 +163,7 @@ async fn the_status_token_guards_operator_endpoints_only() {
         let right = client().get(daemon.url(path)).bearer_auth(TOKEN).send().await.unwrap();
         assert_eq!(right.status(), 200, "{path}");
     }
-    assert_eq!(client().get(daemon.url("/healthz")).send().await.unwrap().status(), 200);
+    assert_eq!(get(daemon.url("/healthz")).await.status(), 200);
     let go = format!("{}{ARTICLE}", primary.url());
     let response = client()
         .get(daemon.url("/go"))

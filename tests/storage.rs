@@ -78,11 +78,7 @@ async fn kill_9_at_random_points_loses_nothing_reported_and_resumes() {
     mirror.set(Behavior::Hang);
     write_config("interval = \"1h\"\ntimeout = \"60s\"\nper_host_rate = 2000");
     let daemon = Daemon::start(&config);
-    let response = client()
-        .get(daemon.url(&format!("/r/news{}", articles[0])))
-        .send()
-        .await
-        .unwrap();
+    let response = get(daemon.url(&format!("/r/news{}", articles[0]))).await;
     let status = get_json(&daemon.url("/status")).await;
     assert_eq!(status["round"]["completed"], 0, "no round has finished yet");
     let detail = get_json(&daemon.url("/status/news")).await;
@@ -153,11 +149,7 @@ async fn a_store_locked_by_another_process_costs_nothing() {
     // Still probing and serving from memory.
     let rounds_then = failing["round"]["completed"].as_u64().unwrap();
     rounds_completed(&daemon, rounds_then + 2).await;
-    let response = client()
-        .get(daemon.url(&format!("/r/news{ARTICLE}")))
-        .send()
-        .await
-        .unwrap();
+    let response = get(daemon.url(&format!("/r/news{ARTICLE}"))).await;
     assert_eq!(response.status(), 302);
     assert!(
         !daemon

@@ -388,8 +388,13 @@ pub fn client() -> reqwest::Client {
         .unwrap()
 }
 
+/// A plain GET, redirects not followed.
+pub async fn get(url: impl reqwest::IntoUrl) -> reqwest::Response {
+    client().get(url).send().await.expect("request")
+}
+
 pub async fn get_json(url: &str) -> Value {
-    let response = client().get(url).send().await.expect("request");
+    let response = get(url).await;
     let text = response.text().await.unwrap();
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{url}: {e}: {text}"))
 }
