@@ -119,12 +119,12 @@ impl Daemon {
             (writer, writer_task, events, engine_task, rounds)
         };
         let counters = Arc::new(Counters::default());
-        let app = serve::router(AppState {
+        let app = AppState {
             snapshots: snapshots.clone(),
             counters: counters.clone(),
             store: Some(writer.health.clone()),
             status_token: config.server.status_token.as_deref().map(Arc::from),
-        });
+        };
         let header_timeout = config.server.request_header_timeout;
         let server = tokio::spawn(serve::serve(listener, app, header_timeout, shutdown.clone()));
         let (sites, articles) = size(&catalog);

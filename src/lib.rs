@@ -13,6 +13,7 @@ pub mod daemon;
 pub mod demo;
 pub mod engine;
 pub mod fingerprint;
+pub mod front;
 pub mod healthcheck;
 pub mod metrics;
 pub mod notify;

@@ -23,9 +23,8 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use hyper::server::conn::http1;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioTimer;
 use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use percent_encoding::percent_decode_str;
 use serde::Serialize;
 use subtle::ConstantTimeEq;
@@ -33,6 +32,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::now_ms;
+use crate::front::Front;
 use crate::metrics::Counters;
 use crate::route::{self, Decision};
 use crate::snapshot::Snapshot;
@@ -76,11 +76,12 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Serves `router` on `listener` until `shutdown`, then lets requests in
-/// progress finish (up to five seconds).
+/// Serves on `listener` until `shutdown`, then lets requests in progress
+/// finish (up to five seconds). Connections start in [`Front`], which
+/// answers readers' redirects itself and hands the rest to the router.
 pub async fn serve(
     listener: TcpListener,
-    router: Router,
+    state: AppState,
     header_timeout: Duration,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
@@ -89,6 +90,12 @@ pub async fn serve(
         .header_read_timeout(header_timeout)
         .max_headers(MAX_HEADERS)
         .max_buf_size(READ_BUFFER_BYTES);
+    let front = Front {
+        router: router(state.clone()),
+        state,
+        http,
+        header_timeout,
+    };
     let graceful = GracefulShutdown::new();
     loop {
         let (stream, _) = tokio::select! {
@@ -104,12 +111,7 @@ pub async fn serve(
             },
         };
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(router.clone());
-        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
-        tokio::spawn(async move {
-            // Client errors (resets, timeouts, bad requests) end only that connection.
-            let _ = connection.await;
-        });
+        tokio::spawn(front.clone().serve(stream, graceful.watcher(), shutdown.clone()));
     }
     drop(listener);
     tokio::select! {

@@ -126,6 +126,119 @@ async fn raw_requests_never_get_a_5xx_or_a_foreign_location() {
     }
 }
 
+/// Reads until `count` whole responses (each with its body) are in, the
+/// peer closes, or five seconds pass; returns the status codes and whether
+/// the connection was closed.
+async fn read_responses(stream: &mut TcpStream, count: usize) -> (Vec<u16>, bool) {
+    let mut bytes = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let statuses = parse_responses(&bytes);
+        if statuses.len() >= count {
+            // Give a close that follows the last answer a moment to arrive.
+            let mut extra = [0u8; 64];
+            let closed = matches!(
+                tokio::time::timeout(Duration::from_millis(300), stream.read(&mut extra)).await,
+                Ok(Ok(0))
+            );
+            return (statuses, closed);
+        }
+        let mut chunk = [0u8; 4096];
+        match tokio::time::timeout_at(deadline, stream.read(&mut chunk)).await {
+            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return (parse_responses(&bytes), true),
+            Ok(Ok(n)) => bytes.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+/// The status codes of the complete responses in `bytes` (bodies by
+/// Content-Length).
+fn parse_responses(mut bytes: &[u8]) -> Vec<u16> {
+    let mut statuses = Vec::new();
+    while let Some(end) = bytes.windows(4).position(|w| w == b"\r\n\r\n") {
+        let head = String::from_utf8_lossy(&bytes[..end]).to_ascii_lowercase();
+        let length: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+        let total = end + 4 + length;
+        if bytes.len() < total {
+            break;
+        }
+        statuses.push(head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0));
+        bytes = &bytes[total..];
+    }
+    statuses
+}
+
+#[tokio::test]
+async fn pipelined_and_unusual_requests_get_the_routers_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let primary = serving(Page::Primary).await;
+    let daemon = daemon_with(dir.path(), &primary, "", "").await;
+    rounds_completed(&daemon, 1).await;
+    let r = format!("GET /r/news{ARTICLE} HTTP/1.1\r\nHost: x\r\n\r\n");
+    let go = format!(
+        "GET /go?url={}{ARTICLE}%3Fa%3D1 HTTP/1.1\r\nHost: x\r\n\r\n",
+        primary.url().replace(':', "%3A").replace('/', "%2F")
+    );
+
+    // Pipelined: two redirects, then an operator endpoint, then a redirect
+    // again, in one write; answered in order on one connection.
+    let mut stream = TcpStream::connect(daemon.addr).await.unwrap();
+    let batch = format!("{r}{go}GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n{r}");
+    stream.write_all(batch.as_bytes()).await.unwrap();
+    let (statuses, closed) = read_responses(&mut stream, 4).await;
+    assert_eq!(statuses, [302, 302, 200, 302]);
+    assert!(!closed, "keep-alive connections stay open");
+    // And the connection is still usable after all that.
+    stream.write_all(r.as_bytes()).await.unwrap();
+    assert_eq!(read_responses(&mut stream, 1).await.0, [302]);
+
+    // A body on a GET is read and skipped, not taken for the next request.
+    let mut stream = TcpStream::connect(daemon.addr).await.unwrap();
+    let with_body = format!("GET /r/news{ARTICLE} HTTP/1.1\r\nHost: x\r\nContent-Length: 14\r\n\r\nGET /nope HTTP{r}");
+    stream.write_all(with_body.as_bytes()).await.unwrap();
+    assert_eq!(read_responses(&mut stream, 2).await.0, [302, 302]);
+
+    // Other methods are the router's: 405.
+    let mut stream = TcpStream::connect(daemon.addr).await.unwrap();
+    let post = format!("POST /r/news{ARTICLE} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n");
+    stream.write_all(post.as_bytes()).await.unwrap();
+    assert_eq!(read_responses(&mut stream, 1).await.0, [405]);
+
+    // Connection: close, and HTTP/1.0 without keep-alive, close after the answer.
+    for request in [
+        format!("GET /r/news{ARTICLE} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+        format!("GET /r/news{ARTICLE} HTTP/1.0\r\n\r\n"),
+    ] {
+        let mut stream = TcpStream::connect(daemon.addr).await.unwrap();
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let (statuses, closed) = read_responses(&mut stream, 1).await;
+        assert_eq!(statuses, [302], "{request:?}");
+        assert!(closed, "{request:?} left the connection open");
+    }
+    let mut stream = TcpStream::connect(daemon.addr).await.unwrap();
+    let keep = format!("GET /r/news{ARTICLE} HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+    stream.write_all(keep.as_bytes()).await.unwrap();
+    assert_eq!(read_responses(&mut stream, 1).await, (vec![302], false));
+
+    // HEAD: the redirect's headers, no body.
+    let mut stream = TcpStream::connect(daemon.addr).await.unwrap();
+    let head = format!("HEAD /r/news{ARTICLE} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut response)).await;
+    let text = String::from_utf8_lossy(&response);
+    assert!(text.starts_with("HTTP/1.1 302 Found\r\n"), "{text}");
+    let location = text
+        .lines()
+        .find_map(|l| l.to_ascii_lowercase().starts_with("location:").then(|| l[9..].trim()));
+    assert_eq!(location, Some(format!("{}{ARTICLE}", primary.url()).as_str()), "{text}");
+    assert!(text.ends_with("\r\n\r\n"), "no body after a HEAD: {text:?}");
+}
+
 #[tokio::test]
 async fn the_status_token_guards_operator_endpoints_only() {
     let dir = tempfile::tempdir().unwrap();
