@@ -158,7 +158,7 @@ impl Front {
             None => (target, None),
         };
         let snapshot = self.state.snapshots.load();
-        let decision = if let Some(rest) = path.strip_prefix("/r/") {
+        if let Some(rest) = path.strip_prefix("/r/") {
             let (site, article) = match rest.find('/') {
                 Some(slash) => (&rest[..slash], &rest[slash..]),
                 None => (rest, "/"),
@@ -166,41 +166,98 @@ impl Front {
             let Ok(site) = percent_decode_str(site).decode_utf8() else {
                 return Answer::HandOff;
             };
-            if site.is_empty() {
+            let Some(&site_index) = snapshot.catalog.by_name.get(site.as_ref()) else {
                 return Answer::HandOff;
+            };
+            // The common case, without building a Decision's strings.
+            match route::candidates_for(&snapshot, site_index, article, query) {
+                Ok(candidates) if !candidates.is_empty() => {
+                    let bases = &snapshot.catalog.sites[site_index].bases;
+                    let mut urls = candidates.iter().map(|&b| Url {
+                        base: bases[b].as_str(),
+                        path: article,
+                        query,
+                    });
+                    self.written(output, urls.next(), urls, keep_alive)
+                }
+                _ => Answer::HandOff,
             }
-            route::redirect(&snapshot, &site, article, query)
         } else if path == "/go" {
             let url = query.and_then(|query| {
                 url::form_urlencoded::parse(query.as_bytes())
                     .find(|(key, _)| key == "url")
                     .map(|(_, value)| value)
             });
-            route::go(&snapshot, url.as_deref())
+            let Decision::Redirect { location, alternates } = route::go(&snapshot, url.as_deref()) else {
+                return Answer::HandOff;
+            };
+            let location = Url::whole(&location);
+            self.written(
+                output,
+                Some(location),
+                alternates.iter().map(|a| Url::whole(a)),
+                keep_alive,
+            )
         } else {
-            return Answer::HandOff;
-        };
-        let Decision::Redirect { location, alternates } = decision else {
-            return Answer::HandOff;
-        };
-        // What the router would refuse as a header value, it answers itself.
-        let header_safe = |text: &str| !text.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f);
-        if !header_safe(&location) || !alternates.iter().all(|a| header_safe(a)) {
-            return Answer::HandOff;
+            Answer::HandOff
         }
+    }
+
+    fn written<'u>(
+        &self,
+        output: &mut Vec<u8>,
+        location: Option<Url<'u>>,
+        alternates: impl Iterator<Item = Url<'u>>,
+        keep_alive: bool,
+    ) -> Answer {
+        let Some(location) = location else {
+            return Answer::HandOff;
+        };
         self.state.counters.redirects_served.fetch_add(1, Ordering::Relaxed);
-        write_redirect(output, &location, &alternates, keep_alive);
+        write_redirect(output, location, alternates, keep_alive);
         Answer::Written { keep_alive }
     }
 }
 
-fn write_redirect(output: &mut Vec<u8>, location: &str, alternates: &[String], keep_alive: bool) {
+/// A URL in pieces, written without being assembled first. `route` has
+/// checked that the pieces hold no byte a header value cannot.
+struct Url<'a> {
+    base: &'a str,
+    path: &'a str,
+    query: Option<&'a str>,
+}
+
+impl<'a> Url<'a> {
+    fn whole(url: &'a str) -> Self {
+        Url {
+            base: "",
+            path: url,
+            query: None,
+        }
+    }
+
+    fn write(&self, output: &mut Vec<u8>) {
+        output.extend_from_slice(self.base.as_bytes());
+        output.extend_from_slice(self.path.as_bytes());
+        if let Some(query) = self.query {
+            output.push(b'?');
+            output.extend_from_slice(query.as_bytes());
+        }
+    }
+}
+
+fn write_redirect<'u>(
+    output: &mut Vec<u8>,
+    location: Url<'u>,
+    alternates: impl Iterator<Item = Url<'u>>,
+    keep_alive: bool,
+) {
     output.extend_from_slice(b"HTTP/1.1 302 Found\r\nlocation: ");
-    output.extend_from_slice(location.as_bytes());
+    location.write(output);
     output.extend_from_slice(b"\r\ncache-control: private, max-age=30\r\n");
     for alternate in alternates {
         output.extend_from_slice(b"link: <");
-        output.extend_from_slice(alternate.as_bytes());
+        alternate.write(output);
         output.extend_from_slice(b">; rel=duplicate\r\n");
     }
     if !keep_alive {

@@ -72,23 +72,10 @@ pub fn go(snapshot: &Snapshot, url: Option<&str>) -> Decision {
 
 fn choose(snapshot: &Snapshot, site_index: usize, path: &str, query: Option<&str>) -> Decision {
     let meta = &snapshot.catalog.sites[site_index];
-    let Some(view) = snapshot.sites.get(site_index) else {
-        return no_candidate(snapshot, site_index, path, query);
+    let candidates = match candidates_for(snapshot, site_index, path, query) {
+        Ok(candidates) => candidates,
+        Err(decision) => return decision,
     };
-    let unsafe_byte = |b: u8| b.is_ascii_control() || b == b' ';
-    if !path.starts_with('/') || path.bytes().any(unsafe_byte) {
-        return Decision::BadRequest {
-            parameter: "path",
-            message: "the path must start with '/' and hold no spaces or control characters".into(),
-        };
-    }
-    if query.is_some_and(|q| q.bytes().any(unsafe_byte)) {
-        return Decision::BadRequest {
-            parameter: "query",
-            message: "the query must hold no spaces or control characters".into(),
-        };
-    }
-    let candidates = candidates(view, &meta.article_index, path, query);
     let mut urls = candidates
         .iter()
         .map(|&b| with_path(meta.bases[b].as_str(), path, query));
@@ -99,6 +86,36 @@ fn choose(snapshot: &Snapshot, site_index: usize, path: &str, query: Option<&str
         },
         None => no_candidate(snapshot, site_index, path, query),
     }
+}
+
+/// The bases (indices into the site's `bases`) a reader asking for `path`
+/// goes to, best first, or the decision when the request is bad. Empty when
+/// none qualifies. `Location` is the first base's origin, then `path`, then
+/// `?query`: the checks here are what keep that a safe header value.
+pub fn candidates_for<'s>(
+    snapshot: &'s Snapshot,
+    site_index: usize,
+    path: &str,
+    query: Option<&str>,
+) -> Result<&'s [usize], Decision> {
+    let meta = &snapshot.catalog.sites[site_index];
+    let Some(view) = snapshot.sites.get(site_index) else {
+        return Ok(&[]);
+    };
+    let unsafe_byte = |b: u8| b.is_ascii_control() || b == b' ';
+    if !path.starts_with('/') || path.bytes().any(unsafe_byte) {
+        return Err(Decision::BadRequest {
+            parameter: "path",
+            message: "the path must start with '/' and hold no spaces or control characters".into(),
+        });
+    }
+    if query.is_some_and(|q| q.bytes().any(unsafe_byte)) {
+        return Err(Decision::BadRequest {
+            parameter: "query",
+            message: "the query must hold no spaces or control characters".into(),
+        });
+    }
+    Ok(candidates(view, &meta.article_index, path, query))
 }
 
 /// A configured article (matched with its query, then without) uses its own
