@@ -92,6 +92,8 @@ impl Daemon {
             Some(restored),
         );
         let snapshots = engine.snapshots();
+        // Parsing a large config leaves freed pages behind.
+        release_free_memory();
         let addr = config.server.listen;
         let listener = TcpListener::bind(addr)
             .await
@@ -221,6 +223,20 @@ fn lower_thread_priority() {
     }
 }
 
+/// Hands memory that is free but still mapped back to the kernel. A round
+/// allocates and frees per-probe buffers and a job list across threads;
+/// glibc keeps such pages mapped (its per-thread arenas trim only from the
+/// top), so without this the resident size reflects the busiest moment of
+/// any round rather than what the state needs.
+fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free pages to the kernel; it touches
+    // no memory that is in use and may be called from any thread.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// Nice value of the probe threads: low enough that readers come first.
 const PROBE_NICENESS: libc::c_int = 10;
 
@@ -261,6 +277,7 @@ async fn probe_rounds(
         let duration = started.elapsed();
         completed += 1;
         let _ = events.send(EngineEvent::RoundFinished { at: now_ms(), duration }).await;
+        release_free_memory();
         let (sites, articles) = size(scheduler.catalog());
         tracing::info!(duration_ms = duration.as_millis() as u64, "probe round finished");
         notify::status(&format!(

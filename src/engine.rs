@@ -287,14 +287,21 @@ impl Engine {
             let s = *catalog.by_name.get(site)?;
             Some((s, *catalog.sites[s].article_index.get(article)?))
         };
-        let mut views: Vec<Vec<ArticleView>> = self
-            .articles
-            .iter()
-            .map(|a| a.iter().map(|v| ArticleView::clone(v)).collect())
-            .collect();
+        // Only articles with stored state get a view of their own; the rest
+        // keep sharing the empty one.
+        let mut views: Vec<Vec<Option<ArticleView>>> = self.articles.iter().map(|a| vec![None; a.len()]).collect();
+        let shared = &self.articles;
+        fn own<'v>(
+            views: &'v mut [Vec<Option<ArticleView>>],
+            shared: &[Vec<Arc<ArticleView>>],
+            (s, a): (usize, usize),
+        ) -> &'v mut ArticleView {
+            views[s][a].get_or_insert_with(|| ArticleView::clone(&shared[s][a]))
+        }
         for version in state.versions {
-            if let Some((s, a)) = locate_article(&version.site, &version.article) {
-                remember_version(&mut views[s][a].history, version.hash, version.last_seen);
+            if let Some(at) = locate_article(&version.site, &version.article) {
+                let view = own(&mut views, shared, at);
+                remember_version(&mut view.history, version.hash, version.last_seen);
             }
         }
         for record in state.latest {
@@ -310,7 +317,7 @@ impl Engine {
             if record.observation.is_ok() {
                 self.trackers[s][b].ever_up = true;
             }
-            views[s][a].observations[b] = Some(record.observation);
+            own(&mut views, shared, (s, a)).observations[b] = Some(record.observation);
         }
         for count in state.minutes {
             if let Some((s, b)) = locate_base(&count.base) {
@@ -325,7 +332,7 @@ impl Engine {
         // A base that was failing when we stopped is still down on restart.
         for (s, trackers) in self.trackers.iter_mut().enumerate() {
             for (b, tracker) in trackers.iter_mut().enumerate() {
-                let seen = views[s].iter().any(|v| v.observations[b].is_some());
+                let seen = views[s].iter().flatten().any(|v| v.observations[b].is_some());
                 if seen && !tracker.ever_up {
                     tracker.consecutive_failures = self.down_after;
                 }
@@ -333,13 +340,12 @@ impl Engine {
         }
         for (s, site_views) in views.into_iter().enumerate() {
             let prefer_primary = self.catalog.sites[s].prefer_primary;
-            self.articles[s] = site_views
-                .into_iter()
-                .map(|mut view| {
+            for (a, view) in site_views.into_iter().enumerate() {
+                if let Some(mut view) = view {
                     view.settle(prefer_primary);
-                    Arc::new(view)
-                })
-                .collect();
+                    self.articles[s][a] = Arc::new(view);
+                }
+            }
         }
     }
 }

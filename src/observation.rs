@@ -55,11 +55,43 @@ impl Outcome {
     }
 }
 
-/// What a base said identifies the version it served, for conditional requests.
-#[derive(Clone, Debug, PartialEq, Eq, Default)]
-pub struct Validators {
-    pub etag: Option<String>,
-    pub last_modified: Option<String>,
+/// What a base said identifies the version it served (its ETag and
+/// Last-Modified), for conditional requests.
+///
+/// One per article and base is held for every configured article, so both
+/// live in one shared allocation: `etag`, a newline, `last_modified` (header
+/// values cannot hold a newline).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Validators(std::sync::Arc<str>);
+
+impl Validators {
+    /// None when the base sent neither.
+    pub fn new(etag: Option<&str>, last_modified: Option<&str>) -> Option<Self> {
+        if etag.is_none() && last_modified.is_none() {
+            return None;
+        }
+        let (etag, last_modified) = (etag.unwrap_or(""), last_modified.unwrap_or(""));
+        if etag.contains('\n') || last_modified.contains('\n') {
+            return None;
+        }
+        Some(Validators(format!("{etag}\n{last_modified}").into()))
+    }
+
+    pub fn etag(&self) -> Option<&str> {
+        self.parts().0
+    }
+
+    pub fn last_modified(&self) -> Option<&str> {
+        self.parts().1
+    }
+
+    fn parts(&self) -> (Option<&str>, Option<&str>) {
+        let (etag, last_modified) = self.0.split_once('\n').unwrap_or((&self.0, ""));
+        fn present(part: &str) -> Option<&str> {
+            (!part.is_empty()).then_some(part)
+        }
+        (present(etag), present(last_modified))
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -75,11 +107,28 @@ pub struct Observation {
     pub last_ok_at: Option<UnixMillis>,
     /// The ETag / Last-Modified of the ok response, if the base sent any.
     /// Kept in memory only: after a restart the first round fetches in full.
-    pub validators: Option<std::sync::Arc<Validators>>,
+    pub validators: Option<Validators>,
 }
 
 impl Observation {
     pub fn is_ok(&self) -> bool {
         self.outcome == Outcome::Ok
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validators_round_trip_through_one_allocation() {
+        let both = Validators::new(Some("\"abc\""), Some("Wed, 25 Nov 2026 20:00:00 GMT")).unwrap();
+        assert_eq!(both.etag(), Some("\"abc\""));
+        assert_eq!(both.last_modified(), Some("Wed, 25 Nov 2026 20:00:00 GMT"));
+        let etag_only = Validators::new(Some("W/\"x\""), None).unwrap();
+        assert_eq!((etag_only.etag(), etag_only.last_modified()), (Some("W/\"x\""), None));
+        let date_only = Validators::new(None, Some("Tue, 24 Nov 2026 08:00:00 GMT")).unwrap();
+        assert_eq!(date_only.etag(), None);
+        assert_eq!(Validators::new(None, None), None);
     }
 }

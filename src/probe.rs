@@ -45,7 +45,7 @@ pub struct Prober {
 pub struct Previous {
     pub fingerprint: Fingerprint,
     pub http_status: Option<u16>,
-    pub validators: Option<Arc<Validators>>,
+    pub validators: Option<Validators>,
     /// Revalidate with If-None-Match / If-Modified-Since rather than fetch
     /// in full. Rounds fetch in full now and then, so a base that keeps
     /// answering 304 while it changed is caught.
@@ -155,12 +155,12 @@ impl Prober {
             }
             let mut request = self.client.get(url.clone()).header(ACCEPT, ACCEPT_VALUE);
             // The same request every time, but for these two when revalidating.
-            let validators = previous.filter(|p| p.conditional).and_then(|p| p.validators.as_deref());
+            let validators = previous.filter(|p| p.conditional).and_then(|p| p.validators.as_ref());
             if let Some(validators) = validators {
-                if let Some(etag) = &validators.etag {
+                if let Some(etag) = validators.etag() {
                     request = request.header(IF_NONE_MATCH, etag);
                 }
-                if let Some(last_modified) = &validators.last_modified {
+                if let Some(last_modified) = validators.last_modified() {
                     request = request.header(IF_MODIFIED_SINCE, last_modified);
                 }
             }
@@ -216,11 +216,7 @@ impl Prober {
                 .map(str::to_string)
         };
         let content_type = header(CONTENT_TYPE);
-        let validators = Validators {
-            etag: header(ETAG),
-            last_modified: header(LAST_MODIFIED),
-        };
-        let validators = (validators != Validators::default()).then(|| Arc::new(validators));
+        let validators = Validators::new(header(ETAG).as_deref(), header(LAST_MODIFIED).as_deref());
         let declared_length = header(CONTENT_LENGTH).and_then(|l| l.parse::<u64>().ok());
         let encoded = header(CONTENT_ENCODING).is_some();
         // Unencoded, the declared length is the decoded length: no need to
@@ -314,7 +310,7 @@ enum Fetched {
     Body {
         status: u16,
         fingerprint: Fingerprint,
-        validators: Option<Arc<Validators>>,
+        validators: Option<Validators>,
     },
     /// 304 to a conditional request: the last full answer still holds.
     Unchanged,
