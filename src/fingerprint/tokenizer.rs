@@ -132,7 +132,7 @@ impl<'a> Iterator for Attributes<'a> {
 /// The start tag at the beginning of `bytes` (which start with `<`), if
 /// it is complete there.
 pub(super) fn parse_start_tag(bytes: &[u8]) -> Option<StartTag<'_>> {
-    let name_end = 1 + skip_while(&bytes[1..], 0, |b| !(is_space(b) || b == b'/' || b == b'>'));
+    let name_end = tag_name_end(bytes, 1);
     let gt = tag_end(bytes, name_end)?;
     let raw_name = &bytes[1..name_end];
     Some(StartTag {
@@ -141,6 +141,11 @@ pub(super) fn parse_start_tag(bytes: &[u8]) -> Option<StartTag<'_>> {
         attributes: &bytes[name_end..gt],
         self_closing: gt > name_end && bytes[gt - 1] == b'/',
     })
+}
+
+/// Where the tag name starting at `from` ends: at whitespace, `/` or `>`.
+fn tag_name_end(bytes: &[u8], from: usize) -> usize {
+    skip_while(bytes, from, |b| !(is_space(b) || b == b'/' || b == b'>'))
 }
 
 fn is_space(byte: u8) -> bool {
@@ -395,7 +400,7 @@ impl Tokenizer {
                 None => Step::Incomplete,
                 Some(b'>') => Step::To(lt + 3),
                 Some(b) if b.is_ascii_alphabetic() => {
-                    let name_end = lt + 2 + skip_while(&rest[2..], 0, |b| !(is_space(b) || b == b'/' || b == b'>'));
+                    let name_end = tag_name_end(buf, lt + 2);
                     let Some(gt) = tag_end(buf, name_end) else {
                         return self.incomplete_tag(buf.len() - lt);
                     };
