@@ -26,7 +26,6 @@ use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::Watcher;
 use hyper_util::service::TowerToHyperService;
-use percent_encoding::percent_decode_str;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
@@ -159,11 +158,7 @@ impl Front {
         };
         let snapshot = self.state.snapshots.load();
         if let Some(rest) = path.strip_prefix("/r/") {
-            let (site, article) = match rest.find('/') {
-                Some(slash) => (&rest[..slash], &rest[slash..]),
-                None => (rest, "/"),
-            };
-            let Ok(site) = percent_decode_str(site).decode_utf8() else {
+            let (Ok(site), article) = route::split_site(rest) else {
                 return Answer::HandOff;
             };
             let Some(&site_index) = snapshot.catalog.by_name.get(site.as_ref()) else {
@@ -183,11 +178,7 @@ impl Front {
                 _ => Answer::HandOff,
             }
         } else if path == "/go" {
-            let url = query.and_then(|query| {
-                url::form_urlencoded::parse(query.as_bytes())
-                    .find(|(key, _)| key == "url")
-                    .map(|(_, value)| value)
-            });
+            let url = route::url_parameter(query);
             let Decision::Redirect { location, alternates } = route::go(&snapshot, url.as_deref()) else {
                 return Answer::HandOff;
             };

@@ -31,6 +31,23 @@ pub enum Decision {
     },
 }
 
+/// Splits what follows `/r/` into the site, percent-decoded (an error when
+/// that is not UTF-8), and the article path from its `/` (`/` when absent).
+pub fn split_site(rest: &str) -> (Result<std::borrow::Cow<'_, str>, std::str::Utf8Error>, &str) {
+    let (site, path) = match rest.find('/') {
+        Some(slash) => (&rest[..slash], &rest[slash..]),
+        None => (rest, "/"),
+    };
+    (percent_encoding::percent_decode_str(site).decode_utf8(), path)
+}
+
+/// The decoded `url` parameter of `/go`'s query, if present.
+pub fn url_parameter(query: Option<&str>) -> Option<std::borrow::Cow<'_, str>> {
+    url::form_urlencoded::parse(query?.as_bytes())
+        .find(|(key, _)| key == "url")
+        .map(|(_, value)| value)
+}
+
 /// `GET /r/{site}/{path}?{query}`: `site` is percent-decoded, `path` (from
 /// its leading `/`) and `query` are exactly as the reader sent them.
 pub fn redirect(snapshot: &Snapshot, site: &str, path: &str, query: Option<&str>) -> Decision {

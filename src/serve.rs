@@ -25,7 +25,6 @@ use axum::routing::get;
 use hyper::server::conn::http1;
 use hyper_util::rt::TokioTimer;
 use hyper_util::server::graceful::GracefulShutdown;
-use percent_encoding::percent_decode_str;
 use serde::Serialize;
 use subtle::ConstantTimeEq;
 use tokio::net::TcpListener;
@@ -159,11 +158,8 @@ async fn redirect(State(state): State<AppState>, uri: Uri, headers: HeaderMap) -
     // The raw path, not axum's decoded one: the reader's path and query are
     // passed on exactly as sent.
     let rest = uri.path().strip_prefix("/r/").unwrap_or("");
-    let (site, path) = match rest.find('/') {
-        Some(slash) => (&rest[..slash], &rest[slash..]),
-        None => (rest, "/"),
-    };
-    let decision = match percent_decode_str(site).decode_utf8() {
+    let (site, path) = route::split_site(rest);
+    let decision = match site {
         Ok(site) => route::redirect(&state.snapshots.load(), &site, path, uri.query()),
         Err(_) => Decision::BadRequest {
             parameter: "site",
@@ -174,11 +170,7 @@ async fn redirect(State(state): State<AppState>, uri: Uri, headers: HeaderMap) -
 }
 
 async fn go(State(state): State<AppState>, uri: Uri, headers: HeaderMap) -> Response {
-    let url = uri.query().and_then(|query| {
-        url::form_urlencoded::parse(query.as_bytes())
-            .find(|(key, _)| key == "url")
-            .map(|(_, value)| value.into_owned())
-    });
+    let url = route::url_parameter(uri.query());
     respond(
         route::go(&state.snapshots.load(), url.as_deref()),
         &headers,
