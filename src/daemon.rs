@@ -92,8 +92,6 @@ impl Daemon {
             Some(restored),
         );
         let snapshots = engine.snapshots();
-        // Parsing a large config leaves freed pages behind.
-        release_free_memory();
         let addr = config.server.listen;
         let listener = TcpListener::bind(addr)
             .await
