@@ -29,7 +29,7 @@ impl Report {
         self.snapshot
             .sites
             .iter()
-            .all(|site| site.articles.iter().all(|a| !a.candidates.is_empty()))
+            .all(|site| site.articles.iter().all(|a| a.has_candidate()))
     }
 
     pub fn json(&self) -> String {
@@ -56,7 +56,7 @@ impl Report {
         for (meta, site) in self.snapshot.catalog.sites.iter().zip(&self.snapshot.sites) {
             let _ = writeln!(out, "site {}", meta.name);
             for (path, view) in meta.articles.iter().zip(&site.articles) {
-                let detail = status::article_detail(&meta.base_names, path, view);
+                let detail = status::article_detail(meta, path, view);
                 articles += 1;
                 match &detail.redirect_to {
                     Some(to) => {

@@ -4,7 +4,7 @@
 //! It runs as one task fed by a channel, so the state has a single owner
 //! and needs no locks; readers only ever see published snapshots.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -72,6 +72,19 @@ struct BaseTracker {
     counters: ProbeCounters,
     /// The latest failed outcome, for the log line when the base goes down.
     last_failure: Option<Outcome>,
+    /// Articles per verdict, indexed like [`Verdict::ALL`]: kept up to date
+    /// result by result, so publishing does not walk every article.
+    verdict_counts: [usize; 5],
+}
+
+/// Adds (`sign` 1) or removes (-1) `view`'s verdicts to its bases' counts.
+fn count_verdicts(trackers: &mut [BaseTracker], view: &ArticleView, sign: isize) {
+    for (base, tracker) in trackers.iter_mut().enumerate() {
+        if let Some(verdict) = view.verdict(base) {
+            let index = Verdict::ALL.iter().position(|v| *v == verdict).unwrap_or(4);
+            tracker.verdict_counts[index] = tracker.verdict_counts[index].saturating_add_signed(sign);
+        }
+    }
 }
 
 pub struct Engine {
@@ -134,20 +147,26 @@ impl Engine {
         let slot = &mut self.articles[site][article];
         let mut view = ArticleView::clone(slot);
         if !observation.is_ok() {
-            observation.last_ok_at = view.observations[base].as_ref().and_then(|o| o.last_ok_at);
+            observation.last_ok_at = view.observation(base).and_then(|o| o.last_ok_at);
         }
-        if base == 0
-            && let Some(hash) = observation.hash.filter(|_| observation.is_ok())
-        {
-            remember_version(&mut view.history, hash, observation.checked_at);
-        }
+        let new_version = observation.hash.filter(|_| base == 0 && observation.is_ok());
         let cutoff = observation.checked_at - millis(self.retention);
-        view.history.retain(|v| v.last_seen >= cutoff);
-        view.observations[base] = Some(observation.clone());
-        view.settle(meta.prefer_primary);
+        if new_version.is_some() || view.history.iter().any(|v| v.last_seen < cutoff) {
+            let mut history = view.history.to_vec();
+            if let Some(hash) = new_version {
+                remember_version(&mut history, hash, observation.checked_at);
+            }
+            history.retain(|v| v.last_seen >= cutoff);
+            view.history = history.into();
+        }
+        view.record(base, &observation);
+        view.settle();
+        let trackers = &mut self.trackers[site];
+        count_verdicts(trackers, slot, -1);
+        count_verdicts(trackers, &view, 1);
         *slot = Arc::new(view);
 
-        let tracker = &mut self.trackers[site][base];
+        let tracker = &mut trackers[base];
         tracker.uptime.record(observation.checked_at, observation.is_ok());
         tracker.counters.count(observation.outcome, observation.latency_ms);
         if observation.is_ok() {
@@ -215,18 +234,19 @@ impl Engine {
                         let before = &old_articles[s][a];
                         view.history = before.history.clone();
                         for (b, name) in meta.base_names.iter().enumerate() {
-                            if let Some(ob) = old_base(name) {
-                                view.observations[b] = before.observations[ob].clone();
+                            if let Some(observation) = old_base(name).and_then(|ob| before.observation(ob)) {
+                                view.record(b, &observation);
                             }
                         }
                     }
-                    view.settle(meta.prefer_primary);
+                    view.settle();
                     Arc::new(view)
                 })
                 .collect();
             self.articles.push(articles);
             self.trackers.push(trackers);
         }
+        self.recount_verdicts();
         self.down_after = down_after;
         self.retention = retention;
         self.publish(false);
@@ -252,7 +272,7 @@ impl Engine {
             let articles = &self.articles[site_index];
             let mut bases = Vec::with_capacity(meta.bases.len());
             for (base_index, tracker) in self.trackers[site_index].iter_mut().enumerate() {
-                let view = base_view(articles, base_index, tracker, self.down_after, now);
+                let view = base_view(tracker, self.down_after, now);
                 // Logged once per change; a base first seen up is the normal case.
                 let probed = view.verdict_counts.iter().sum::<usize>() > 0;
                 let first_and_up = tracker.last_state.is_none() && view.state == BaseState::Up;
@@ -280,6 +300,17 @@ impl Engine {
         }));
     }
 
+    fn recount_verdicts(&mut self) {
+        for (trackers, articles) in self.trackers.iter_mut().zip(&self.articles) {
+            for tracker in trackers.iter_mut() {
+                tracker.verdict_counts = [0; 5];
+            }
+            for view in articles {
+                count_verdicts(trackers, view, 1);
+            }
+        }
+    }
+
     fn restore(&mut self, state: StoredState) {
         let catalog = self.catalog.clone();
         let locate_base = |base: &str| catalog.by_origin.get(base).copied();
@@ -298,11 +329,14 @@ impl Engine {
         ) -> &'v mut ArticleView {
             views[s][a].get_or_insert_with(|| ArticleView::clone(&shared[s][a]))
         }
+        let mut histories: HashMap<(usize, usize), Vec<Version>> = HashMap::new();
         for version in state.versions {
             if let Some(at) = locate_article(&version.site, &version.article) {
-                let view = own(&mut views, shared, at);
-                remember_version(&mut view.history, version.hash, version.last_seen);
+                remember_version(histories.entry(at).or_default(), version.hash, version.last_seen);
             }
+        }
+        for (at, history) in histories {
+            own(&mut views, shared, at).history = history.into();
         }
         for record in state.latest {
             let Some((s, b)) = locate_base(&record.base) else {
@@ -317,7 +351,7 @@ impl Engine {
             if record.observation.is_ok() {
                 self.trackers[s][b].ever_up = true;
             }
-            own(&mut views, shared, (s, a)).observations[b] = Some(record.observation);
+            own(&mut views, shared, (s, a)).record(b, &record.observation);
         }
         for count in state.minutes {
             if let Some((s, b)) = locate_base(&count.base) {
@@ -332,21 +366,21 @@ impl Engine {
         // A base that was failing when we stopped is still down on restart.
         for (s, trackers) in self.trackers.iter_mut().enumerate() {
             for (b, tracker) in trackers.iter_mut().enumerate() {
-                let seen = views[s].iter().flatten().any(|v| v.observations[b].is_some());
+                let seen = views[s].iter().flatten().any(|v| v.observation(b).is_some());
                 if seen && !tracker.ever_up {
                     tracker.consecutive_failures = self.down_after;
                 }
             }
         }
         for (s, site_views) in views.into_iter().enumerate() {
-            let prefer_primary = self.catalog.sites[s].prefer_primary;
             for (a, view) in site_views.into_iter().enumerate() {
                 if let Some(mut view) = view {
-                    view.settle(prefer_primary);
+                    view.settle();
                     self.articles[s][a] = Arc::new(view);
                 }
             }
         }
+        self.recount_verdicts();
     }
 }
 
@@ -361,19 +395,8 @@ fn remember_version(history: &mut Vec<Version>, hash: crate::fingerprint::Hash, 
     }
 }
 
-fn base_view(
-    articles: &[Arc<ArticleView>],
-    base: usize,
-    tracker: &mut BaseTracker,
-    down_after: u32,
-    now: UnixMillis,
-) -> BaseView {
-    let mut verdict_counts = [0usize; 5];
-    for article in articles {
-        if let Some(verdict) = article.verdicts[base] {
-            verdict_counts[Verdict::ALL.iter().position(|v| *v == verdict).unwrap_or(4)] += 1;
-        }
-    }
+fn base_view(tracker: &mut BaseTracker, down_after: u32, now: UnixMillis) -> BaseView {
+    let verdict_counts = tracker.verdict_counts;
     let [same, stale, diverged, _unknown, unreachable] = verdict_counts;
     let probed: usize = verdict_counts.iter().sum();
     let threshold = if tracker.ever_up { down_after } else { 1 };

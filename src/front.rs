@@ -166,16 +166,16 @@ impl Front {
             };
             // The common case, without building a Decision's strings.
             match route::candidates_for(&snapshot, site_index, article, query) {
-                Ok(candidates) if !candidates.is_empty() => {
+                Ok(candidates) => {
                     let bases = &snapshot.catalog.sites[site_index].bases;
-                    let mut urls = candidates.iter().map(|&b| Url {
+                    let mut urls = candidates.iter().map(|b| Url {
                         base: bases[b].as_str(),
                         path: article,
                         query,
                     });
                     self.written(output, urls.next(), urls, keep_alive)
                 }
-                _ => Answer::HandOff,
+                Err(_) => Answer::HandOff,
             }
         } else if path == "/go" {
             let url = route::url_parameter(query);

@@ -6,7 +6,7 @@
 //! from the catalog, never from the request, so no path, query or `url=`
 //! trick can move the reader to another host.
 
-use crate::snapshot::{SiteView, Snapshot};
+use crate::snapshot::{ArticleView, SiteMeta, SiteView, Snapshot};
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Decision {
@@ -95,7 +95,7 @@ fn choose(snapshot: &Snapshot, site_index: usize, path: &str, query: Option<&str
     };
     let mut urls = candidates
         .iter()
-        .map(|&b| with_path(meta.bases[b].as_str(), path, query));
+        .map(|b| with_path(meta.bases[b].as_str(), path, query));
     match urls.next() {
         Some(location) => Decision::Redirect {
             location,
@@ -114,10 +114,10 @@ pub fn candidates_for<'s>(
     site_index: usize,
     path: &str,
     query: Option<&str>,
-) -> Result<&'s [usize], Decision> {
+) -> Result<Candidates<'s>, Decision> {
     let meta = &snapshot.catalog.sites[site_index];
     let Some(view) = snapshot.sites.get(site_index) else {
-        return Ok(&[]);
+        return Ok(Candidates::Fallback(&[]));
     };
     let unsafe_byte = |b: u8| b.is_ascii_control() || b == b' ';
     if !path.starts_with('/') || path.bytes().any(unsafe_byte) {
@@ -132,25 +132,46 @@ pub fn candidates_for<'s>(
             message: "the query must hold no spaces or control characters".into(),
         });
     }
-    Ok(candidates(view, &meta.article_index, path, query))
+    Ok(candidates(view, meta, path, query))
 }
 
 /// A configured article (matched with its query, then without) uses its own
 /// verdicts; any other path goes by base health.
-fn candidates<'v>(
-    view: &'v SiteView,
-    articles: &std::collections::HashMap<std::sync::Arc<str>, usize>,
-    path: &str,
-    query: Option<&str>,
-) -> &'v [usize] {
+fn candidates<'v>(view: &'v SiteView, meta: &SiteMeta, path: &str, query: Option<&str>) -> Candidates<'v> {
+    let articles = &meta.article_index;
     let with_query = query.map(|q| format!("{path}?{q}"));
     let article = with_query
         .as_deref()
         .and_then(|p| articles.get(p))
         .or_else(|| articles.get(path));
     match article {
-        Some(&index) => &view.articles[index].candidates,
-        None => &view.fallback,
+        Some(&index) => Candidates::Article {
+            view: &view.articles[index],
+            prefer_primary: meta.prefer_primary,
+        },
+        None => Candidates::Fallback(&view.fallback),
+    }
+}
+
+/// Where [`candidates_for`] sends a reader: an article's own order, derived
+/// from its verdicts, or the site's fallback order.
+#[derive(Clone, Copy)]
+pub enum Candidates<'v> {
+    Article {
+        view: &'v ArticleView,
+        prefer_primary: bool,
+    },
+    Fallback(&'v [usize]),
+}
+
+impl<'v> Candidates<'v> {
+    /// Base indices, best first.
+    pub fn iter(self) -> impl Iterator<Item = usize> + 'v {
+        let (article, fallback) = match self {
+            Candidates::Article { view, prefer_primary } => (Some(view.candidates(prefer_primary)), None),
+            Candidates::Fallback(order) => (None, Some(order.iter().copied())),
+        };
+        article.into_iter().flatten().chain(fallback.into_iter().flatten())
     }
 }
 

@@ -219,14 +219,14 @@ impl HostWorker {
     /// What the job's base served for its article last time, if it was ok.
     fn previous(&self, job: Job) -> Option<Previous> {
         let article = self.known.as_ref()?.sites.get(job.site)?.articles.get(job.article)?;
-        let observation = article.observations.get(job.base)?.as_ref().filter(|o| o.is_ok())?;
+        let observation = article.observation(job.base).filter(|o| o.is_ok())?;
         Some(Previous {
             fingerprint: Fingerprint {
                 raw: observation.raw_hash?,
                 normalized: observation.hash?,
             },
             http_status: observation.http_status,
-            validators: observation.validators.clone(),
+            validators: observation.validators,
             conditional: self.conditional,
         })
     }

@@ -13,7 +13,7 @@ use std::time::Duration;
 use crate::clock::UnixMillis;
 use crate::config::Config;
 use crate::fingerprint::{Hash, Normalizer};
-use crate::observation::Observation;
+use crate::observation::{Observation, Outcome, Validators};
 use crate::origin::Origin;
 use crate::uptime::Uptime;
 use crate::verdict::{Verdict, Version};
@@ -90,50 +90,149 @@ pub enum BaseState {
 }
 
 /// One article across all bases of its site.
+///
+/// A million articles on four bases means four million of these slots, so
+/// the layout is compact: one allocation for the per-base slots, the
+/// primary's history shared between successive views, and the redirect
+/// order derived from the verdicts rather than stored.
 #[derive(Clone, Debug)]
 pub struct ArticleView {
-    /// Per base, the latest probe; None until probed.
-    pub observations: Vec<Option<Observation>>,
     /// The primary's versions within retention, newest last.
-    pub history: Vec<Version>,
+    pub history: Arc<[Version]>,
     pub reference: Option<Hash>,
-    /// Per base; None until probed.
-    pub verdicts: Vec<Option<Verdict>>,
-    /// Bases to send readers to, best first.
-    pub candidates: Vec<usize>,
+    bases: Box<[BaseSlot]>,
+}
+
+/// The latest probe of one base, and its verdict: an [`Observation`] laid
+/// out flat, without the `Option`s' padding.
+#[derive(Clone, Debug)]
+struct BaseSlot {
+    /// None until probed.
+    outcome: Option<Outcome>,
+    verdict: Option<Verdict>,
+    /// 0 when there was no response.
+    http_status: u16,
+    latency_ms: u32,
+    /// Both hashes mean something only for an ok outcome, as in [`Observation`].
+    normalized: Hash,
+    raw: Hash,
+    checked_at: UnixMillis,
+    /// `NEVER` when the base has not served the article ok.
+    last_ok_at: UnixMillis,
+    validators: Option<Validators>,
+}
+
+const NEVER: UnixMillis = UnixMillis::MIN;
+
+impl BaseSlot {
+    const UNPROBED: BaseSlot = BaseSlot {
+        outcome: None,
+        verdict: None,
+        http_status: 0,
+        latency_ms: 0,
+        normalized: Hash([0; 32]),
+        raw: Hash([0; 32]),
+        checked_at: 0,
+        last_ok_at: NEVER,
+        validators: None,
+    };
+
+    fn observation(&self) -> Option<Observation> {
+        let outcome = self.outcome?;
+        let ok = outcome == Outcome::Ok;
+        Some(Observation {
+            outcome,
+            http_status: (self.http_status != 0).then_some(self.http_status),
+            latency_ms: self.latency_ms,
+            raw_hash: ok.then_some(self.raw),
+            hash: ok.then_some(self.normalized),
+            checked_at: self.checked_at,
+            last_ok_at: (self.last_ok_at != NEVER).then_some(self.last_ok_at),
+            validators: self.validators.clone(),
+        })
+    }
+
+    /// What an ok probe served, for the reference and the verdicts.
+    fn served(&self) -> Option<Hash> {
+        (self.outcome == Some(Outcome::Ok)).then_some(self.normalized)
+    }
 }
 
 impl ArticleView {
     pub fn new(bases: usize) -> Self {
         ArticleView {
-            observations: vec![None; bases],
-            history: Vec::new(),
+            history: Arc::new([]),
             reference: None,
-            verdicts: vec![None; bases],
-            candidates: Vec::new(),
+            bases: vec![BaseSlot::UNPROBED; bases].into_boxed_slice(),
         }
     }
 
-    /// Recomputes everything derived from observations and history.
-    pub fn settle(&mut self, prefer_primary: bool) {
-        let served: Vec<Option<Hash>> = self
-            .observations
-            .iter()
-            .map(|o| o.as_ref().filter(|o| o.is_ok()).and_then(|o| o.hash))
-            .collect();
-        self.reference = crate::verdict::reference(&served, &self.history);
-        self.verdicts = self
-            .observations
-            .iter()
-            .zip(&served)
-            .map(|(observation, hash)| {
-                observation
-                    .as_ref()
-                    .map(|_| crate::verdict::verdict(*hash, self.reference, &self.history))
+    /// The latest probe of `base`; None until probed.
+    pub fn observation(&self, base: usize) -> Option<Observation> {
+        self.bases.get(base)?.observation()
+    }
+
+    /// None until probed.
+    pub fn verdict(&self, base: usize) -> Option<Verdict> {
+        self.bases.get(base)?.verdict
+    }
+
+    /// Stores `observation` as `base`'s latest; call [`Self::settle`] after.
+    /// An ok observation without hashes (which [`Observation`] rules out)
+    /// is kept as not ok rather than as a zero hash.
+    pub fn record(&mut self, base: usize, observation: &Observation) {
+        let Some(slot) = self.bases.get_mut(base) else {
+            return;
+        };
+        let hashes = observation.raw_hash.zip(observation.hash);
+        let outcome = match (observation.outcome, hashes) {
+            (Outcome::Ok, None) => Outcome::HttpStatus,
+            (outcome, _) => outcome,
+        };
+        let (raw, normalized) = hashes.unwrap_or((BaseSlot::UNPROBED.raw, BaseSlot::UNPROBED.normalized));
+        *slot = BaseSlot {
+            outcome: Some(outcome),
+            verdict: slot.verdict,
+            http_status: observation.http_status.unwrap_or(0),
+            latency_ms: observation.latency_ms,
+            normalized,
+            raw,
+            checked_at: observation.checked_at,
+            last_ok_at: observation.last_ok_at.unwrap_or(NEVER),
+            validators: observation.validators.clone(),
+        };
+    }
+
+    /// Bases to send readers to, best first: those whose verdict is `same`,
+    /// in [`redirect_order`].
+    pub fn candidates(&self, prefer_primary: bool) -> impl Iterator<Item = usize> + '_ {
+        let primary_first = prefer_primary.then_some(0);
+        let primary_last = (!prefer_primary).then_some(0);
+        primary_first
+            .into_iter()
+            .chain(1..self.bases.len())
+            .chain(primary_last)
+            .filter(|&base| {
+                self.bases
+                    .get(base)
+                    .is_some_and(|slot| slot.verdict == Some(Verdict::Same))
             })
-            .collect();
-        let qualifies: Vec<bool> = self.verdicts.iter().map(|v| *v == Some(Verdict::Same)).collect();
-        self.candidates = redirect_order(&qualifies, prefer_primary);
+    }
+
+    /// Some base serves the reference.
+    pub fn has_candidate(&self) -> bool {
+        self.bases.iter().any(|slot| slot.verdict == Some(Verdict::Same))
+    }
+
+    /// Recomputes the reference and verdicts from observations and history.
+    pub fn settle(&mut self) {
+        let served: Vec<Option<Hash>> = self.bases.iter().map(BaseSlot::served).collect();
+        self.reference = crate::verdict::reference(&served, &self.history);
+        for (slot, hash) in self.bases.iter_mut().zip(served) {
+            slot.verdict = slot
+                .outcome
+                .map(|_| crate::verdict::verdict(hash, self.reference, &self.history));
+        }
     }
 }
 
@@ -220,4 +319,79 @@ pub struct Snapshot {
 
     pub sites: Vec<SiteView>,
     pub round: RoundInfo,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn probe(outcome: Outcome, hash: u8, checked_at: UnixMillis) -> Observation {
+        let ok = outcome == Outcome::Ok;
+        Observation {
+            outcome,
+            http_status: Some(if ok { 200 } else { 503 }),
+            latency_ms: 12,
+            raw_hash: ok.then_some(Hash([hash ^ 0xff; 32])),
+            hash: ok.then_some(Hash([hash; 32])),
+            checked_at,
+            last_ok_at: ok.then_some(checked_at),
+            validators: Validators::new(Some("\"v1\""), None),
+        }
+    }
+
+    #[test]
+    fn a_slot_gives_back_the_observation_it_was_given() {
+        let mut view = ArticleView::new(3);
+        let ok = probe(Outcome::Ok, 7, 1_000);
+        let mut failed = probe(Outcome::Timeout, 0, 2_000);
+        failed.http_status = None;
+        failed.last_ok_at = Some(500);
+        failed.validators = None;
+        view.record(0, &ok);
+        view.record(1, &failed);
+        assert_eq!(view.observation(0), Some(ok));
+        assert_eq!(view.observation(1), Some(failed));
+        assert_eq!(view.observation(2), None);
+        assert_eq!(view.observation(3), None);
+    }
+
+    #[test]
+    fn an_ok_observation_without_hashes_is_not_kept_as_served() {
+        let mut view = ArticleView::new(1);
+        let mut broken = probe(Outcome::Ok, 1, 1_000);
+        broken.hash = None;
+        view.record(0, &broken);
+        view.settle();
+        assert_eq!(view.observation(0).map(|o| o.is_ok()), Some(false));
+        assert_eq!(view.verdict(0), Some(Verdict::Unreachable));
+    }
+
+    #[test]
+    fn candidates_follow_the_redirect_order_of_same_verdicts() {
+        // Bases 0, 2 and 3 serve the reference; base 1 a diverged page; base 4 is down.
+        let mut view = ArticleView::new(5);
+        for (base, hash) in [(0, 1), (1, 2), (2, 1), (3, 1)] {
+            view.record(base, &probe(Outcome::Ok, hash, 1_000));
+        }
+        view.record(4, &probe(Outcome::Connect, 0, 1_000));
+        view.settle();
+        let qualifies: Vec<bool> = (0..5).map(|b| view.verdict(b) == Some(Verdict::Same)).collect();
+        assert_eq!(qualifies, [true, false, true, true, false]);
+        for prefer_primary in [true, false] {
+            let derived: Vec<usize> = view.candidates(prefer_primary).collect();
+            assert_eq!(derived, redirect_order(&qualifies, prefer_primary));
+        }
+        assert_eq!(view.candidates(false).collect::<Vec<_>>(), [2, 3, 0]);
+        assert!(view.has_candidate());
+    }
+
+    #[test]
+    fn a_base_slot_stays_compact() {
+        // Four million of these with a million articles on four bases.
+        assert!(
+            std::mem::size_of::<BaseSlot>() <= 120,
+            "{}",
+            std::mem::size_of::<BaseSlot>()
+        );
+    }
 }

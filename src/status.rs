@@ -7,7 +7,7 @@ use serde::Serialize;
 use crate::clock::{UnixMillis, rfc3339};
 use crate::fingerprint::Hash;
 use crate::observation::Outcome;
-use crate::snapshot::{ArticleView, BaseState, Snapshot};
+use crate::snapshot::{ArticleView, BaseState, SiteMeta, Snapshot};
 use crate::store::StoreHealth;
 use crate::verdict::Verdict;
 
@@ -182,7 +182,7 @@ pub fn site_detail(snapshot: &Snapshot, site: usize, now: UnixMillis) -> SiteDet
         .articles
         .iter()
         .zip(&snapshot.sites[site].articles)
-        .map(|(path, view)| article_detail(&meta.base_names, path, view))
+        .map(|(path, view)| article_detail(meta, path, view))
         .collect();
     SiteDetail {
         generated_at: rfc3339(now),
@@ -191,20 +191,22 @@ pub fn site_detail(snapshot: &Snapshot, site: usize, now: UnixMillis) -> SiteDet
     }
 }
 
-pub fn article_detail<'a>(bases: &'a [std::sync::Arc<str>], path: &'a str, view: &ArticleView) -> ArticleDetail<'a> {
+pub fn article_detail<'a>(meta: &'a SiteMeta, path: &'a str, view: &ArticleView) -> ArticleDetail<'a> {
+    let bases = &meta.base_names;
     ArticleDetail {
         path,
         reference: view.reference,
-        redirect_to: view.candidates.first().map(|&b| format!("{}{}", bases[b], path)),
+        redirect_to: (view.candidates(meta.prefer_primary).next()).map(|b| format!("{}{}", bases[b], path)),
         bases: bases
             .iter()
             .enumerate()
             .map(|(index, url)| {
-                let observation = view.observations[index].as_ref();
+                let observation = view.observation(index);
+                let observation = observation.as_ref();
                 BaseDetail {
                     url,
                     role: role(index),
-                    verdict: view.verdicts[index],
+                    verdict: view.verdict(index),
                     outcome: observation.map(|o| o.outcome),
                     http_status: observation.and_then(|o| o.http_status),
                     latency_ms: observation.map(|o| o.latency_ms),
