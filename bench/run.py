@@ -277,30 +277,41 @@ def bench_rounds(args, nginx, work, report):
             f.writelines(f"http://127.0.0.1:{port}/news/{i}.html\n" for i in range(n))
     lychee = [args.lychee, "--no-progress", "--max-concurrency", "64", "--host-concurrency", "64",
               "--host-request-interval", "0ms", f"{work}/urls.txt"]
-    lychee_wall, lychee_peak, code = timed(lychee)
-    report.raw.append(f"lychee, {4 * n:,} URLs: {lychee_wall:.2f} s, peak RSS {lychee_peak:,} KiB (exit {code})")
-
-    # Cold: `check` is one round from nothing, like lychee's one pass.
+    # Cold: `check` is one round from nothing, like lychee's one pass. Three
+    # runs of each, alternating, compared by their medians: a single run
+    # moves with the rest of this shared machine's load.
     mirrorgate_config(f"{work}/rounds.toml", nginx, n, f"{work}/rounds-check.db", backend="none")
-    cold_wall, cold_peak, code = timed([args.mirrorgate, "check", "--config", f"{work}/rounds.toml"])
-    report.raw.append(f"mirrorgate check (cold round), {4 * n:,} probes: {cold_wall:.2f} s, "
-                      f"peak RSS {cold_peak:,} KiB (exit {code})")
+    check = [args.mirrorgate, "check", "--config", f"{work}/rounds.toml"]
+    runs = [(timed(lychee), timed(check)) for _ in range(3)]
+    lychee_wall, lychee_peak = (statistics.median(run[0][i] for run in runs) for i in (0, 1))
+    cold_wall, cold_peak = (statistics.median(run[1][i] for run in runs) for i in (0, 1))
+    each = lambda k: ", ".join(f"{run[k][0]:.2f} s" for run in runs)
+    codes = lambda k: sorted({run[k][2] for run in runs})
+    report.raw.append(f"lychee, {4 * n:,} URLs (median of 3): {lychee_wall:.2f} s, peak RSS {lychee_peak:,.0f} KiB "
+                      f"(runs {each(0)}; exit {codes(0)})")
+    report.raw.append(f"mirrorgate check (cold round), {4 * n:,} probes (median of 3, alternating with lychee): "
+                      f"{cold_wall:.2f} s, peak RSS {cold_peak:,.0f} KiB (runs {each(1)}; exit {codes(1)})")
 
     # Steady state: the daemon's rounds after the first over unchanged
-    # content (the median of rounds 2-5), store on and off. Rounds start
-    # every 2 s (a reload would start one at once, but it installs a new
-    # catalog, and the first round after it starts cold).
-    steady, cold = {}, {}
-    for name, backend, validators in [("sqlite", "sqlite", True), ("none", "none", True), ("plain", "sqlite", False)]:
-        url = mirrorgate_config(f"{work}/rounds-{name}.toml", nginx, n, f"{work}/rounds-{name}.db",
+    # content (rounds 2-5), store on and off. Rounds start every 2 s (a
+    # reload would start one at once, but it installs a new catalog, and the
+    # first round after it starts cold). Store on and off alternate, three
+    # daemons each; first rounds and later rounds are compared by medians.
+    firsts, laters = {}, {}
+    plan = [("sqlite", "sqlite", True), ("none", "none", True)] * 3 + [("plain", "sqlite", False)]
+    for run, (name, backend, validators) in enumerate(plan):
+        url = mirrorgate_config(f"{work}/rounds-{run}.toml", nginx, n, f"{work}/rounds-{run}.db",
                                 backend=backend, probe={"interval": '"2s"'}, validators=validators)
-        daemon = Daemon(args.mirrorgate, f"{work}/rounds-{name}.toml", url)
+        daemon = Daemon(args.mirrorgate, f"{work}/rounds-{run}.toml", url)
         durations = daemon.round_durations(5)
         daemon.stop()
-        cold[name], steady[name] = durations[0], statistics.median(durations[1:])
+        firsts.setdefault(name, []).append(durations[0])
+        laters.setdefault(name, []).extend(durations[1:])
         kind = "bases with validators" if validators else "bases without validators"
         report.raw.append(f"mirrorgate daemon, store {backend}, {kind}: rounds 1-5 "
                           + ", ".join(f"{d:.2f}" for d in durations) + " s")
+    cold = {name: statistics.median(values) for name, values in firsts.items()}
+    steady = {name: statistics.median(values) for name, values in laters.items()}
 
     report.ratio("2. steady round vs lychee (unchanged content)", steady["sqlite"] / lychee_wall, 0.5, False)
     report.ratio("3. round without validators vs lychee", steady["plain"] / lychee_wall, 1.0, False)
