@@ -206,17 +206,8 @@ impl ArticleView {
     /// Bases to send readers to, best first: those whose verdict is `same`,
     /// in [`redirect_order`].
     pub fn candidates(&self, prefer_primary: bool) -> impl Iterator<Item = usize> + '_ {
-        let primary_first = prefer_primary.then_some(0);
-        let primary_last = (!prefer_primary).then_some(0);
-        primary_first
-            .into_iter()
-            .chain(1..self.bases.len())
-            .chain(primary_last)
-            .filter(|&base| {
-                self.bases
-                    .get(base)
-                    .is_some_and(|slot| slot.verdict == Some(Verdict::Same))
-            })
+        preference_order(self.bases.len(), prefer_primary)
+            .filter(|&base| self.bases[base].verdict == Some(Verdict::Same))
     }
 
     /// Some base serves the reference.
@@ -236,17 +227,24 @@ impl ArticleView {
     }
 }
 
-/// Redirect order among qualifying bases: the primary first when preferred,
-/// else last (operators turn the preference off when the primary is the
-/// blocked one); mirrors in config order.
+/// Redirect order among qualifying bases, see [`preference_order`].
 pub fn redirect_order(qualifies: &[bool], prefer_primary: bool) -> Vec<usize> {
-    let mirrors = (1..qualifies.len()).filter(|&b| qualifies[b]);
-    let primary = qualifies.first().copied().unwrap_or(false).then_some(0);
-    if prefer_primary {
-        primary.into_iter().chain(mirrors).collect()
+    preference_order(qualifies.len(), prefer_primary)
+        .filter(|&base| qualifies[base])
+        .collect()
+}
+
+/// All of a site's `bases` in the order readers are offered them: the
+/// primary first when preferred, else last (operators turn the preference
+/// off when the primary is the blocked one); mirrors in config order.
+fn preference_order(bases: usize, prefer_primary: bool) -> impl Iterator<Item = usize> {
+    let primary = (bases > 0).then_some(0);
+    let (first, last) = if prefer_primary {
+        (primary, None)
     } else {
-        mirrors.chain(primary).collect()
-    }
+        (None, primary)
+    };
+    first.into_iter().chain(1..bases).chain(last)
 }
 
 #[derive(Clone, Debug)]
