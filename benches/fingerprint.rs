@@ -44,7 +44,7 @@ fn fingerprint(c: &mut Criterion) {
     .map(|b| Origin::parse(b).expect("valid base"))
     .collect();
     let selector = ContentSelector::parse("article").expect("valid selector");
-    let normalizer = Normalizer::new(&bases[0], &bases, Some(selector));
+    let normalizer = Normalizer::simple(&bases[0], &bases, Some(selector));
     let body = page();
     let mut group = c.benchmark_group("fingerprint");
     group.throughput(Throughput::Bytes(body.len() as u64));

@@ -225,13 +225,14 @@ impl Prober {
             return Fetched::failed(Outcome::TooLarge, Some(status));
         }
         let content_type = content_type.as_deref();
+        let url = response.url().clone();
         let mut reader = match previous {
             Some(previous) => BodyReader::Held {
                 raw: Sha256::new(),
                 body: Vec::with_capacity(declared_length.unwrap_or(0).min(HELD_BODY_LIMIT as u64) as usize),
                 previous,
             },
-            None => BodyReader::Streaming(normalizer.start(content_type)),
+            None => BodyReader::Streaming(normalizer.start(content_type, Some(&url))),
         };
         let mut received: u64 = 0;
         loop {
@@ -241,7 +242,7 @@ impl Prober {
                     if received > self.max_body {
                         return Fetched::failed(Outcome::TooLarge, Some(status));
                     }
-                    reader.update(&chunk, normalizer, content_type);
+                    reader.update(&chunk, normalizer, content_type, &url);
                 }
                 Ok(None) => break,
                 Err(e) => return Fetched::failed(classify(&e), Some(status)),
@@ -249,7 +250,7 @@ impl Prober {
         }
         Fetched::Body {
             status,
-            fingerprint: reader.finish(normalizer, content_type),
+            fingerprint: reader.finish(normalizer, content_type, &url),
             validators,
         }
     }
@@ -276,11 +277,11 @@ enum BodyReader {
 }
 
 impl BodyReader {
-    fn update(&mut self, chunk: &[u8], normalizer: &Normalizer, content_type: Option<&str>) {
+    fn update(&mut self, chunk: &[u8], normalizer: &Normalizer, content_type: Option<&str>, url: &Url) {
         match self {
             BodyReader::Streaming(fingerprinter) => fingerprinter.update(chunk),
             BodyReader::Held { body, .. } if body.len() + chunk.len() > HELD_BODY_LIMIT => {
-                let mut fingerprinter = normalizer.start(content_type);
+                let mut fingerprinter = normalizer.start(content_type, Some(url));
                 fingerprinter.update(body);
                 fingerprinter.update(chunk);
                 *self = BodyReader::Streaming(fingerprinter);
@@ -292,14 +293,14 @@ impl BodyReader {
         }
     }
 
-    fn finish(self, normalizer: &Normalizer, content_type: Option<&str>) -> Fingerprint {
+    fn finish(self, normalizer: &Normalizer, content_type: Option<&str>, url: &Url) -> Fingerprint {
         match self {
-            BodyReader::Streaming(fingerprinter) => fingerprinter.finish(),
+            BodyReader::Streaming(fingerprinter) => fingerprinter.finish().fingerprint,
             BodyReader::Held { raw, body, previous } => {
                 if Hash(raw.finalize().into()) == previous.raw {
                     previous
                 } else {
-                    normalizer.fingerprint(&body, content_type)
+                    normalizer.read(&body, content_type, Some(url)).fingerprint
                 }
             }
         }

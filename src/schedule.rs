@@ -224,6 +224,7 @@ impl HostWorker {
             fingerprint: Fingerprint {
                 raw: observation.raw_hash?,
                 normalized: observation.hash?,
+                page: Default::default(),
             },
             http_status: observation.http_status,
             validators: observation.validators,

@@ -59,7 +59,7 @@ impl Catalog {
                 SiteMeta {
                     name: site.name.as_str().into(),
                     base_names: bases.iter().map(|b| Arc::from(b.as_str())).collect(),
-                    normalizer: Normalizer::new(&site.primary, &bases, site.content_selector.clone()),
+                    normalizer: Normalizer::simple(&site.primary, &bases, site.content_selector.clone()),
                     bases,
                     articles,
                     article_index,

@@ -1,30 +1,47 @@
-//! Fingerprints: the SHA-256 of a body as served and of its normalized content.
+//! Fingerprints: what a body is, as a hash of what a reader sees.
 //!
-//! Normalization is what lets a faithful mirror hash equal to its primary
-//! while a changed article does not. Rather than rewriting the HTML and
-//! hashing the result, a body is decoded to UTF-8 (BOM, then the header's
-//! charset, then a `<meta>` in the first 1024 bytes), tokenized as it
-//! streams in ([`tokenizer`]: no tree, so depth costs no stack) and written
-//! into the hashers in a canonical form ([`canon`]). With a
-//! `content_selector` ([`selector`]), only the selected elements count; a
-//! page where it matches nothing (a block page) is fingerprinted by the
-//! text of the whole page, so such pages stay distinct. Non-HTML bodies are
-//! hashed as they are. Pure: no I/O.
+//! Normalization is what lets a faithful copy hash equal to the primary
+//! while a changed article does not. A body is decoded to UTF-8 (BOM, then
+//! the header's charset, then the standard's prescan of the first 1024
+//! bytes, else UTF-8), tokenized as a browser tokenizes ([`tokenizer`],
+//! checked against the html5lib suite), run through the standard's tree
+//! construction ([`tree`]) and written into hashers in a canonical form
+//! ([`canon`]) as it streams: no body is held whole and no tree is built.
+//! With a `content_selector` ([`selector`]), only the selected, visible
+//! elements count; the page around them is summarized in [`PageFacts`] so
+//! verdicts can compare it too. A page that is not an article is classified
+//! ([`classify`]): block page, parking page, soft 404, not HTML, truncated.
+//! Non-HTML bodies are hashed as they are. Pure: no I/O.
 
 mod canon;
+mod charset;
+pub mod classify;
+mod entities;
+mod names;
 mod selector;
+mod style;
 mod tokenizer;
+mod tree;
+mod urls;
 
 use std::fmt;
 use std::sync::Arc;
 
 use encoding_rs::Encoding;
 use sha2::{Digest, Sha256};
+use url::Url;
 
 use crate::origin::Origin;
-use canon::{BaseRewriter, Canon};
+use canon::{Canon, Rules};
+pub use classify::{BlockFingerprints, Classified, PageClass};
 use selector::Selector;
 use tokenizer::Tokenizer;
+use tree::TreeBuilder;
+use urls::SiteHosts;
+
+/// Changes whenever what a canonical form holds changes: hashes computed
+/// under other rules are never reused.
+pub const CANONICAL_FORM_VERSION: u32 = 2;
 
 /// A SHA-256 digest, written `sha256:<hex>`.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -70,24 +87,108 @@ impl serde::Serialize for Hash {
     }
 }
 
+/// What a page looks like around its article: compared the way OONI's
+/// web_connectivity compares a measurement with its control (visible text
+/// length within a 0.7 proportion, the same title words of 5+ characters),
+/// so a block page or an overlay that carries the article is not the article.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PageFacts {
+    /// Bytes of visible body text, whitespace folded (saturating).
+    pub text_len: u32,
+    /// A digest of the set of the title's words of five or more characters
+    /// (0: none).
+    pub title_words: u32,
+    pub flags: u8,
+    pub class: Option<PageClass>,
+}
+
+impl PageFacts {
+    pub const HTML: u8 = 1;
+    /// The content selector matched a visible element.
+    pub const SELECTION_VISIBLE: u8 = 1 << 1;
+    /// The content selector matched only hidden elements.
+    pub const SELECTION_HIDDEN: u8 = 1 << 2;
+    /// A fixed or absolute box covers the viewport.
+    pub const OVERLAY: u8 = 1 << 3;
+
+    pub fn has(&self, flag: u8) -> bool {
+        self.flags & flag != 0
+    }
+
+    /// Why this page is not like `reference`'s around the article, if it is not.
+    pub fn differs_from(&self, reference: &PageFacts) -> Option<String> {
+        let (a, b) = (u64::from(self.text_len), u64::from(reference.text_len));
+        let (small, large) = (a.min(b), a.max(b));
+        if large > 0 && (small as f64) / (large as f64) <= 0.7 {
+            return Some(format!(
+                "visible text is {a} bytes against the reference's {b} (proportion {:.2}, at most 0.7)",
+                small as f64 / large as f64
+            ));
+        }
+        if self.title_words != reference.title_words {
+            return Some("the title's words of five or more characters differ from the reference's".into());
+        }
+        if self.has(Self::OVERLAY) && !reference.has(Self::OVERLAY) {
+            return Some("a box covers the whole page, which the reference has not".into());
+        }
+        None
+    }
+
+    /// Whether this page may stand as the reference: HTML that is not a
+    /// block, parking or error page, with the selection visible if there
+    /// is a selector.
+    pub fn trusted(&self, has_selector: bool) -> bool {
+        self.class.is_none() && (!has_selector || !self.has(Self::HTML) || self.has(Self::SELECTION_VISIBLE))
+    }
+}
+
+/// The title words OONI compares: five or more characters, any case.
+pub fn title_words(title: &str) -> u32 {
+    let mut words: Vec<String> = title
+        .split(' ')
+        .filter(|w| w.chars().count() >= 5)
+        .map(str::to_lowercase)
+        .collect();
+    if words.is_empty() {
+        return 0;
+    }
+    words.sort();
+    words.dedup();
+    let digest = Sha256::digest(words.join("\0").as_bytes());
+    u32::from_le_bytes([digest[0], digest[1], digest[2], digest[3]]).max(1)
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Fingerprint {
     pub raw: Hash,
     pub normalized: Hash,
+    pub page: PageFacts,
 }
-/// A validated `content_selector`.
+
+/// A fingerprint, and what the pass saw that only evidence needs.
+#[derive(Clone, Debug)]
+pub struct Reading {
+    pub fingerprint: Fingerprint,
+    /// The rule that classified the page, when one did.
+    pub rule: Option<String>,
+    pub title: String,
+    /// The visible text of what was fingerprinted (the selection, else the
+    /// page), up to 64 KiB, a line per block.
+    pub text: Option<String>,
+}
+
+/// A validated `content_selector` (or `content_exclude` entry).
 #[derive(Clone, Debug)]
 pub struct ContentSelector {
     source: String,
-    selector: Arc<Selector>,
 }
 
 impl ContentSelector {
     pub fn parse(source: &str) -> Result<Self, String> {
         let source = source.trim();
+        Selector::parse(source)?;
         Ok(ContentSelector {
             source: source.to_string(),
-            selector: Arc::new(Selector::parse(source)?),
         })
     }
 
@@ -96,48 +197,128 @@ impl ContentSelector {
     }
 }
 
+/// What a site's pages are read with: its hosts, selectors and block page
+/// fingerprints.
+pub struct SiteSpec<'a> {
+    pub primary: &'a Origin,
+    pub bases: &'a [Origin],
+    /// Hosts that belong to the bases (their CDNs), mapped like them.
+    pub aliases: &'a [String],
+    pub selector: Option<&'a ContentSelector>,
+    pub exclude: &'a [ContentSelector],
+    pub fingerprints: Arc<BlockFingerprints>,
+}
+
 /// Everything needed to normalize one site's pages.
 #[derive(Clone, Debug)]
 pub struct Normalizer {
-    rewriter: Arc<BaseRewriter>,
-    selector: Option<ContentSelector>,
+    rules: Arc<Rules>,
+    fingerprints: Arc<BlockFingerprints>,
+    key: u64,
 }
 
 impl Normalizer {
-    pub fn new<'a>(
+    pub fn new(spec: SiteSpec<'_>) -> Self {
+        let hosts = SiteHosts::new(spec.primary, spec.bases, spec.aliases.iter().map(String::as_str));
+        let selector = spec
+            .selector
+            .map(|s| Selector::parse(&s.source).expect("validated when parsed"));
+        let exclude_source = spec
+            .exclude
+            .iter()
+            .map(|s| s.source.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let exclude =
+            (!spec.exclude.is_empty()).then(|| Selector::parse(&exclude_source).expect("validated when parsed"));
+        let description = format!(
+            "{CANONICAL_FORM_VERSION}\n{}\n{}\n{exclude_source}\n{:p}",
+            hosts.describe(),
+            spec.selector.map_or("", |s| s.as_str()),
+            Arc::as_ptr(&spec.fingerprints),
+        );
+        let digest = Sha256::digest(description.as_bytes());
+        Normalizer {
+            rules: Arc::new(Rules {
+                hosts,
+                selector,
+                exclude,
+            }),
+            fingerprints: spec.fingerprints,
+            key: u64::from_le_bytes(digest[..8].try_into().expect("eight bytes")),
+        }
+    }
+
+    /// A normalizer for tests and tools: the bases, no aliases, no fingerprints.
+    pub fn simple<'a>(
         primary: &Origin,
         bases: impl IntoIterator<Item = &'a Origin>,
         selector: Option<ContentSelector>,
     ) -> Self {
-        Normalizer {
-            rewriter: Arc::new(BaseRewriter::new(primary, bases)),
-            selector,
-        }
+        let bases: Vec<Origin> = bases.into_iter().cloned().collect();
+        Normalizer::new(SiteSpec {
+            primary,
+            bases: &bases,
+            aliases: &[],
+            selector: selector.as_ref(),
+            exclude: &[],
+            fingerprints: Arc::default(),
+        })
     }
 
-    /// Starts fingerprinting a body whose chunks will be fed in order.
-    pub fn start(&self, content_type: Option<&str>) -> Fingerprinter {
+    /// Identifies everything a fingerprint depends on besides the body:
+    /// a cached fingerprint is reused only under the same key.
+    pub fn key(&self) -> u64 {
+        self.key
+    }
+
+    pub fn has_selector(&self) -> bool {
+        self.rules.selector.is_some()
+    }
+
+    pub fn fingerprints(&self) -> &BlockFingerprints {
+        &self.fingerprints
+    }
+
+    /// Starts fingerprinting a body served for `url` (the page's own URL,
+    /// which relative links are resolved against).
+    pub fn start(&self, content_type: Option<&str>, url: Option<&Url>) -> Fingerprinter {
         Fingerprinter {
             raw: Sha256::new(),
             state: State::Undecided {
-                normalizer: self.clone(),
                 content_type: content_type.map(str::to_string),
                 head: Vec::new(),
             },
+            normalizer: self.clone(),
+            url: url.cloned(),
+            scan: (!self.fingerprints.is_empty()).then(|| classify::BodyScan::new(self.fingerprints.clone())),
+            first_bytes: Vec::new(),
+            total: 0,
+            keep: false,
         }
     }
 
     pub fn fingerprint(&self, body: &[u8], content_type: Option<&str>) -> Fingerprint {
-        let mut fingerprinter = self.start(content_type);
+        self.read(body, content_type, None).fingerprint
+    }
+
+    pub fn read(&self, body: &[u8], content_type: Option<&str>, url: Option<&Url>) -> Reading {
+        let mut fingerprinter = self.start(content_type, url);
         fingerprinter.update(body);
         fingerprinter.finish()
     }
 
     /// The canonical form of an HTML page (for tests and debugging).
-    pub fn normalize_html(&self, body: &[u8], content_type: Option<&str>) -> String {
-        let mut pass = HtmlPass::new(self, content_type, body, true);
-        pass.feed(body);
-        pass.finish().1.unwrap_or_default()
+    pub fn normalize_html(&self, body: &[u8], content_type: Option<&str>, url: Option<&Url>) -> String {
+        let mut fingerprinter = self.start(content_type, url);
+        fingerprinter.keep = true;
+        fingerprinter.decide_now(Some(true));
+        fingerprinter.update(body);
+        let mut kept = String::new();
+        if let State::Html(pass) = fingerprinter.state {
+            kept = pass.finish().canonical.unwrap_or_default();
+        }
+        kept
     }
 }
 
@@ -146,13 +327,19 @@ impl Normalizer {
 pub struct Fingerprinter {
     raw: Sha256,
     state: State,
+    normalizer: Normalizer,
+    url: Option<Url>,
+    scan: Option<classify::BodyScan>,
+    /// The first bytes, to tell a binary body.
+    first_bytes: Vec<u8>,
+    total: u64,
+    keep: bool,
 }
 
 enum State {
     /// Not yet known whether the body is HTML: no declared type, and too
     /// few bytes seen to sniff.
     Undecided {
-        normalizer: Normalizer,
         content_type: Option<String>,
         head: Vec<u8>,
     },
@@ -166,81 +353,155 @@ const SNIFF_BYTES: usize = 512;
 impl Fingerprinter {
     pub fn update(&mut self, chunk: &[u8]) {
         self.raw.update(chunk);
+        self.total += chunk.len() as u64;
+        if self.first_bytes.len() < SNIFF_BYTES {
+            let take = chunk.len().min(SNIFF_BYTES - self.first_bytes.len());
+            self.first_bytes.extend_from_slice(&chunk[..take]);
+        }
+        if let Some(scan) = &mut self.scan {
+            scan.update(chunk);
+        }
         match &mut self.state {
             State::Plain => {}
             State::Html(pass) => pass.feed(chunk),
-            State::Undecided { head, content_type, .. } => {
+            State::Undecided { head, content_type } => {
                 head.extend_from_slice(chunk);
                 let declared = content_type.as_deref().and_then(declared_type).is_some();
                 if declared || head.len() >= SNIFF_BYTES {
-                    self.decide();
+                    self.decide_now(None);
                 }
             }
         }
     }
 
-    pub fn finish(mut self) -> Fingerprint {
+    pub fn finish(mut self) -> Reading {
         if matches!(self.state, State::Undecided { .. }) {
-            self.decide();
+            self.decide_now(None);
         }
         let raw = Hash(self.raw.finalize().into());
-        let normalized = match self.state {
-            State::Html(pass) => pass.finish().0,
-            _ => raw,
+        let block = self.scan.and_then(classify::BodyScan::finish);
+        let (normalized, mut page, mut rule, title, text) = match self.state {
+            State::Html(pass) => {
+                let finished = pass.finish();
+                let reading = &finished.reading;
+                let mut flags = PageFacts::HTML;
+                if reading.selection_visible {
+                    flags |= PageFacts::SELECTION_VISIBLE;
+                }
+                if reading.selection_hidden {
+                    flags |= PageFacts::SELECTION_HIDDEN;
+                }
+                if reading.overlay {
+                    flags |= PageFacts::OVERLAY;
+                }
+                let page = PageFacts {
+                    text_len: reading.text_len.min(u64::from(u32::MAX)) as u32,
+                    title_words: title_words(&reading.title),
+                    flags,
+                    class: None,
+                };
+                let mut class = None;
+                if finished.explicit_tags == 0 || classify::looks_binary(&self.first_bytes) {
+                    class = Some(Classified {
+                        class: PageClass::NotHtml,
+                        rule: "the body has no HTML elements".into(),
+                    });
+                } else if finished.truncated {
+                    class = Some(Classified {
+                        class: PageClass::Truncated,
+                        rule: "the page nests or runs past what is read of a page".into(),
+                    });
+                } else if let Some(name) = &block {
+                    class = Some(Classified {
+                        class: PageClass::BlockPage,
+                        rule: format!("fingerprint {name}"),
+                    });
+                } else {
+                    class = class.or_else(|| classify::builtin(&reading.title, &finished.page_text, reading.text_len));
+                }
+                let page = PageFacts {
+                    class: class.as_ref().map(|c| c.class),
+                    ..page
+                };
+                let text = finished.evidence.map(|t| String::from_utf8_lossy(&t).into_owned());
+                (finished.hash, page, class.map(|c| c.rule), reading.title.clone(), text)
+            }
+            _ => (raw, PageFacts::default(), None, String::new(), None),
         };
-        Fingerprint { raw, normalized }
+        if self.total == 0 {
+            page.class = Some(PageClass::NotHtml);
+            rule = Some("the body is empty".into());
+        }
+        Reading {
+            fingerprint: Fingerprint { raw, normalized, page },
+            rule,
+            title,
+            text,
+        }
     }
 
-    fn decide(&mut self) {
-        let State::Undecided {
-            normalizer,
-            content_type,
-            head,
-        } = std::mem::replace(&mut self.state, State::Plain)
-        else {
+    /// Decides HTML or not from the declared type (or, for `html`, as told).
+    fn decide_now(&mut self, html: Option<bool>) {
+        let State::Undecided { content_type, head } = std::mem::replace(&mut self.state, State::Plain) else {
             return;
         };
-        if is_html(&head, content_type.as_deref()) {
-            let mut pass = HtmlPass::new(&normalizer, content_type.as_deref(), &head, false);
+        if html.unwrap_or_else(|| is_html(&head, content_type.as_deref())) {
+            let mut pass = HtmlPass::new(
+                &self.normalizer,
+                content_type.as_deref(),
+                &head,
+                self.url.clone(),
+                self.keep,
+            );
             pass.feed(&head);
             self.state = State::Html(Box::new(pass));
         }
     }
 }
 
-/// One streaming pass over an HTML body: decode, tokenize, canonicalize.
+/// One streaming pass over an HTML body: decode, tokenize, build, canonicalize.
 struct HtmlPass {
     tokenizer: Tokenizer,
-    canon: Canon,
+    builder: TreeBuilder<Canon>,
     decoding: Decoding,
 }
 
 enum Decoding {
     /// No charset declared by a BOM or the header: the first bytes are held
-    /// until a `<meta>` in them can be looked for.
+    /// until the prescan has looked at them.
     Undecided(Vec<u8>),
-    /// UTF-8 (and ASCII): tokenized as it arrives.
-    Utf8,
+    /// UTF-8: checked and passed on as it arrives; `carry` holds a
+    /// character split at a chunk's end.
+    Utf8 { carry: Vec<u8>, bom_checked: bool },
     /// Any other charset: transcoded to UTF-8 first.
     Transcode(encoding_rs::Decoder),
 }
 
-/// How far into a page a `<meta charset>` is looked for (as browsers do).
-const META_PRESCAN_BYTES: usize = 1024;
-
-/// The longest single token (tag, text node, title) a page may hold; past
+/// The longest single token (text run, tag, comment) a page may hold; past
 /// it the pass stops where it is.
 const MAX_TOKEN_BYTES: usize = 16 * 1024 * 1024;
 
+struct Finished {
+    hash: Hash,
+    reading: canon::PageReading,
+    page_text: Vec<u8>,
+    evidence: Option<Vec<u8>>,
+    canonical: Option<String>,
+    /// Start tags the page itself wrote.
+    explicit_tags: u64,
+    truncated: bool,
+}
+
 impl HtmlPass {
-    fn new(normalizer: &Normalizer, content_type: Option<&str>, head: &[u8], keep_text: bool) -> Self {
+    fn new(normalizer: &Normalizer, content_type: Option<&str>, head: &[u8], url: Option<Url>, keep: bool) -> Self {
         let declared = Encoding::for_bom(head)
             .map(|(encoding, _)| encoding)
             .or_else(|| charset_label(content_type).and_then(|l| Encoding::for_label(l.as_bytes())));
-        let selector = normalizer.selector.as_ref().map(|s| s.selector.clone());
+        let bits = normalizer.rules.bits();
+        let canon = Canon::new(normalizer.rules.clone(), url, keep);
         HtmlPass {
             tokenizer: Tokenizer::new(MAX_TOKEN_BYTES),
-            canon: Canon::new(normalizer.rewriter.clone(), selector, keep_text),
+            builder: TreeBuilder::new(canon, bits),
             decoding: match declared {
                 Some(encoding) => Decoding::for_encoding(encoding, head),
                 None => Decoding::Undecided(Vec::new()),
@@ -250,57 +511,131 @@ impl HtmlPass {
 
     fn feed(&mut self, chunk: &[u8]) {
         match &mut self.decoding {
-            Decoding::Utf8 => self.tokenizer.feed(chunk, &mut self.canon),
+            Decoding::Utf8 { carry, bom_checked } => {
+                let mut bytes = std::mem::take(carry);
+                bytes.extend_from_slice(chunk);
+                let mut start = 0;
+                if !*bom_checked {
+                    if bytes.len() < 3 && b"\xEF\xBB\xBF".starts_with(&bytes) {
+                        *carry = bytes;
+                        return;
+                    }
+                    *bom_checked = true;
+                    if bytes.starts_with(b"\xEF\xBB\xBF") {
+                        start = 3;
+                    }
+                }
+                let text = feed_utf8(&bytes[start..], carry);
+                self.tokenizer.feed(&text, &mut self.builder);
+            }
             Decoding::Transcode(decoder) => {
                 let text = transcode(decoder, chunk, false);
-                self.tokenizer.feed(text.as_bytes(), &mut self.canon);
+                self.tokenizer.feed(text.as_bytes(), &mut self.builder);
             }
             Decoding::Undecided(held) => {
                 held.extend_from_slice(chunk);
-                if held.len() >= META_PRESCAN_BYTES {
-                    self.decide_from_meta();
+                if held.len() >= charset::PRESCAN_BYTES {
+                    self.decide_from_prescan();
                 }
             }
         }
-        if self.canon.stopped {
-            self.tokenizer.fail();
-        }
     }
 
-    fn decide_from_meta(&mut self) {
-        let Decoding::Undecided(held) = std::mem::replace(&mut self.decoding, Decoding::Utf8) else {
+    fn decide_from_prescan(&mut self) {
+        let Decoding::Undecided(held) = std::mem::replace(
+            &mut self.decoding,
+            Decoding::Utf8 {
+                carry: Vec::new(),
+                bom_checked: false,
+            },
+        ) else {
             return;
         };
-        let encoding = meta_charset(&held[..held.len().min(META_PRESCAN_BYTES)]).unwrap_or(encoding_rs::UTF_8);
+        let encoding = charset::prescan(&held).unwrap_or(encoding_rs::UTF_8);
         self.decoding = Decoding::for_encoding(encoding, &held);
         self.feed(&held);
     }
 
-    /// The normalized hash, and the canonical text when it was kept.
-    fn finish(mut self) -> (Hash, Option<String>) {
-        self.decide_from_meta();
-        if let Decoding::Transcode(decoder) = &mut self.decoding {
-            let text = transcode(decoder, &[], true);
-            self.tokenizer.feed(text.as_bytes(), &mut self.canon);
+    fn finish(mut self) -> Finished {
+        self.decide_from_prescan();
+        match &mut self.decoding {
+            Decoding::Transcode(decoder) => {
+                let text = transcode(decoder, &[], true);
+                self.tokenizer.feed(text.as_bytes(), &mut self.builder);
+            }
+            Decoding::Utf8 { carry, .. } if !carry.is_empty() => {
+                let rest = String::from_utf8_lossy(carry).into_owned();
+                self.tokenizer.feed(rest.as_bytes(), &mut self.builder);
+            }
+            _ => {}
         }
-        self.tokenizer.finish(&mut self.canon);
-        self.canon.finish()
+        self.tokenizer.finish(&mut self.builder);
+        let truncated = self.tokenizer.failed();
+        self.builder.finish();
+        let explicit_tags = self.builder.start_tags;
+        let too_deep = self.builder.too_deep;
+        let canon = self.builder.sink.finish();
+        Finished {
+            truncated: truncated || too_deep,
+            hash: canon.hash,
+            reading: canon.reading,
+            page_text: canon.page_text,
+            evidence: canon.evidence,
+            canonical: canon.canonical,
+            explicit_tags,
+        }
+    }
+}
+
+/// Passes on the valid UTF-8 of `bytes`, keeping a character cut at the end
+/// in `carry`; invalid bytes become U+FFFD, as a browser shows them.
+fn feed_utf8<'b>(bytes: &'b [u8], carry: &mut Vec<u8>) -> std::borrow::Cow<'b, [u8]> {
+    match std::str::from_utf8(bytes) {
+        Ok(_) => std::borrow::Cow::Borrowed(bytes),
+        Err(e) if e.error_len().is_none() => {
+            let valid = e.valid_up_to();
+            carry.extend_from_slice(&bytes[valid..]);
+            std::borrow::Cow::Borrowed(&bytes[..valid])
+        }
+        Err(_) => {
+            // Keep an incomplete last character for the next chunk.
+            let mut end = bytes.len();
+            let tail_start = bytes.len().saturating_sub(3);
+            for i in (tail_start..bytes.len()).rev() {
+                if bytes[i] & 0xC0 != 0x80 {
+                    let needed = match bytes[i] {
+                        0xC0..=0xDF => 2,
+                        0xE0..=0xEF => 3,
+                        0xF0..=0xF7 => 4,
+                        _ => 1,
+                    };
+                    if bytes.len() - i < needed {
+                        end = i;
+                    }
+                    break;
+                }
+            }
+            carry.extend_from_slice(&bytes[end..]);
+            std::borrow::Cow::Owned(String::from_utf8_lossy(&bytes[..end]).into_owned().into_bytes())
+        }
     }
 }
 
 impl Decoding {
-    /// UTF-8 without a BOM is read as it is; anything else goes through a
-    /// decoder (which also drops a BOM).
+    /// UTF-8 is read as it is; anything else goes through a decoder (which
+    /// also drops a BOM).
     fn for_encoding(encoding: &'static Encoding, head: &[u8]) -> Self {
-        // A page cannot declare itself UTF-16 from inside: bytes that read
-        // as ASCII are not UTF-16 (the HTML standard's rule).
+        // A page cannot declare itself UTF-16 from inside.
         let encoding = if Encoding::for_bom(head).is_none() && !encoding.is_ascii_compatible() {
             encoding_rs::UTF_8
         } else {
             encoding
         };
-        if encoding == encoding_rs::UTF_8 && Encoding::for_bom(head).is_none() {
-            Decoding::Utf8
+        if encoding == encoding_rs::UTF_8 {
+            Decoding::Utf8 {
+                carry: Vec::new(),
+                bom_checked: false,
+            }
         } else {
             Decoding::Transcode(encoding.new_decoder_with_bom_removal())
         }
@@ -311,36 +646,6 @@ fn transcode(decoder: &mut encoding_rs::Decoder, bytes: &[u8], last: bool) -> St
     let mut text = String::with_capacity(decoder.max_utf8_buffer_length(bytes.len()).unwrap_or(bytes.len()) + 4);
     let _ = decoder.decode_to_string(bytes, &mut text, last);
     text
-}
-
-/// The charset a `<meta charset>` or `<meta http-equiv=content-type>` in
-/// the first bytes names.
-fn meta_charset(head: &[u8]) -> Option<&'static Encoding> {
-    let mut at = 0;
-    while let Some(found) = memchr::memmem::find(&head[at..], b"<") {
-        let start = at + found;
-        at = start + 1;
-        if !head
-            .get(start + 1..start + 5)
-            .is_some_and(|n| n.eq_ignore_ascii_case(b"meta"))
-        {
-            continue;
-        }
-        let tag = tokenizer::parse_start_tag(&head[start..])?;
-        let mut content_type = None;
-        for (name, value) in tag.attributes() {
-            if name.eq_ignore_ascii_case(b"charset") {
-                return Encoding::for_label(value.trim_ascii());
-            }
-            if name.eq_ignore_ascii_case(b"content") {
-                content_type = Some(String::from_utf8_lossy(value).into_owned());
-            }
-        }
-        if let Some(label) = charset_label(content_type.as_deref()) {
-            return Encoding::for_label(label.as_bytes());
-        }
-    }
-    None
 }
 
 fn charset_label(content_type: Option<&str>) -> Option<&str> {
@@ -374,293 +679,6 @@ pub fn is_html(body: &[u8], content_type: Option<&str>) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const PRIMARY: &str = include_str!("../../tests/fixtures/primary-v1.html");
-    const PRIMARY_V2: &str = include_str!("../../tests/fixtures/primary-v2.html");
-    const FAITHFUL: &str = include_str!("../../tests/fixtures/mirror-faithful-v1.html");
-    const RELATIVE: &str = include_str!("../../tests/fixtures/mirror-relative-v1.html");
-    const TAMPERED: &str = include_str!("../../tests/fixtures/mirror-tampered-v1.html");
-    const BLOCKPAGE: &str = include_str!("../../tests/fixtures/blockpage.html");
-    const PARKED: &str = include_str!("../../tests/fixtures/parked.html");
-    const HTML: Option<&str> = Some("text/html; charset=utf-8");
-
-    fn normalizer(selector: Option<&str>) -> Normalizer {
-        let bases: Vec<Origin> = [
-            "https://www.example.com",
-            "https://www.example.co.uk",
-            "https://mirror.example.net",
-        ]
-        .iter()
-        .map(|b| Origin::parse(b).unwrap())
-        .collect();
-        Normalizer::new(&bases[0], &bases, selector.map(|s| ContentSelector::parse(s).unwrap()))
-    }
-
-    fn hash(n: &Normalizer, page: &str) -> Hash {
-        n.fingerprint(page.as_bytes(), HTML).normalized
-    }
-
-    #[test]
-    fn fixtures_with_article_selector() {
-        let n = normalizer(Some("article"));
-        let reference = hash(&n, PRIMARY);
-        assert_eq!(hash(&n, FAITHFUL), reference, "faithful mirror");
-        assert_eq!(hash(&n, RELATIVE), reference, "relative-link mirror");
-        assert_ne!(hash(&n, TAMPERED), reference, "tampered");
-        assert_ne!(hash(&n, BLOCKPAGE), reference, "block page");
-        assert_ne!(hash(&n, PARKED), reference, "parked");
-        assert_ne!(hash(&n, PRIMARY_V2), reference, "updated article");
-    }
-
-    #[test]
-    fn pages_without_the_selected_element_are_fingerprinted_by_their_text() {
-        let n = normalizer(Some("article"));
-        assert_ne!(hash(&n, BLOCKPAGE), hash(&n, PARKED));
-        assert_ne!(hash(&n, BLOCKPAGE), hash(&n, "<html><body></body></html>"));
-        let canonical = n.normalize_html(BLOCKPAGE.as_bytes(), HTML);
-        assert!(
-            canonical.contains("Access to this website has been restricted"),
-            "{canonical}"
-        );
-        assert!(!canonical.contains('<'), "text only: {canonical}");
-        // Markup outside a selection never costs attribute work, and never counts.
-        assert_eq!(
-            hash(&n, "<nav class=a><a href=/x>m</a></nav><article>t</article>"),
-            hash(&n, "<nav class=b><a href=/y>z</a></nav><article>t</article>")
-        );
-    }
-
-    #[test]
-    fn fixtures_without_selector() {
-        let n = normalizer(None);
-        let reference = hash(&n, PRIMARY);
-        assert_ne!(hash(&n, FAITHFUL), reference, "the banner is page content");
-        assert_eq!(hash(&n, RELATIVE), reference, "relative links and scripts");
-        assert_ne!(hash(&n, TAMPERED), reference);
-        assert_ne!(hash(&n, BLOCKPAGE), reference);
-        assert_ne!(hash(&n, PARKED), reference);
-        // The banner is the only difference.
-        let without_banner = FAITHFUL.replace(
-            "<div class=\"mirror-banner\">You are reading a mirror. Bookmark it.</div>\n",
-            "\n",
-        );
-        assert_eq!(hash(&n, &without_banner), reference);
-    }
-
-    #[test]
-    fn raw_hash_differs_where_normalized_agrees() {
-        let n = normalizer(Some("article"));
-        let a = n.fingerprint(PRIMARY.as_bytes(), HTML);
-        let b = n.fingerprint(RELATIVE.as_bytes(), HTML);
-        assert_ne!(a.raw, b.raw);
-        assert_eq!(a.normalized, b.normalized);
-    }
-
-    #[test]
-    fn host_spellings_are_rewritten() {
-        let n = normalizer(None);
-        let page = |link: &str| format!("<p><a href=\"{link}\">x</a> see {link}</p>");
-        let reference = hash(&n, &page("https://www.example.com/a"));
-        for spelling in [
-            "http://www.example.co.uk/a",
-            "HTTPS://WWW.EXAMPLE.CO.UK/a",
-            "//mirror.example.net/a",
-            "https://example.co.uk/a",
-            "https://www.example.com./a",
-        ] {
-            assert_eq!(hash(&n, &page(spelling)), reference, "{spelling}");
-        }
-        for other in [
-            "https://www.example.co.uk.evil.test/a",
-            "https://www.example.com:8443/a",
-            "https://evil.test/a",
-            "https://www.example.com/b",
-        ] {
-            assert_ne!(hash(&n, &page(other)), reference, "{other}");
-        }
-        let json = |host: &str| format!("<div data-x='{{\"u\":\"https:\\/\\/{host}\\/a\"}}'>t</div>");
-        assert_eq!(hash(&n, &json("www.example.co.uk")), hash(&n, &json("www.example.com")));
-    }
-
-    #[test]
-    fn whitespace_comments_and_attribute_order_do_not_matter() {
-        let n = normalizer(None);
-        let a = "<div class=\"a\" id=\"b\">\n  Hello   <b>world</b>\n</div><!-- x -->";
-        let b = "<div id='b' class=a>Hello <b>world</b></div><!-- y --><script>var t=1</script>";
-        assert_eq!(hash(&n, a), hash(&n, b));
-        assert_ne!(
-            hash(&n, a),
-            hash(&n, "<div class=\"a\" id=\"b\">Hello <b>World</b></div>")
-        );
-    }
-
-    #[test]
-    fn template_and_noscript_contents_are_ignored() {
-        let n = normalizer(None);
-        let plain = "<p>text</p>";
-        let with = "<p>text</p><template><p>tpl <b>x</b></p></template><noscript><img src=/t.gif></noscript>";
-        assert_eq!(hash(&n, plain), hash(&n, with));
-    }
-
-    #[test]
-    fn nested_selected_elements_are_counted_once() {
-        let n = normalizer(Some("article, .story"));
-        let single = "<article><p>one</p></article>";
-        let nested = "<div>nav</div><article><p>one</p></article><aside>x</aside>";
-        assert_eq!(hash(&n, single), hash(&n, nested));
-        let out = n.normalize_html(b"<article class=story><p>one <b>two</b></p></article>", None);
-        assert_eq!(out.matches("one").count(), 1, "{out}");
-        assert_eq!(out.matches("<b>").count(), 1, "{out}");
-    }
-
-    #[test]
-    fn charset_is_decoded() {
-        let n = normalizer(None);
-        let utf8 = "<p>café</p>".as_bytes().to_vec();
-        let latin1 = b"<p>caf\xe9</p>".to_vec();
-        let a = n.fingerprint(&utf8, Some("text/html; charset=utf-8")).normalized;
-        let b = n.fingerprint(&latin1, Some("text/html; charset=iso-8859-1")).normalized;
-        assert_eq!(a, b);
-        let meta = b"<meta charset=\"iso-8859-1\"><p>caf\xe9</p>".to_vec();
-        let meta_utf8 = "<meta charset=\"iso-8859-1\"><p>café</p>";
-        // The meta tag itself is content, so compare against the same tag in UTF-8.
-        let c = n.fingerprint(&meta, Some("text/html")).normalized;
-        let d = n
-            .fingerprint(meta_utf8.as_bytes(), Some("text/html; charset=utf-8"))
-            .normalized;
-        assert_eq!(c, d);
-    }
-
-    #[test]
-    fn non_html_is_hashed_as_is() {
-        let n = normalizer(None);
-        let body = br#"{"url":"https://www.example.co.uk/a"}"#;
-        let fp = n.fingerprint(body, Some("application/json"));
-        assert_eq!(fp.raw, fp.normalized);
-        assert_eq!(fp.raw, Hash::of(body));
-    }
-
-    #[test]
-    fn deep_nesting_does_not_overflow() {
-        let n = normalizer(Some("article"));
-        let page = format!(
-            "<article>{}x{}</article>",
-            "<div>".repeat(100_000),
-            "</div>".repeat(100_000)
-        );
-        let out = n.normalize_html(page.as_bytes(), None);
-        assert!(out.ends_with('x'));
-    }
-
-    #[test]
-    fn a_page_past_the_tokenizer_budget_stops_deterministically() {
-        let n = normalizer(Some("article"));
-        let page = format!("<article>{}x</article>", "<div>".repeat(1_000_000));
-        let first = n.fingerprint(page.as_bytes(), HTML);
-        let second = n.fingerprint(page.as_bytes(), HTML);
-        assert_eq!(first, second);
-        assert_ne!(first.normalized, hash(&n, "<article>x</article>"));
-    }
-
-    #[test]
-    fn streaming_in_pieces_equals_one_piece() {
-        let n = normalizer(Some("article"));
-        let whole = n.fingerprint(FAITHFUL.as_bytes(), HTML);
-        for size in [1, 7, 64, 1000] {
-            let mut fingerprinter = n.start(HTML);
-            for piece in FAITHFUL.as_bytes().chunks(size) {
-                fingerprinter.update(piece);
-            }
-            assert_eq!(fingerprinter.finish(), whole, "pieces of {size}");
-        }
-        // Undeclared type: sniffed from the first bytes, even one at a time.
-        let mut sniffed = n.start(None);
-        for byte in FAITHFUL.as_bytes() {
-            sniffed.update(std::slice::from_ref(byte));
-        }
-        assert_eq!(sniffed.finish(), whole);
-    }
-
-    #[test]
-    fn utf16_pages_are_transcoded() {
-        let n = normalizer(None);
-        let text = "<p>café</p>";
-        let mut utf16 = vec![0xFF, 0xFE];
-        for unit in text.encode_utf16() {
-            utf16.extend_from_slice(&unit.to_le_bytes());
-        }
-        assert_eq!(n.fingerprint(&utf16, Some("text/html")).normalized, hash(&n, text));
-    }
-
-    #[test]
-    fn html_sniffing() {
-        assert!(is_html(b"  <!DOCTYPE html><p>", None));
-        assert!(is_html(b"<html>", Some("")));
-        assert!(!is_html(b"<!DOCTYPE html>", Some("text/plain")));
-        assert!(!is_html(b"{}", None));
-    }
-
-    /// Markup-dense strings: the pieces tokenizers trip on, in any order.
-    fn markup() -> impl proptest::strategy::Strategy<Value = String> {
-        use proptest::prelude::*;
-        let piece = prop_oneof![
-            Just("<"),
-            Just(">"),
-            Just("</"),
-            Just("/>"),
-            Just("<!--"),
-            Just("-->"),
-            Just("<!"),
-            Just("<?"),
-            Just("\""),
-            Just("'"),
-            Just("="),
-            Just(" "),
-            Just("\n"),
-            Just("a"),
-            Just("p"),
-            Just("article"),
-            Just("script"),
-            Just("title"),
-            Just("template"),
-            Just("class=x"),
-            Just("https://www.example.co.uk/"),
-            Just("é"),
-            Just("&amp;"),
-        ];
-        proptest::collection::vec(piece, 0..80).prop_map(|pieces| pieces.concat())
-    }
-
-    proptest::proptest! {
-        #![proptest_config(proptest::prelude::ProptestConfig { cases: 1000, ..Default::default() })]
-
-        /// However a body is split into chunks, it fingerprints the same,
-        /// and no input makes the normalizer panic.
-        #[test]
-        fn chunking_never_changes_the_fingerprint(
-            page in markup(),
-            piece in 1usize..17,
-            selector in proptest::option::of(proptest::sample::select(vec!["article", "p.x", "article > p", "*"])),
-        ) {
-            let n = normalizer(selector);
-            let whole = n.fingerprint(page.as_bytes(), HTML);
-            let mut pieces = n.start(HTML);
-            for chunk in page.as_bytes().chunks(piece) {
-                pieces.update(chunk);
-            }
-            proptest::prop_assert_eq!(pieces.finish(), whole);
-        }
-    }
-
-    #[test]
-    fn hash_round_trips_through_text() {
-        let h = Hash::of(b"abc");
-        assert_eq!(
-            h.to_string(),
-            "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
-        assert_eq!(Hash::parse(&h.to_string()), Some(h));
-    }
-}
+mod differential;
+#[cfg(test)]
+mod tests;
