@@ -294,6 +294,10 @@ pub(crate) fn is_replaced(ns: Ns, name: &Name) -> bool {
     }
 }
 
+/// What a signature was computed for: the parent, the region, the
+/// stack's generation.
+type SignatureKey = (Option<usize>, u32, u64);
+
 /// The facts about a page, beside its hashes, that verdicts look at.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct PageReading {
@@ -336,6 +340,10 @@ pub(crate) struct Canon {
     selection: Option<Stream>,
     /// Start tags of formatting elements, for signatures.
     tags: Vec<FormattingTag>,
+    /// Counts the changes to the stack of open elements, so a signature
+    /// computed since is known to still hold.
+    generation: u64,
+    signature_cache: Option<(SignatureKey, u32)>,
     signatures: Signatures,
     title: Option<Vec<u8>>,
     title_done: bool,
@@ -361,6 +369,8 @@ impl Canon {
             selection,
             rules,
             tags: Vec::new(),
+            generation: 0,
+            signature_cache: None,
             signatures: Signatures::default(),
             title: None,
             title_done: false,
@@ -460,6 +470,19 @@ impl Canon {
     /// The signature (formatting elements around a position) of content
     /// inserted into `parent`, within what `region` flags mark.
     fn signature(&mut self, open: &OpenElements<Info>, parent: Option<usize>, region: u32) -> u32 {
+        // Text runs come many to one parent between two changes of the stack.
+        let key = (parent, region, self.generation);
+        if let Some((cached, id)) = self.signature_cache
+            && cached == key
+        {
+            return id;
+        }
+        let id = self.compute_signature(open, parent, region);
+        self.signature_cache = Some((key, id));
+        id
+    }
+
+    fn compute_signature(&mut self, open: &OpenElements<Info>, parent: Option<usize>, region: u32) -> u32 {
         let mut chain = Vec::new();
         let mut at = parent;
         while let Some(i) = at {
@@ -477,10 +500,28 @@ impl Canon {
         chain.retain(|tag| (*tag as usize) < self.tags.len());
         for &tag in &chain {
             let tag = &mut self.tags[tag as usize];
-            if let FormattingTag::Pending { name, attrs, base } = tag {
+            if let FormattingTag::Pending {
+                name,
+                packed,
+                base_changed,
+            } = tag
+            {
+                // The base is the document's, or the one `<base>` set
+                // (which comes before these in any page that has one).
+                let base = if *base_changed {
+                    self.base_url.as_ref()
+                } else {
+                    self.document_url.as_ref()
+                };
                 let mut canonical = Vec::new();
-                let attrs = attrs.iter().map(|(n, v)| (n.as_slice(), v.as_slice()));
-                canonical_tag(&self.rules.hosts, base.as_ref(), name, Ns::Html, attrs, &mut canonical);
+                canonical_tag(
+                    &self.rules.hosts,
+                    base,
+                    name,
+                    Ns::Html,
+                    super::tree::unpack(packed),
+                    &mut canonical,
+                );
                 *tag = FormattingTag::Written(canonical);
             }
         }
@@ -519,6 +560,7 @@ impl TreeSink for Canon {
 
     fn insert(&mut self, open: &mut OpenElements<Info>, place: Place, element: &NewElement<'_>, mask: u64) -> Info {
         self.reading.elements += 1;
+        self.generation += 1;
         let parent = place.parent.map(|p| open.get(p).data.clone()).unwrap_or_default();
         let mut flags = parent.flags & INHERITED;
         if parent.flags & TEMPLATE != 0 && parent.flags & SHADOW_ROOT == 0 {
@@ -666,10 +708,11 @@ impl TreeSink for Canon {
         // most links in a menu never are).
         if flags & FORMATTING != 0 {
             info.tag = self.tags.len() as u32;
+            let packed = super::tree::pack(attrs.iter().filter(|(name, _)| COUNTED_ATTRIBUTES.contains(name)));
             self.tags.push(FormattingTag::Pending {
                 name: name.clone(),
-                attrs: attrs.iter().map(|(n, v)| (n.to_vec(), v.to_vec())).collect(),
-                base: self.base_url.clone(),
+                packed,
+                base_changed: self.base_url != self.document_url,
             });
             self.urls_resolved |= attrs.iter().any(|(name, _)| URL_ATTRIBUTES.contains(&name));
             return info;
@@ -772,6 +815,7 @@ impl TreeSink for Canon {
     }
 
     fn close(&mut self, entry: &Entry<Info>, moved_out: bool) {
+        self.generation += 1;
         let info = &entry.data;
         if info.flags & TITLE != 0 {
             self.title_done = true;
@@ -787,10 +831,11 @@ impl TreeSink for Canon {
             }
             return;
         }
-        let name = if info.flags & SHADOW_ROOT != 0 {
-            b"#shadow".to_vec()
+        let mut buffer = [0u8; 16];
+        let name: &[u8] = if info.flags & SHADOW_ROOT != 0 {
+            b"#shadow"
         } else {
-            entry.name.bytes()
+            entry.name.write(&mut buffer)
         };
         let context = Context {
             hosts: &self.rules.hosts,
@@ -801,7 +846,7 @@ impl TreeSink for Canon {
         let block = info.flags & BLOCK != 0 && !moved_out;
         self.page.close_element(
             info.page_segment,
-            &name,
+            name,
             entry.ns,
             block,
             info.flags & OWN_PAGE_SEGMENT != 0,
@@ -818,7 +863,7 @@ impl TreeSink for Canon {
         {
             selection.close_element(
                 info.selection_segment,
-                &name,
+                name,
                 entry.ns,
                 block,
                 info.flags & OWN_SELECTION_SEGMENT != 0,
@@ -828,6 +873,7 @@ impl TreeSink for Canon {
     }
 
     fn adopt(&mut self, holder: &mut Entry<Info>, removed: &Entry<Info>) {
+        self.generation += 1;
         if removed.data.flags & FORMATTING != 0 {
             holder.data.carried.push(removed.data.tag);
         }
@@ -925,8 +971,10 @@ fn write_srcset(hosts: &SiteHosts, base_url: Option<&Url>, value: &[u8], out: &m
 enum FormattingTag {
     Pending {
         name: Name,
-        attrs: Vec<(Vec<u8>, Vec<u8>)>,
-        base: Option<Url>,
+        /// Its counted attributes, packed (see [`super::tree::pack`]).
+        packed: Box<[u8]>,
+        /// A `<base>` had set another base URL when it was read.
+        base_changed: bool,
     },
     Written(Vec<u8>),
 }
@@ -1283,30 +1331,37 @@ impl Stream {
         if s.word.is_empty() {
             return;
         }
-        let word = std::mem::take(&mut s.word);
+        let mut word = std::mem::take(&mut s.word);
         let signature = s.word_signature;
         let space = s.pending_space && s.has_word;
         s.pending_space = false;
         s.has_word = true;
-        let word = context.hosts.rewrite(&word);
-        self.text_len += word.len() as u64 + u64::from(space);
-        if let Some(evidence) = &mut self.evidence
-            && evidence.len() < EVIDENCE_TEXT_BYTES
         {
-            if space {
-                evidence.push(b' ');
+            let mapped = context.hosts.rewrite(&word);
+            self.text_len += mapped.len() as u64 + u64::from(space);
+            if let Some(evidence) = &mut self.evidence
+                && evidence.len() < EVIDENCE_TEXT_BYTES
+            {
+                if space {
+                    evidence.push(b' ');
+                }
+                evidence.extend_from_slice(&mapped);
             }
-            evidence.extend_from_slice(&word);
+            if space {
+                self.write(segment, b" ");
+            }
+            if self.full {
+                self.write_signature(segment, signature, context);
+            }
+            let s = &mut self.segments[segment as usize];
+            escape_into(&mapped, &mut s.bytes, ESCAPED_IN_TEXT);
+            s.at_boundary = false;
         }
-        if space {
-            self.write(segment, b" ");
+        word.clear();
+        self.segments[segment as usize].word = word;
+        if segment == 0 && self.segments[0].bytes.len() >= FLUSH_BYTES {
+            self.flush();
         }
-        if self.full {
-            self.write_signature(segment, signature, context);
-        }
-        let mut escaped = Vec::with_capacity(word.len() + 4);
-        escape_into(&word, &mut escaped, ESCAPED_IN_TEXT);
-        self.write(segment, &escaped);
     }
 
     fn finish(mut self, context: &Context<'_>) -> StreamEnd {

@@ -271,7 +271,8 @@ impl Walk<'_> {
         let Some((name, ns, attrs)) = element_parts(node) else {
             return;
         };
-        let kept = Attrs::Kept(&attrs);
+        let packed = super::tree::pack(attrs.iter().map(|(n, v)| (n.as_slice(), v.as_slice())));
+        let kept = Attrs::Packed(&packed);
         let html = |short: u128| ns == Ns::Html && name == Name::Short(short);
         let mut context = parent.clone();
         if html(n::BODY) || html(n::FRAMESET) {

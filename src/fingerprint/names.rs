@@ -41,6 +41,18 @@ impl Name {
         }
     }
 
+    /// The name's bytes, using `buffer` for a short one.
+    pub(crate) fn write<'b>(&'b self, buffer: &'b mut [u8; 16]) -> &'b [u8] {
+        match self {
+            Name::Short(packed) => {
+                *buffer = packed.to_le_bytes();
+                let len = buffer.iter().position(|b| *b == 0).unwrap_or(16);
+                &buffer[..len]
+            }
+            Name::Long(bytes) => bytes,
+        }
+    }
+
     pub(crate) fn bytes(&self) -> Vec<u8> {
         match self {
             Name::Short(packed) => packed.to_le_bytes().into_iter().take_while(|b| *b != 0).collect(),

@@ -66,8 +66,8 @@ pub(crate) struct OpenElements<T> {
     /// How many of the elements scopes ask about are open, so that asking
     /// about one that is not costs nothing (see [`counted`]).
     counts: [u32; COUNTED_NAMES],
-    /// Ids of the open elements.
-    ids: std::collections::HashSet<u32>,
+    /// Which element ids are open, one bit each (ids only grow).
+    ids: Vec<u64>,
 }
 
 const COUNTED_NAMES: usize = 21;
@@ -118,7 +118,7 @@ impl<T> OpenElements<T> {
             bits,
             top_level_children: 0,
             counts: [0; COUNTED_NAMES],
-            ids: std::collections::HashSet::new(),
+            ids: Vec::new(),
         }
     }
 
@@ -143,14 +143,16 @@ impl<T> OpenElements<T> {
     }
 
     fn position(&self, id: u32) -> Option<usize> {
-        if !self.ids.contains(&id) {
+        if !self.contains(id) {
             return None;
         }
         self.entries.iter().rposition(|e| e.id == id)
     }
 
     fn contains(&self, id: u32) -> bool {
-        self.ids.contains(&id)
+        self.ids
+            .get(id as usize / 64)
+            .is_some_and(|word| word & (1 << (id % 64)) != 0)
     }
 
     /// Whether an element that `counted` gives this slot may be open
@@ -167,10 +169,14 @@ impl<T> OpenElements<T> {
                 self.counts[slot] = self.counts[slot].saturating_sub(1);
             }
         }
+        let (word, bit) = (entry.id as usize / 64, 1u64 << (entry.id % 64));
+        if word >= self.ids.len() {
+            self.ids.resize(word + 1, 0);
+        }
         if added {
-            self.ids.insert(entry.id);
+            self.ids[word] |= bit;
         } else {
-            self.ids.remove(&entry.id);
+            self.ids[word] &= !bit;
         }
     }
 
@@ -190,24 +196,24 @@ impl<T> OpenElements<T> {
         *count
     }
 
-    fn nearest_row(&self, at: usize) -> Vec<u32> {
+    /// Appends the nearest-element row of the element at `at`.
+    fn push_nearest_row(&mut self, at: usize) {
         let entry = &self.entries[at];
-        (0..self.bits)
-            .map(|bit| {
-                if entry.mask & (1 << bit) != 0 {
-                    at as u32
-                } else {
-                    entry.parent.map_or(NONE, |p| self.nearest[p * self.bits + bit])
-                }
-            })
-            .collect()
+        let (mask, parent) = (entry.mask, entry.parent);
+        for bit in 0..self.bits {
+            let nearest = if mask & (1 << bit) != 0 {
+                at as u32
+            } else {
+                parent.map_or(NONE, |p| self.nearest[p * self.bits + bit])
+            };
+            self.nearest.push(nearest);
+        }
     }
 
     fn push(&mut self, entry: Entry<T>) {
         self.track(&entry, true);
         self.entries.push(entry);
-        let row = self.nearest_row(self.entries.len() - 1);
-        self.nearest.extend_from_slice(&row);
+        self.push_nearest_row(self.entries.len() - 1);
     }
 
     fn pop(&mut self) -> Option<Entry<T>> {
@@ -263,8 +269,7 @@ impl<T> OpenElements<T> {
     fn recompute_from(&mut self, at: usize) {
         self.nearest.truncate(at * self.bits);
         for i in at..self.entries.len() {
-            let row = self.nearest_row(i);
-            self.nearest.extend_from_slice(&row);
+            self.push_nearest_row(i);
         }
     }
 }
@@ -274,15 +279,42 @@ impl<T> OpenElements<T> {
 #[derive(Clone, Copy)]
 pub(crate) enum Attrs<'a> {
     Tag(&'a Tag<'a>),
-    Kept(&'a [(Vec<u8>, Vec<u8>)]),
+    /// As [`pack`] wrote them.
+    Packed(&'a [u8]),
     None,
+}
+
+/// Attributes as one buffer of length-prefixed names and values: one
+/// allocation for a tag kept in the list of formatting elements.
+pub(crate) fn pack<'a>(attrs: impl Iterator<Item = (&'a [u8], &'a [u8])>) -> Box<[u8]> {
+    let mut out = Vec::new();
+    for (name, value) in attrs {
+        for field in [name, value] {
+            out.extend_from_slice(&(field.len() as u32).to_le_bytes());
+            out.extend_from_slice(field);
+        }
+    }
+    out.into_boxed_slice()
+}
+
+/// The pairs [`pack`] wrote.
+pub(crate) fn unpack(mut packed: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
+    std::iter::from_fn(move || {
+        let mut field = || {
+            let len = u32::from_le_bytes(packed.get(..4)?.try_into().ok()?) as usize;
+            let value = packed.get(4..4 + len)?;
+            packed = &packed[4 + len..];
+            Some(value)
+        };
+        Some((field()?, field()?))
+    })
 }
 
 impl<'a> Attrs<'a> {
     pub(crate) fn iter(self) -> Box<dyn Iterator<Item = (&'a [u8], &'a [u8])> + 'a> {
         match self {
             Attrs::Tag(tag) => Box::new(tag.attributes()),
-            Attrs::Kept(kept) => Box::new(kept.iter().map(|(n, v)| (n.as_slice(), v.as_slice()))),
+            Attrs::Packed(packed) => Box::new(unpack(packed)),
             Attrs::None => Box::new(std::iter::empty()),
         }
     }
@@ -290,13 +322,9 @@ impl<'a> Attrs<'a> {
     pub(crate) fn get(self, name: &[u8]) -> Option<&'a [u8]> {
         match self {
             Attrs::Tag(tag) => tag.attribute(name),
-            Attrs::Kept(kept) => kept.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_slice()),
+            Attrs::Packed(packed) => unpack(packed).find(|(n, _)| *n == name).map(|(_, v)| v),
             Attrs::None => None,
         }
-    }
-
-    fn kept(self) -> Vec<(Vec<u8>, Vec<u8>)> {
-        self.iter().map(|(n, v)| (n.to_vec(), v.to_vec())).collect()
     }
 }
 
@@ -389,7 +417,8 @@ enum Formatting {
     Element {
         id: u32,
         name: Name,
-        attrs: Vec<(Vec<u8>, Vec<u8>)>,
+        /// Its attributes, [`pack`]ed: reopened elements get them again.
+        attrs: Box<[u8]>,
     },
 }
 
@@ -536,6 +565,13 @@ fn is_annotation_xml(entry: &Entry<impl Sized>) -> bool {
 
 fn is_html_integration_point(entry: &Entry<impl Sized>) -> bool {
     is_svg_integration_point(entry) || entry.html_integration_point
+}
+
+/// The same attributes, in any order (names are unique within a tag).
+fn same_attributes(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len()
+        && unpack(a).count() == unpack(b).count()
+        && unpack(a).all(|pair| unpack(b).any(|other| other == pair))
 }
 
 fn is_heading(name: u128) -> bool {
@@ -977,9 +1013,8 @@ impl<S: TreeSink> TreeBuilder<S> {
 
     fn push_formatting(&mut self, tag: &Tag<'_>) {
         let name = Name::of(tag.name);
+        let attrs = pack(tag.attributes());
         // Noah's Ark: at most three identical entries after the last marker.
-        let mut attrs: Vec<(Vec<u8>, Vec<u8>)> = Attrs::Tag(tag).kept();
-        attrs.sort();
         let same: Vec<usize> = self
             .active
             .iter()
@@ -991,13 +1026,7 @@ impl<S: TreeSink> TreeBuilder<S> {
                     name: other,
                     attrs: other_attrs,
                     ..
-                } => {
-                    *other == name && {
-                        let mut sorted = other_attrs.clone();
-                        sorted.sort();
-                        sorted == attrs
-                    }
-                }
+                } => *other == name && same_attributes(other_attrs, &attrs),
                 Formatting::Marker => false,
             })
             .map(|(i, _)| i)
@@ -1006,11 +1035,7 @@ impl<S: TreeSink> TreeBuilder<S> {
             self.active.remove(*same.last().expect("three or more"));
         }
         let id = self.insert_html(tag);
-        self.active.push(Formatting::Element {
-            id,
-            name,
-            attrs: Attrs::Tag(tag).kept(),
-        });
+        self.active.push(Formatting::Element { id, name, attrs });
     }
 
     fn is_open_id(&self, id: u32) -> bool {
@@ -1040,7 +1065,7 @@ impl<S: TreeSink> TreeBuilder<S> {
                 continue;
             };
             let (name, attrs) = (name.clone(), attrs.clone());
-            let id = self.insert(name.clone(), Ns::Html, Attrs::Kept(&attrs));
+            let id = self.insert(name.clone(), Ns::Html, Attrs::Packed(&attrs));
             self.active[index] = Formatting::Element { id, name, attrs };
         }
     }
@@ -1076,12 +1101,10 @@ impl<S: TreeSink> TreeBuilder<S> {
                 .rev()
                 .take_while(|(_, f)| !matches!(f, Formatting::Marker))
                 .find_map(|(i, f)| match f {
-                    Formatting::Element { id, name, attrs } if *name == Name::Short(subject) => {
-                        Some((i, *id, attrs.clone()))
-                    }
+                    Formatting::Element { id, name, .. } if *name == Name::Short(subject) => Some((i, *id)),
                     _ => None,
                 });
-            let Some((format_index, format_id, format_attrs)) = found else {
+            let Some((format_index, format_id)) = found else {
                 self.any_other_end_tag(&Name::Short(subject));
                 return;
             };
@@ -1099,6 +1122,10 @@ impl<S: TreeSink> TreeBuilder<S> {
                 }
                 self.active.remove(format_index);
                 return;
+            };
+            let format_attrs = match &self.active[format_index] {
+                Formatting::Element { attrs, .. } => attrs.clone(),
+                Formatting::Marker => Box::default(),
             };
             let furthest_id = self.open.get(furthest_at).id;
             // The bookmark: where the new formatting entry goes in the list.
@@ -1135,7 +1162,7 @@ impl<S: TreeSink> TreeBuilder<S> {
                     parent: self.open.get(node_at).parent,
                     before: None,
                 };
-                let entry = self.new_entry(name.clone(), Ns::Html, Attrs::Kept(&attrs), place);
+                let entry = self.new_entry(name.clone(), Ns::Html, Attrs::Packed(&attrs), place);
                 let new_id = entry.id;
                 let old = self.open.replace(node_at, entry);
                 self.close(old);
@@ -1155,7 +1182,7 @@ impl<S: TreeSink> TreeBuilder<S> {
                 parent: Some(furthest_at),
                 before: None,
             };
-            let entry = self.new_entry(Name::Short(subject), Ns::Html, Attrs::Kept(&format_attrs), place);
+            let entry = self.new_entry(Name::Short(subject), Ns::Html, Attrs::Packed(&format_attrs), place);
             let new_id = entry.id;
             let new_formatting = Formatting::Element {
                 id: new_id,
