@@ -15,6 +15,7 @@ use std::fmt;
 
 use aho_corasick::AhoCorasick;
 use regex::bytes::Regex;
+use sha2::{Digest, Sha256};
 
 /// Why a page is not the article (the reasons verdicts carry).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
@@ -79,6 +80,9 @@ pub struct BlockFingerprints {
     /// Pattern index for each `contains` automaton pattern.
     contains_index: Vec<usize>,
     longest_contains: usize,
+    /// A digest of the file, so that verdicts computed under other
+    /// fingerprints are not reused (see [`super::Normalizer::key`]).
+    digest: [u8; 32],
 }
 
 /// A problem in a fingerprints file, at a line.
@@ -209,6 +213,7 @@ impl BlockFingerprints {
         }
         let mut fingerprints = BlockFingerprints {
             patterns,
+            digest: Sha256::digest(text.as_bytes()).into(),
             ..BlockFingerprints::default()
         };
         let contains: Vec<(usize, &[u8])> = fingerprints
@@ -230,8 +235,17 @@ impl BlockFingerprints {
         self.patterns.len()
     }
 
+    pub fn digest(&self) -> &[u8; 32] {
+        &self.digest
+    }
+
     pub fn is_empty(&self) -> bool {
         self.patterns.is_empty()
+    }
+
+    /// A scanner for one body.
+    pub fn scanner(self: &std::sync::Arc<Self>) -> BodyScan {
+        BodyScan::new(self.clone())
     }
 
     /// The first fingerprint a header value matches.
@@ -255,7 +269,7 @@ fn matches_value(pattern: &Pattern, value: &[u8], whole: bool) -> bool {
 }
 
 /// Looks for the fingerprints in a body as it streams.
-pub(crate) struct BodyScan {
+pub struct BodyScan {
     fingerprints: std::sync::Arc<BlockFingerprints>,
     head: Vec<u8>,
     /// The end of the previous chunk, for `contains` patterns across chunks.
@@ -275,7 +289,7 @@ impl BodyScan {
         }
     }
 
-    pub(crate) fn update(&mut self, chunk: &[u8]) {
+    pub fn update(&mut self, chunk: &[u8]) {
         self.total += chunk.len();
         if self.head.len() < BODY_HEAD_BYTES {
             let take = chunk.len().min(BODY_HEAD_BYTES - self.head.len());
@@ -298,7 +312,7 @@ impl BodyScan {
     }
 
     /// The fingerprint the body matched, if any.
-    pub(crate) fn finish(self) -> Option<String> {
+    pub fn finish(self) -> Option<String> {
         if self.found.is_some() {
             return self.found;
         }

@@ -232,10 +232,10 @@ impl Normalizer {
         let exclude =
             (!spec.exclude.is_empty()).then(|| Selector::parse(&exclude_source).expect("validated when parsed"));
         let description = format!(
-            "{CANONICAL_FORM_VERSION}\n{}\n{}\n{exclude_source}\n{:p}",
+            "{CANONICAL_FORM_VERSION}\n{}\n{}\n{exclude_source}\n{:x?}",
             hosts.describe(),
             spec.selector.map_or("", |s| s.as_str()),
-            Arc::as_ptr(&spec.fingerprints),
+            spec.fingerprints.digest(),
         );
         let digest = Sha256::digest(description.as_bytes());
         Normalizer {
@@ -276,7 +276,7 @@ impl Normalizer {
         self.rules.selector.is_some()
     }
 
-    pub fn fingerprints(&self) -> &BlockFingerprints {
+    pub fn fingerprints(&self) -> &Arc<BlockFingerprints> {
         &self.fingerprints
     }
 
@@ -295,6 +295,10 @@ impl Normalizer {
             first_bytes: Vec::new(),
             total: 0,
             keep: false,
+            declared_utf16: charset_label(content_type)
+                .and_then(|label| Encoding::for_label(label.as_bytes()))
+                .is_some_and(|e| e == encoding_rs::UTF_16LE || e == encoding_rs::UTF_16BE),
+            binary: false,
         }
     }
 
@@ -334,6 +338,11 @@ pub struct Fingerprinter {
     first_bytes: Vec<u8>,
     total: u64,
     keep: bool,
+    /// UTF-16 text is full of bytes that would otherwise say "binary".
+    declared_utf16: bool,
+    /// A control byte among the first bytes: not a page, and never read as
+    /// one (a body of zeros is otherwise the tokenizer's slowest input).
+    binary: bool,
 }
 
 enum State {
@@ -354,12 +363,17 @@ impl Fingerprinter {
     pub fn update(&mut self, chunk: &[u8]) {
         self.raw.update(chunk);
         self.total += chunk.len() as u64;
-        if self.first_bytes.len() < SNIFF_BYTES {
+        let sniffing = self.first_bytes.len() < SNIFF_BYTES;
+        if sniffing {
             let take = chunk.len().min(SNIFF_BYTES - self.first_bytes.len());
             self.first_bytes.extend_from_slice(&chunk[..take]);
         }
         if let Some(scan) = &mut self.scan {
             scan.update(chunk);
+        }
+        if sniffing && self.html_looks_binary() {
+            self.binary = true;
+            self.state = State::Plain;
         }
         match &mut self.state {
             State::Plain => {}
@@ -369,14 +383,33 @@ impl Fingerprinter {
                 let declared = content_type.as_deref().and_then(declared_type).is_some();
                 if declared || head.len() >= SNIFF_BYTES {
                     self.decide_now(None);
+                    if self.html_looks_binary() {
+                        self.binary = true;
+                        self.state = State::Plain;
+                    }
                 }
             }
         }
     }
 
+    /// A body read as HTML whose first bytes hold control bytes (UTF-16,
+    /// full of zero bytes, aside).
+    fn html_looks_binary(&self) -> bool {
+        let utf16_bom = self.first_bytes.starts_with(&[0xFE, 0xFF]) || self.first_bytes.starts_with(&[0xFF, 0xFE]);
+        matches!(self.state, State::Html(_))
+            && !self.keep
+            && !self.declared_utf16
+            && !utf16_bom
+            && classify::looks_binary(&self.first_bytes)
+    }
+
     pub fn finish(mut self) -> Reading {
         if matches!(self.state, State::Undecided { .. }) {
             self.decide_now(None);
+            if self.html_looks_binary() {
+                self.binary = true;
+                self.state = State::Plain;
+            }
         }
         let raw = Hash(self.raw.finalize().into());
         let block = self.scan.and_then(classify::BodyScan::finish);
@@ -401,7 +434,7 @@ impl Fingerprinter {
                     class: None,
                 };
                 let mut class = None;
-                if finished.explicit_tags == 0 || classify::looks_binary(&self.first_bytes) {
+                if finished.explicit_tags == 0 {
                     class = Some(Classified {
                         class: PageClass::NotHtml,
                         rule: "the body has no HTML elements".into(),
@@ -431,6 +464,9 @@ impl Fingerprinter {
         if self.total == 0 {
             page.class = Some(PageClass::NotHtml);
             rule = Some("the body is empty".into());
+        } else if self.binary {
+            page.class = Some(PageClass::NotHtml);
+            rule = Some("the body is binary (control bytes among its first bytes)".into());
         }
         Reading {
             fingerprint: Fingerprint { raw, normalized, page },
@@ -503,7 +539,7 @@ impl HtmlPass {
             tokenizer: Tokenizer::new(MAX_TOKEN_BYTES),
             builder: TreeBuilder::new(canon, bits),
             decoding: match declared {
-                Some(encoding) => Decoding::for_encoding(encoding, head),
+                Some(encoding) => Decoding::for_encoding(encoding),
                 None => Decoding::Undecided(Vec::new()),
             },
         }
@@ -552,7 +588,7 @@ impl HtmlPass {
             return;
         };
         let encoding = charset::prescan(&held).unwrap_or(encoding_rs::UTF_8);
-        self.decoding = Decoding::for_encoding(encoding, &held);
+        self.decoding = Decoding::for_encoding(encoding);
         self.feed(&held);
     }
 
@@ -624,13 +660,10 @@ fn feed_utf8<'b>(bytes: &'b [u8], carry: &mut Vec<u8>) -> std::borrow::Cow<'b, [
 impl Decoding {
     /// UTF-8 is read as it is; anything else goes through a decoder (which
     /// also drops a BOM).
-    fn for_encoding(encoding: &'static Encoding, head: &[u8]) -> Self {
-        // A page cannot declare itself UTF-16 from inside.
-        let encoding = if Encoding::for_bom(head).is_none() && !encoding.is_ascii_compatible() {
-            encoding_rs::UTF_8
-        } else {
-            encoding
-        };
+    /// For a BOM's or the header's encoding, or the prescan's (which
+    /// already turned a page's own claim of UTF-16 into UTF-8, as the
+    /// standard says).
+    fn for_encoding(encoding: &'static Encoding) -> Self {
         if encoding == encoding_rs::UTF_8 {
             Decoding::Utf8 {
                 carry: Vec::new(),

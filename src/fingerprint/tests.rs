@@ -142,6 +142,38 @@ fn operator_fingerprints_mark_block_pages() {
 }
 
 #[test]
+fn the_rules_key_changes_with_every_rule_and_only_then() {
+    let key = |selector: Option<&str>, exclude: &[&str], csv: &str, dropped_bases: usize| {
+        let bases = bases();
+        let selector = selector.map(|s| ContentSelector::parse(s).unwrap());
+        let exclude: Vec<ContentSelector> = exclude.iter().map(|s| ContentSelector::parse(s).unwrap()).collect();
+        Normalizer::new(SiteSpec {
+            primary: &bases[0],
+            bases: &bases[..bases.len() - dropped_bases],
+            aliases: &[],
+            selector: selector.as_ref(),
+            exclude: &exclude,
+            fingerprints: Arc::new(BlockFingerprints::parse_csv(csv).unwrap()),
+        })
+        .key()
+    };
+    let csv = "name,scope,location_found,pattern_type,pattern\nx.1,nat,body,contains,court-order-42\n";
+    let same = key(Some("article"), &[".views"], csv, 0);
+    // Built twice, from the same file: a restart or a reload reuses work.
+    assert_eq!(same, key(Some("article"), &[".views"], csv, 0));
+    let others = [
+        key(Some("main"), &[".views"], csv, 0),
+        key(Some("article"), &[], csv, 0),
+        key(Some("article"), &[".views"], &csv.replace("42", "43"), 0),
+        key(Some("article"), &[".views"], csv, 1),
+        key(None, &[".views"], csv, 0),
+    ];
+    for (n, other) in others.iter().enumerate() {
+        assert_ne!(same, *other, "rule change {n}");
+    }
+}
+
+#[test]
 fn not_html_and_empty_bodies() {
     let n = normalizer(Some("article"));
     for body in [&b""[..], b"{\"json\": true}", b"%PDF-1.4\x00\x01\x02binary"] {
@@ -351,6 +383,23 @@ fn crawler_copies_minified_and_reserialized_copies_are_the_same() {
             .fingerprint
             .normalized;
         assert_eq!(transcoded, reference, "transcoded ({selector:?})");
+        // Transcoded to UTF-16: with a byte order mark, or declared by the
+        // header alone. Its zero bytes do not make it binary.
+        let utf16le: Vec<u8> = PRIMARY.encode_utf16().flat_map(u16::to_le_bytes).collect();
+        let utf16be: Vec<u8> = PRIMARY.encode_utf16().flat_map(u16::to_be_bytes).collect();
+        let with_bom = [&[0xFF, 0xFE][..], &utf16le].concat();
+        for (body, content_type) in [
+            (&with_bom, "text/html"),
+            (&utf16le, "text/html; charset=utf-16le"),
+            (&utf16be, "text/html; charset=UTF-16BE"),
+        ] {
+            let reading = n.read(body, Some(content_type), Some(&url_of(PRIMARY)));
+            assert_eq!(reading.fingerprint.page.class, None, "{content_type}");
+            assert_eq!(
+                reading.fingerprint.normalized, reference,
+                "UTF-16, {content_type} ({selector:?})"
+            );
+        }
         // Entities re-encoded.
         let spelled = PRIMARY.replace("Trump's", "Trump’s");
         for encoded in [
