@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use crate::clock::now_ms;
 use crate::config::Config;
 use crate::daemon::StartError;
-use crate::engine::{self, Engine, EngineEvent};
+use crate::engine::{self, Engine, EngineEvent, Evidence};
 use crate::schedule::Scheduler;
 use crate::snapshot::{Catalog, Snapshot};
 use crate::status;
@@ -21,6 +21,7 @@ use crate::store::{SqliteStore, Store, StoredState};
 
 pub struct Report {
     pub snapshot: Arc<Snapshot>,
+    pub evidence: Evidence,
 }
 
 impl Report {
@@ -40,11 +41,12 @@ impl Report {
             sites: Vec<status::SiteDetail<'a>>,
         }
         let now = now_ms();
+        let store = self.evidence.lock().ok();
         let json = Json {
             ok: self.all_served(),
             generated_at: crate::clock::rfc3339(now),
             sites: (0..self.snapshot.sites.len())
-                .map(|s| status::site_detail(&self.snapshot, s, now))
+                .map(|s| status::site_detail(&self.snapshot, s, now, store.as_deref()))
                 .collect(),
         };
         serde_json::to_string_pretty(&json).unwrap_or_default()
@@ -53,10 +55,11 @@ impl Report {
     pub fn text(&self) -> String {
         let mut out = String::new();
         let (mut articles, mut unserved) = (0, 0);
+        let store = self.evidence.lock().ok();
         for (meta, site) in self.snapshot.catalog.sites.iter().zip(&self.snapshot.sites) {
             let _ = writeln!(out, "site {}", meta.name);
             for (path, view) in meta.articles.iter().zip(&site.articles) {
-                let detail = status::article_detail(meta, path, view);
+                let detail = status::article_detail(meta, path, view, store.as_deref());
                 articles += 1;
                 match &detail.redirect_to {
                     Some(to) => {
@@ -68,15 +71,22 @@ impl Report {
                     }
                 }
                 for base in &detail.bases {
-                    let verdict = base.verdict.map_or("-", |v| v.as_str());
+                    let verdict = match (base.verdict, base.diverged_reason) {
+                        (Some(verdict), Some(reason)) => format!("{} ({})", verdict.as_str(), reason.as_str()),
+                        (Some(verdict), None) => verdict.as_str().to_string(),
+                        (None, _) => "-".to_string(),
+                    };
                     let outcome = base.outcome.map_or("-", |o| o.as_str());
                     let status = base.http_status.map_or(String::new(), |s| s.to_string());
                     let latency = base.latency_ms.map_or(String::new(), |l| format!("{l} ms"));
                     let _ = writeln!(
                         out,
-                        "    {verdict:<12} {outcome:<20} {status:>3} {latency:>8}  {}",
+                        "    {verdict:<28} {outcome:<20} {status:>3} {latency:>8}  {}",
                         base.url
                     );
+                    if let Some(evidence) = &base.evidence_detail {
+                        write_evidence(&mut out, evidence);
+                    }
                 }
             }
         }
@@ -89,6 +99,28 @@ impl Report {
     }
 }
 
+/// Evidence under its verdict, indented.
+fn write_evidence(out: &mut String, evidence: &crate::evidence::Evidence) {
+    let indent = "        ";
+    if let Some(rule) = &evidence.rule {
+        let _ = writeln!(out, "{indent}recognised by: {rule}");
+    }
+    if let Some(differs) = &evidence.page.differs {
+        let _ = writeln!(out, "{indent}page: {differs}");
+    }
+    if let Some(note) = &evidence.note {
+        let _ = writeln!(out, "{indent}({note})");
+    }
+    if let Some(diff) = &evidence.diff {
+        for line in diff.lines() {
+            let _ = writeln!(out, "{indent}{line}");
+        }
+        if evidence.diff_truncated {
+            let _ = writeln!(out, "{indent}[diff cut at {} bytes]", crate::evidence::MAX_DIFF_BYTES);
+        }
+    }
+}
+
 pub async fn check(config: &Config) -> Result<Report, StartError> {
     let catalog = Arc::new(Catalog::new(config));
     let restored = stored_history(config).await;
@@ -98,7 +130,8 @@ pub async fn check(config: &Config) -> Result<Report, StartError> {
         config.store.retention,
         restored,
     );
-    let scheduler = Scheduler::new(catalog, &config.probe)?;
+    let evidence = engine.evidence();
+    let scheduler = Scheduler::new(catalog, &config.probe, evidence.clone())?;
     let (events, task) = engine::spawn(engine, None, None);
     let started = tokio::time::Instant::now();
     scheduler.round(&events, &CancellationToken::new(), None, false).await;
@@ -112,6 +145,7 @@ pub async fn check(config: &Config) -> Result<Report, StartError> {
     let engine = task.await.expect("the engine task does not panic");
     Ok(Report {
         snapshot: engine.snapshots().load_full(),
+        evidence,
     })
 }
 

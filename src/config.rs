@@ -16,7 +16,9 @@ use std::time::Duration;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
-use crate::fingerprint::ContentSelector;
+use std::sync::Arc;
+
+use crate::fingerprint::{BlockFingerprints, ContentSelector};
 use crate::origin::Origin;
 
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/mirrorgate/mirrorgate.toml";
@@ -26,8 +28,17 @@ pub struct Config {
     pub server: ServerConfig,
     pub store: StoreConfig,
     pub probe: ProbeConfig,
+    pub verdicts: VerdictsConfig,
     pub log: LogConfig,
     pub sites: Vec<SiteConfig>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct VerdictsConfig {
+    /// The file `blockpage_fingerprints` names, if any.
+    pub blockpage_fingerprints_path: Option<PathBuf>,
+    /// Its fingerprints (empty without one).
+    pub blockpage_fingerprints: Arc<BlockFingerprints>,
 }
 
 #[derive(Clone, Debug)]
@@ -74,6 +85,9 @@ pub struct ProbeConfig {
     pub ca_pem: Option<Vec<u8>>,
     /// Threads of the probe runtime (None: one per core).
     pub threads: Option<usize>,
+    /// An observation older than this says nothing: its base is `unknown`
+    /// for the article and no candidate.
+    pub max_age: Duration,
 }
 
 #[derive(Clone, Debug)]
@@ -86,8 +100,12 @@ pub struct SiteConfig {
     pub name: String,
     pub primary: Origin,
     pub mirrors: Vec<Origin>,
+    /// Hosts that belong to the bases (their own CDNs), mapped like them.
+    pub aliases: Vec<String>,
     pub articles: Vec<String>,
     pub content_selector: Option<ContentSelector>,
+    /// Elements that never count (view counters, "updated 4 minutes ago").
+    pub content_exclude: Vec<ContentSelector>,
     pub prefer_primary: bool,
 }
 
@@ -195,7 +213,9 @@ struct Walker<'a> {
     errors: Vec<ConfigError>,
 }
 
-const ROOT_KEYS: &[&str] = &["server", "store", "probe", "log", "sites"];
+const ROOT_KEYS: &[&str] = &["server", "store", "probe", "verdicts", "log", "sites"];
+const VERDICTS_KEYS: &[&str] = &["blockpage_fingerprints"];
+const BASE_KEYS: &[&str] = &["url", "aliases"];
 const SERVER_KEYS: &[&str] = &[
     "listen",
     "workers",
@@ -214,6 +234,7 @@ const PROBE_KEYS: &[&str] = &[
     "down_after",
     "ca_file",
     "threads",
+    "max_age",
 ];
 const LOG_KEYS: &[&str] = &["level"];
 const SITE_KEYS: &[&str] = &[
@@ -222,6 +243,7 @@ const SITE_KEYS: &[&str] = &[
     "mirrors",
     "articles",
     "content_selector",
+    "content_exclude",
     "prefer_primary",
 ];
 
@@ -242,16 +264,19 @@ impl Walker<'_> {
         let server = self.section(root, "server").unwrap_or(&empty);
         let store = self.section(root, "store").unwrap_or(&empty);
         let probe = self.section(root, "probe").unwrap_or(&empty);
+        let verdicts = self.section(root, "verdicts").unwrap_or(&empty);
         let log = self.section(root, "log").unwrap_or(&empty);
         let server = self.server(server);
         let store = self.store(store);
         let probe = self.probe(probe);
+        let verdicts = self.verdicts(verdicts);
         let log = self.log(log);
         let sites = self.sites(root);
         Some(Config {
             server: server?,
             store: store?,
             probe: probe?,
+            verdicts: verdicts?,
             log: log?,
             sites: sites?,
         })
@@ -375,6 +400,28 @@ impl Walker<'_> {
         };
         let down_after = self.integer(table, "probe", "down_after", 1, 1000);
         let threads = self.integer(table, "probe", "threads", 1, 1024);
+        let max_age = match (find(table, "max_age"), interval) {
+            (None, Some(interval)) => Some(interval.saturating_mul(3)),
+            (None, None) => None,
+            (Some(_), interval) => {
+                let max_age = self.duration(table, "probe", "max_age", Duration::ZERO);
+                match (max_age, interval) {
+                    (Some(max_age), Some(interval)) if max_age < interval => {
+                        let value = find(table, "max_age").expect("found above");
+                        self.error(
+                            value.span(),
+                            format!(
+                                "`probe.max_age` ({}) must be at least `probe.interval` ({}): every observation would be too old before the next round",
+                                humantime::format_duration(max_age),
+                                humantime::format_duration(interval)
+                            ),
+                        );
+                        None
+                    }
+                    (max_age, _) => max_age,
+                }
+            }
+        };
         let ca_pem = match self.string(table, "probe", "ca_file") {
             None => Some(None),
             Some((file, span)) => {
@@ -408,7 +455,53 @@ impl Walker<'_> {
             down_after: down_after?.unwrap_or(2) as u32,
             ca_pem: ca_pem?,
             threads: threads?,
+            max_age: max_age?,
         })
+    }
+
+    fn verdicts(&mut self, table: &DeTable<'_>) -> Option<VerdictsConfig> {
+        self.unknown_keys(table, "[verdicts]", VERDICTS_KEYS);
+        let Some((file, span)) = self.string(table, "verdicts", "blockpage_fingerprints") else {
+            return Some(VerdictsConfig::default());
+        };
+        let path = self.base_dir.join(&file);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) => {
+                self.error(
+                    span,
+                    format!(
+                        "`verdicts.blockpage_fingerprints` \"{}\" cannot be read: {e}",
+                        path.display()
+                    ),
+                );
+                return None;
+            }
+        };
+        match BlockFingerprints::parse_csv(&text) {
+            Ok(fingerprints) => Some(VerdictsConfig {
+                blockpage_fingerprints_path: Some(path),
+                blockpage_fingerprints: Arc::new(fingerprints),
+            }),
+            Err(errors) => {
+                for error in errors {
+                    self.error(
+                        span.clone(),
+                        format!(
+                            "`verdicts.blockpage_fingerprints` \"{}\" {}: {}",
+                            path.display(),
+                            if error.line > 0 {
+                                format!("line {}", error.line)
+                            } else {
+                                "header".to_string()
+                            },
+                            error.message
+                        ),
+                    );
+                }
+                None
+            }
+        }
     }
 
     fn log(&mut self, table: &DeTable<'_>) -> Option<LogConfig> {
@@ -503,12 +596,23 @@ impl Walker<'_> {
                 }
             }
         };
+        let mut aliases = Some(Vec::new());
         let primary = match find(table, "primary") {
             None => {
                 self.error(span.clone(), format!("`{place}.primary` is missing"));
                 None
             }
-            Some(value) => self.base(value, &format!("{place}.primary"), "primary", bases),
+            Some(value) => match self.base(value, &format!("{place}.primary"), "primary", bases) {
+                Some((origin, found)) => {
+                    if let (Some(list), Some(found)) = (aliases.as_mut(), found) {
+                        list.extend(found);
+                    } else {
+                        aliases = None;
+                    }
+                    Some(origin)
+                }
+                None => None,
+            },
         };
         let mut mirrors = Some(Vec::new());
         if let Some(value) = find(table, "mirrors") {
@@ -517,9 +621,13 @@ impl Walker<'_> {
                     for (i, item) in items.iter().enumerate() {
                         let key = format!("{place}.mirrors[{i}]");
                         match self.base(item, &key, "mirror", bases) {
-                            Some(origin) => {
+                            Some((origin, found)) => {
                                 if let Some(list) = mirrors.as_mut() {
                                     list.push(origin);
+                                }
+                                match (aliases.as_mut(), found) {
+                                    (Some(list), Some(found)) => list.extend(found),
+                                    _ => aliases = None,
                                 }
                             }
                             None => mirrors = None,
@@ -550,21 +658,150 @@ impl Walker<'_> {
                 }
             },
         };
+        let content_exclude = self.selectors(table, &place, "content_exclude");
         let prefer_primary = self.boolean(table, &place, "prefer_primary");
         Some(SiteConfig {
             name: name?,
             primary: primary?,
             mirrors: mirrors?,
+            aliases: aliases?,
             articles: articles?,
             content_selector: content_selector?,
+            content_exclude: content_exclude?,
             prefer_primary: prefer_primary?.unwrap_or(true),
         })
     }
 
-    fn base(&mut self, value: &Value<'_>, key: &str, role: &str, bases: &mut HashMap<Origin, usize>) -> Option<Origin> {
+    /// A list of selectors (`content_exclude`), each checked on its own.
+    fn selectors(&mut self, table: &DeTable<'_>, place: &str, key: &str) -> Option<Vec<ContentSelector>> {
+        let Some(value) = find(table, key) else {
+            return Some(Vec::new());
+        };
+        let DeValue::Array(items) = value.get_ref() else {
+            let message = format!(
+                "`{place}.{key}` must be an array of CSS selectors such as [\".views\", \"time.updated\"], found {}",
+                value.get_ref().type_str()
+            );
+            self.error(value.span(), message);
+            return None;
+        };
+        let mut selectors = Some(Vec::new());
+        for (i, item) in items.iter().enumerate() {
+            let DeValue::String(text) = item.get_ref() else {
+                let message = format!(
+                    "`{place}.{key}[{i}]` must be a selector string, found {}",
+                    item.get_ref().type_str()
+                );
+                self.error(item.span(), message);
+                selectors = None;
+                continue;
+            };
+            match ContentSelector::parse(text) {
+                Ok(selector) => {
+                    if let Some(list) = selectors.as_mut() {
+                        list.push(selector);
+                    }
+                }
+                Err(e) => {
+                    let message = format!("`{place}.{key}[{i}]` \"{text}\" is not a supported CSS selector: {e}");
+                    self.error(item.span(), message);
+                    selectors = None;
+                }
+            }
+        }
+        selectors
+    }
+
+    /// `aliases = [...]` of a base: host names (with a port if not the
+    /// default), no scheme or path.
+    fn aliases(&mut self, value: &Value<'_>, key: &str) -> Option<Vec<String>> {
+        let DeValue::Array(items) = value.get_ref() else {
+            let message = format!(
+                "`{key}` must be an array of host names, found {}",
+                value.get_ref().type_str()
+            );
+            self.error(value.span(), message);
+            return None;
+        };
+        let mut out = Some(Vec::new());
+        for (i, item) in items.iter().enumerate() {
+            let DeValue::String(text) = item.get_ref() else {
+                self.error(item.span(), format!("`{key}[{i}]` must be a host name string"));
+                out = None;
+                continue;
+            };
+            let host = text.trim().to_ascii_lowercase();
+            let (name, port) = match host.rsplit_once(':') {
+                Some((name, port)) if port.parse::<u16>().is_ok() => (name, Some(port)),
+                _ => (host.as_str(), None),
+            };
+            let valid = !name.is_empty()
+                && name.len() <= 253
+                && name
+                    .split('.')
+                    .all(|label| !label.is_empty() && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
+            if !valid {
+                let hint = if text.contains("://") {
+                    " (write the host alone, without a scheme)"
+                } else if text.contains('/') {
+                    " (write the host alone, without a path)"
+                } else {
+                    ""
+                };
+                self.error(item.span(), format!("`{key}[{i}]` \"{text}\" is not a host name{hint}"));
+                out = None;
+                continue;
+            }
+            if let Some(list) = out.as_mut() {
+                list.push(match port {
+                    Some(port) => format!("{name}:{port}"),
+                    None => name.to_string(),
+                });
+            }
+        }
+        out
+    }
+
+    /// A base: `"https://host"`, or `{ url = "https://host", aliases = [...] }`.
+    /// Returns its origin and its aliases (None: they were invalid).
+    #[allow(clippy::type_complexity)]
+    fn base(
+        &mut self,
+        value: &Value<'_>,
+        key: &str,
+        role: &str,
+        bases: &mut HashMap<Origin, usize>,
+    ) -> Option<(Origin, Option<Vec<String>>)> {
+        if let DeValue::Table(table) = value.get_ref() {
+            self.unknown_keys(table, &format!("`{key}`"), BASE_KEYS);
+            let aliases = match find(table, "aliases") {
+                None => Some(Vec::new()),
+                Some(list) => self.aliases(list, &format!("{key}.aliases")),
+            };
+            let Some(url) = find(table, "url") else {
+                self.error(
+                    value.span(),
+                    format!("`{key}.url` is missing: a base table needs its URL"),
+                );
+                return None;
+            };
+            let origin = self.base_url(url, &format!("{key}.url"), role, bases)?;
+            return Some((origin, aliases));
+        }
+        let origin = self.base_url(value, key, role, bases)?;
+        Some((origin, Some(Vec::new())))
+    }
+
+    fn base_url(
+        &mut self,
+        value: &Value<'_>,
+        key: &str,
+        role: &str,
+        bases: &mut HashMap<Origin, usize>,
+    ) -> Option<Origin> {
         let DeValue::String(text) = value.get_ref() else {
             let message = format!(
-                "`{key}` must be a base URL string such as \"https://www.example.com\", found {}",
+                "`{key}` must be a base URL string such as \"https://www.example.com\" (or a table with `url` and `aliases`), found {}",
                 value.get_ref().type_str()
             );
             self.error(value.span(), message);

@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::now_ms;
 use crate::config::{self, Config, StoreBackend};
-use crate::engine::{self, Engine, EngineEvent, LATENCY_SAMPLES};
+use crate::engine::{self, Engine, EngineEvent, Evidence, LATENCY_SAMPLES};
 use crate::metrics::Counters;
 use crate::notify::{self, BEAT_EVERY, Heartbeat, Loop};
 use crate::probe::ClientError;
@@ -92,6 +92,7 @@ impl Daemon {
             Some(restored),
         );
         let snapshots = engine.snapshots();
+        let evidence = engine.evidence();
         let addr = config.server.listen;
         let listener = TcpListener::bind(addr)
             .await
@@ -99,7 +100,11 @@ impl Daemon {
         let local_addr = listener
             .local_addr()
             .map_err(|source| StartError::Listen { addr, source })?;
-        let schedulers: Schedulers = Arc::new(ArcSwap::from_pointee(Scheduler::new(catalog.clone(), &config.probe)?));
+        let schedulers: Schedulers = Arc::new(ArcSwap::from_pointee(Scheduler::new(
+            catalog.clone(),
+            &config.probe,
+            evidence.clone(),
+        )?));
         let heartbeat = Heartbeat::new();
         let wake_rounds = Arc::new(Notify::new());
         let probe_runtime = probe_runtime(config.probe.threads).map_err(StartError::Runtime)?;
@@ -121,6 +126,7 @@ impl Daemon {
         let counters = Arc::new(Counters::default());
         let app = AppState {
             snapshots: snapshots.clone(),
+            evidence: evidence.clone(),
             counters: counters.clone(),
             store: Some(writer.health.clone()),
             status_token: config.server.status_token.as_deref().map(Arc::from),
@@ -136,6 +142,7 @@ impl Daemon {
                 running: config.clone(),
                 events: events.clone(),
                 schedulers: schedulers.clone(),
+                evidence,
                 wake: wake_rounds.clone(),
                 counters,
             };
@@ -311,6 +318,7 @@ struct Reloader {
     running: Config,
     events: mpsc::Sender<EngineEvent>,
     schedulers: Schedulers,
+    evidence: Evidence,
     wake: Arc<Notify>,
     counters: Arc<Counters>,
 }
@@ -353,7 +361,7 @@ impl Reloader {
                     errors.0.len()
                 ));
             }
-            Ok(config) => match Scheduler::new(Arc::new(Catalog::new(&config)), &config.probe) {
+            Ok(config) => match Scheduler::new(Arc::new(Catalog::new(&config)), &config.probe, self.evidence.clone()) {
                 Err(error) => {
                     tracing::error!(%error, "config reload rejected");
                     self.counters.reload_failed();

@@ -1,11 +1,14 @@
 //! The engine owns the live state: it folds probe results into article
-//! views, tracks each base's health, and publishes snapshots.
+//! views, tracks each base's health, keeps evidence, and publishes
+//! snapshots.
 //!
 //! It runs as one task fed by a channel, so the state has a single owner
-//! and needs no locks; readers only ever see published snapshots.
+//! and needs no locks; readers only ever see published snapshots. (The
+//! evidence store sits behind a mutex because the status endpoint reads it
+//! directly; it holds a few KiB per differing base and article.)
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -13,6 +16,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::clock::{UnixMillis, millis, now_ms};
+use crate::evidence::{EvidenceStore, Judged};
 use crate::notify::{Heartbeat, Loop};
 use crate::observation::{Observation, Outcome};
 use crate::snapshot::{
@@ -20,7 +24,7 @@ use crate::snapshot::{
 };
 use crate::store::{ProbeRecord, StoreWriter, StoredState};
 use crate::uptime::UptimeCounter;
-use crate::verdict::{Verdict, Version};
+use crate::verdict::{NotFoundPage, Reason, Verdict, Version};
 
 /// Recent ok latencies kept per base for the percentiles.
 pub const LATENCY_SAMPLES: usize = 256;
@@ -29,6 +33,19 @@ pub const LATENCY_SAMPLES: usize = 256;
 const MAX_VERSIONS: usize = 32;
 /// Snapshots are published at most this often while results stream in.
 const PUBLISH_EVERY: Duration = Duration::from_millis(200);
+/// Observations that grew too old are looked for this often.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
+
+pub type Evidence = Arc<Mutex<EvidenceStore>>;
+
+/// What a probe saw that only evidence needs: not kept with the result.
+#[derive(Debug, Default)]
+pub struct ProbeDetail {
+    /// The visible text of what was fingerprinted, when normalized.
+    pub text: Option<Arc<str>>,
+    /// The rule that recognised the page, when one did.
+    pub rule: Option<String>,
+}
 
 /// One probe's result, addressed by indices into the catalog its round ran
 /// under (a reload may have replaced it since).
@@ -39,11 +56,19 @@ pub struct ProbeResult {
     pub base: usize,
     pub article: usize,
     pub observation: Observation,
+    pub detail: Option<Box<ProbeDetail>>,
 }
 
 #[derive(Debug)]
 pub enum EngineEvent {
     Result(ProbeResult),
+    /// What a base answered for a path that cannot exist.
+    NotFound {
+        catalog: Arc<Catalog>,
+        site: usize,
+        base: usize,
+        observation: Observation,
+    },
     RoundStarted {
         at: UnixMillis,
     },
@@ -61,10 +86,12 @@ pub enum EngineEvent {
 
 #[derive(Debug, Default)]
 struct BaseTracker {
-    /// Seen ok since start (or in the restored state): only a base that was
-    /// up needs `down_after` failures to go down; one never seen up is down
-    /// at its first failure.
+    /// Seen answering since start (or in the restored state): only a base
+    /// that was up needs `down_after` failures to go down; one never seen
+    /// up is down at its first failure.
     ever_up: bool,
+    /// Failures of the base itself in a row (see
+    /// [`Outcome::is_transport_failure`]); any other answer resets it.
     consecutive_failures: u32,
     latencies: VecDeque<u32>,
     uptime: UptimeCounter,
@@ -72,17 +99,24 @@ struct BaseTracker {
     counters: ProbeCounters,
     /// The latest failed outcome, for the log line when the base goes down.
     last_failure: Option<Outcome>,
-    /// Articles per verdict, indexed like [`Verdict::ALL`]: kept up to date
-    /// result by result, so publishing does not walk every article.
-    verdict_counts: [usize; 5],
+    /// Articles per verdict and per reason, kept up to date result by
+    /// result, so publishing does not walk every article.
+    verdict_counts: [usize; 6],
+    reason_counts: [usize; 8],
+    /// The base's page for a path that cannot exist, when it serves one.
+    not_found: Option<NotFoundPage>,
 }
 
 /// Adds (`sign` 1) or removes (-1) `view`'s verdicts to its bases' counts.
 fn count_verdicts(trackers: &mut [BaseTracker], view: &ArticleView, sign: isize) {
     for (base, tracker) in trackers.iter_mut().enumerate() {
         if let Some(verdict) = view.verdict(base) {
-            let index = Verdict::ALL.iter().position(|v| *v == verdict).unwrap_or(4);
-            tracker.verdict_counts[index] = tracker.verdict_counts[index].saturating_add_signed(sign);
+            let count = &mut tracker.verdict_counts[verdict.index()];
+            *count = count.saturating_add_signed(sign);
+        }
+        if let Some(reason) = view.reason(base) {
+            let count = &mut tracker.reason_counts[reason.index()];
+            *count = count.saturating_add_signed(sign);
         }
     }
 }
@@ -91,10 +125,14 @@ pub struct Engine {
     catalog: Arc<Catalog>,
     articles: Vec<Vec<Arc<ArticleView>>>,
     trackers: Vec<Vec<BaseTracker>>,
+    /// Per site: when the oldest observation it holds grows too old (or
+    /// earlier); a sweep then settles the site again.
+    expiry: Vec<UnixMillis>,
     down_after: u32,
     retention: Duration,
     round: RoundInfo,
     published: Arc<ArcSwap<Snapshot>>,
+    evidence: Evidence,
 }
 
 impl Engine {
@@ -114,11 +152,11 @@ impl Engine {
             .collect();
         let empty = Arc::new(Snapshot {
             catalog: catalog.clone(),
-
             sites: Vec::new(),
             round: RoundInfo::default(),
         });
         let mut engine = Engine {
+            expiry: vec![UnixMillis::MAX; catalog.sites.len()],
             catalog,
             articles,
             trackers,
@@ -126,6 +164,7 @@ impl Engine {
             retention,
             round: RoundInfo::default(),
             published: Arc::new(ArcSwap::new(empty)),
+            evidence: Evidence::default(),
         };
         if let Some(restored) = restored {
             engine.restore(restored);
@@ -138,76 +177,213 @@ impl Engine {
         self.published.clone()
     }
 
+    /// The evidence store, shared with the status endpoint and the scheduler.
+    pub fn evidence(&self) -> Evidence {
+        self.evidence.clone()
+    }
+
+    fn not_found_pages(&self, site: usize) -> Vec<Option<NotFoundPage>> {
+        self.trackers[site].iter().map(|t| t.not_found).collect()
+    }
+
     /// Folds one probe result in and returns the record to store; None
     /// when a reload removed what it was about.
     pub fn apply(&mut self, result: ProbeResult) -> Option<ProbeRecord> {
-        let (site, base, article) = self.locate(&result)?;
+        let (site, base, article) = self.locate(&result.catalog, result.site, result.base, result.article)?;
         let mut observation = result.observation;
         let meta = &self.catalog.sites[site];
+        let now = now_ms();
+        let rules = meta.rules(self.catalog.max_age, now);
+        let not_found = self.not_found_pages(site);
         let slot = &mut self.articles[site][article];
         let mut view = ArticleView::clone(slot);
         if !observation.is_ok() {
             observation.last_ok_at = view.observation(base).and_then(|o| o.last_ok_at);
         }
-        let new_version = observation.hash.filter(|_| base == 0 && observation.is_ok());
+        view.record(base, &observation);
+        // Only a page that may stand as the reference joins the history,
+        // so a block page on the primary never makes mirrors `stale`.
+        let trusted = base == 0 && view.primary_trusted(&rules, not_found[0].as_ref());
         let cutoff = observation.checked_at - millis(self.retention);
-        if new_version.is_some() || view.history.iter().any(|v| v.last_seen < cutoff) {
+        if trusted || view.history.iter().any(|v| v.last_seen < cutoff) {
             let mut history = view.history.to_vec();
-            if let Some(hash) = new_version {
-                remember_version(&mut history, hash, observation.checked_at);
+            if let (true, Some(hash)) = (trusted, observation.hash) {
+                remember_version(
+                    &mut history,
+                    Version {
+                        hash,
+                        page: observation.page,
+                        last_seen: observation.checked_at,
+                    },
+                );
             }
             history.retain(|v| v.last_seen >= cutoff);
             view.history = history.into();
         }
-        view.record(base, &observation);
-        view.settle();
+        view.settle(&rules, &not_found);
         let trackers = &mut self.trackers[site];
         count_verdicts(trackers, slot, -1);
         count_verdicts(trackers, &view, 1);
-        *slot = Arc::new(view);
+        let view = Arc::new(view);
+        *slot = view.clone();
+        self.expiry[site] = self.expiry[site].min(observation.checked_at + millis(self.catalog.max_age));
 
         let tracker = &mut trackers[base];
         tracker.uptime.record(observation.checked_at, observation.is_ok());
         tracker.counters.count(observation.outcome, observation.latency_ms);
         if observation.is_ok() {
-            tracker.ever_up = true;
-            tracker.consecutive_failures = 0;
             if tracker.latencies.len() == LATENCY_SAMPLES {
                 tracker.latencies.pop_front();
             }
             tracker.latencies.push_back(observation.latency_ms);
-        } else if observation.outcome != Outcome::RateLimited {
-            // A 429 means the host is alive and asks us to slow down: not a failure.
+        }
+        if observation.outcome.is_transport_failure(observation.http_status) {
             tracker.consecutive_failures = tracker.consecutive_failures.saturating_add(1);
             tracker.last_failure = Some(observation.outcome);
+        } else if observation.outcome != Outcome::RateLimited {
+            // The base answered (a 404 or a block page is an answer): it is
+            // reachable. A 429 says only that it is busy.
+            tracker.ever_up = true;
+            tracker.consecutive_failures = 0;
         }
+        self.record_evidence(site, article, base, &view, result.detail);
+        let meta = &self.catalog.sites[site];
         Some(ProbeRecord {
             site: meta.name.clone(),
             base: meta.base_names[base].clone(),
             article: meta.articles[article].clone(),
             is_primary: base == 0,
+            trusted,
             observation,
         })
     }
 
-    /// The result's indices in the current catalog: the same indices when
-    /// it ran under it, else found again by name.
-    fn locate(&self, result: &ProbeResult) -> Option<(usize, usize, usize)> {
-        if Arc::ptr_eq(&result.catalog, &self.catalog) {
-            return Some((result.site, result.base, result.article));
+    /// Keeps the text a probe brought and brings the article's evidence up
+    /// to date.
+    fn record_evidence(
+        &mut self,
+        site: usize,
+        article: usize,
+        probed: usize,
+        view: &ArticleView,
+        detail: Option<Box<ProbeDetail>>,
+    ) {
+        let meta = &self.catalog.sites[site];
+        let (name, path) = (&meta.name, &meta.articles[article]);
+        let Ok(mut store) = self.evidence.lock() else {
+            return;
+        };
+        let observation = view.observation(probed);
+        if let Some(detail) = detail {
+            if let (Some(text), Some(hash)) = (detail.text, observation.as_ref().and_then(|o| o.hash)) {
+                store.keep_text(name, path, hash, text);
+            }
+            if let Some(rule) = detail.rule {
+                let hash = observation.as_ref().and_then(|o| o.hash);
+                store.keep_rule(name, path, &meta.base_names[probed], hash, rule);
+            }
         }
-        let old = result.catalog.sites.get(result.site)?;
+        for (base, base_name) in meta.base_names.iter().enumerate() {
+            let (Some(verdict), Some(observation)) = (view.verdict(base), view.observation(base)) else {
+                continue;
+            };
+            store.update(
+                name,
+                path,
+                base_name,
+                Judged {
+                    verdict,
+                    reason: view.reason(base),
+                    rule: None,
+                    hash: observation.hash,
+                    page: observation.page,
+                    checked_at: observation.checked_at,
+                    reference: view.reference.as_ref(),
+                },
+            );
+        }
+    }
+
+    /// A base's answer to a path that cannot exist: a page there is its
+    /// soft-404 page, which verdicts then recognise.
+    pub fn not_found(&mut self, catalog: &Arc<Catalog>, site: usize, base: usize, observation: &Observation) {
+        let Some((site, base, _)) = self.locate(catalog, site, base, usize::MAX) else {
+            return;
+        };
+        let page = match (observation.is_ok(), observation.hash) {
+            (true, Some(hash)) => Some(NotFoundPage {
+                hash,
+                page: observation.page,
+            }),
+            _ => None,
+        };
+        if self.trackers[site][base].not_found == page {
+            return;
+        }
+        self.trackers[site][base].not_found = page;
+        self.settle_site(site, now_ms());
+    }
+
+    /// Settles every article of a site again (its rules or the clock moved).
+    fn settle_site(&mut self, site: usize, now: UnixMillis) {
+        let meta = &self.catalog.sites[site];
+        let rules = meta.rules(self.catalog.max_age, now);
+        let not_found = self.not_found_pages(site);
+        let mut oldest = UnixMillis::MAX;
+        for slot in self.articles[site].iter_mut() {
+            let mut view = ArticleView::clone(slot);
+            view.settle(&rules, &not_found);
+            if let Some(checked) = view.oldest_check() {
+                oldest = oldest.min(checked);
+            }
+            *slot = Arc::new(view);
+        }
+        self.expiry[site] = oldest.saturating_add(millis(self.catalog.max_age));
+        self.recount_site(site);
+    }
+
+    /// Observations that grew older than `max_age` leave their verdicts
+    /// `unknown`: settles the sites where one did.
+    pub fn sweep(&mut self, now: UnixMillis) -> bool {
+        let mut any = false;
+        for site in 0..self.catalog.sites.len() {
+            if self.expiry[site] <= now {
+                self.settle_site(site, now);
+                any = true;
+            }
+        }
+        any
+    }
+
+    /// The result's indices in the current catalog: the same indices when
+    /// it ran under it, else found again by name. `article` may be out of
+    /// range (for events about a base).
+    fn locate(
+        &self,
+        catalog: &Arc<Catalog>,
+        site: usize,
+        base: usize,
+        article: usize,
+    ) -> Option<(usize, usize, usize)> {
+        if Arc::ptr_eq(catalog, &self.catalog) {
+            return Some((site, base, article));
+        }
+        let old = catalog.sites.get(site)?;
         let site = *self.catalog.by_name.get(&*old.name)?;
         let meta = &self.catalog.sites[site];
-        let base_name = old.base_names.get(result.base)?;
+        let base_name = old.base_names.get(base)?;
         let base = meta.base_names.iter().position(|b| b == base_name)?;
-        let article = *meta.article_index.get(old.articles.get(result.article)?)?;
+        let article = match old.articles.get(article) {
+            Some(path) => *meta.article_index.get(path)?,
+            None => usize::MAX,
+        };
         Some((site, base, article))
     }
 
     /// Switches to a reloaded config. Sites, bases and articles still
     /// configured keep their observations, history, uptime and counters;
-    /// new ones start empty; removed ones are dropped.
+    /// new ones start empty; removed ones are dropped. Verdicts are judged
+    /// again under the new rules.
     pub fn reconfigure(&mut self, catalog: Arc<Catalog>, down_after: u32, retention: Duration) {
         let old_articles = std::mem::take(&mut self.articles);
         let mut old_trackers = std::mem::take(&mut self.trackers);
@@ -216,6 +392,8 @@ impl Engine {
             let old_site = old.by_name.get(&*meta.name).copied();
             let old_base =
                 |name: &Arc<str>| old_site.and_then(|s| old.sites[s].base_names.iter().position(|b| b == name));
+            // A site whose rules changed keeps no fingerprint from before
+            // for reuse: their `rules` no longer match the normalizer's.
             let trackers = meta
                 .base_names
                 .iter()
@@ -239,16 +417,19 @@ impl Engine {
                             }
                         }
                     }
-                    view.settle();
                     Arc::new(view)
                 })
                 .collect();
             self.articles.push(articles);
             self.trackers.push(trackers);
         }
-        self.recount_verdicts();
+        self.expiry = vec![UnixMillis::MAX; catalog.sites.len()];
         self.down_after = down_after;
         self.retention = retention;
+        let now = now_ms();
+        for site in 0..catalog.sites.len() {
+            self.settle_site(site, now);
+        }
         self.publish(false);
     }
 
@@ -278,7 +459,8 @@ impl Engine {
                 let first_and_up = tracker.last_state.is_none() && view.state == BaseState::Up;
                 if judge_transitions && probed && tracker.last_state != Some(view.state) {
                     if !first_and_up {
-                        log_transition(&meta.name, &meta.base_names[base_index], tracker, &view);
+                        let examples = examples(meta, articles, base_index);
+                        log_transition(&meta.name, &meta.base_names[base_index], tracker, &view, &examples);
                     }
                     tracker.last_state = Some(view.state);
                 }
@@ -294,20 +476,19 @@ impl Engine {
 
         self.published.store(Arc::new(Snapshot {
             catalog: self.catalog.clone(),
-
             sites,
             round: self.round,
         }));
     }
 
-    fn recount_verdicts(&mut self) {
-        for (trackers, articles) in self.trackers.iter_mut().zip(&self.articles) {
-            for tracker in trackers.iter_mut() {
-                tracker.verdict_counts = [0; 5];
-            }
-            for view in articles {
-                count_verdicts(trackers, view, 1);
-            }
+    fn recount_site(&mut self, site: usize) {
+        let trackers = &mut self.trackers[site];
+        for tracker in trackers.iter_mut() {
+            tracker.verdict_counts = [0; 6];
+            tracker.reason_counts = [0; 8];
+        }
+        for view in &self.articles[site] {
+            count_verdicts(trackers, view, 1);
         }
     }
 
@@ -332,7 +513,14 @@ impl Engine {
         let mut histories: HashMap<(usize, usize), Vec<Version>> = HashMap::new();
         for version in state.versions {
             if let Some(at) = locate_article(&version.site, &version.article) {
-                remember_version(histories.entry(at).or_default(), version.hash, version.last_seen);
+                remember_version(
+                    histories.entry(at).or_default(),
+                    Version {
+                        hash: version.hash,
+                        page: version.page,
+                        last_seen: version.last_seen,
+                    },
+                );
             }
         }
         for (at, history) in histories {
@@ -348,10 +536,11 @@ impl Engine {
             if site != s {
                 continue;
             }
-            if record.observation.is_ok() {
+            let observation = &record.observation;
+            if !observation.outcome.is_transport_failure(observation.http_status) {
                 self.trackers[s][b].ever_up = true;
             }
-            own(&mut views, shared, (s, a)).record(b, &record.observation);
+            own(&mut views, shared, (s, a)).record(b, observation);
         }
         for count in state.minutes {
             if let Some((s, b)) = locate_base(&count.base) {
@@ -374,20 +563,27 @@ impl Engine {
         }
         for (s, site_views) in views.into_iter().enumerate() {
             for (a, view) in site_views.into_iter().enumerate() {
-                if let Some(mut view) = view {
-                    view.settle();
+                if let Some(view) = view {
                     self.articles[s][a] = Arc::new(view);
                 }
             }
         }
-        self.recount_verdicts();
+        // Judged by the clock now: what is older than max_age is unknown
+        // until probed again.
+        let now = now_ms();
+        for site in 0..self.catalog.sites.len() {
+            self.settle_site(site, now);
+        }
     }
 }
 
-fn remember_version(history: &mut Vec<Version>, hash: crate::fingerprint::Hash, seen: UnixMillis) {
-    match history.iter_mut().find(|v| v.hash == hash) {
-        Some(version) => version.last_seen = version.last_seen.max(seen),
-        None => history.push(Version { hash, last_seen: seen }),
+fn remember_version(history: &mut Vec<Version>, version: Version) {
+    match history.iter_mut().find(|v| v.hash == version.hash) {
+        Some(known) => {
+            known.last_seen = known.last_seen.max(version.last_seen);
+            known.page = version.page;
+        }
+        None => history.push(version),
     }
     history.sort_by_key(|v| v.last_seen);
     if history.len() > MAX_VERSIONS {
@@ -397,12 +593,21 @@ fn remember_version(history: &mut Vec<Version>, hash: crate::fingerprint::Hash, 
 
 fn base_view(tracker: &mut BaseTracker, down_after: u32, now: UnixMillis) -> BaseView {
     let verdict_counts = tracker.verdict_counts;
-    let [same, stale, diverged, _unknown, unreachable] = verdict_counts;
+    let same = verdict_counts[Verdict::Same.index()];
+    let not_fine = [
+        Verdict::Stale,
+        Verdict::Diverged,
+        Verdict::Missing,
+        Verdict::Unreachable,
+    ]
+    .iter()
+    .map(|v| verdict_counts[v.index()])
+    .sum::<usize>();
     let probed: usize = verdict_counts.iter().sum();
     let threshold = if tracker.ever_up { down_after } else { 1 };
     let state = if probed == 0 || tracker.consecutive_failures >= threshold {
         BaseState::Down
-    } else if unreachable + stale + diverged > 0 {
+    } else if not_fine > 0 {
         BaseState::Degraded
     } else {
         BaseState::Up
@@ -415,6 +620,7 @@ fn base_view(tracker: &mut BaseTracker, down_after: u32, now: UnixMillis) -> Bas
         latency_p50: percentile(&sorted, 50),
         latency_p95: percentile(&sorted, 95),
         verdict_counts,
+        reason_counts: tracker.reason_counts,
         healthy: state != BaseState::Down && same * 2 > probed,
         probes: tracker.counters.clone(),
     }
@@ -429,8 +635,26 @@ fn percentile(sorted: &[u32], p: usize) -> Option<u32> {
     Some(sorted[rank - 1])
 }
 
-fn log_transition(site: &str, base: &str, tracker: &BaseTracker, view: &BaseView) {
-    let [same, stale, diverged, _, unreachable] = view.verdict_counts;
+/// Up to three of a base's articles that are not fine, with what they are.
+fn examples(meta: &crate::snapshot::SiteMeta, articles: &[Arc<ArticleView>], base: usize) -> Vec<String> {
+    articles
+        .iter()
+        .zip(&meta.articles)
+        .filter_map(|(view, path)| {
+            let verdict = view.verdict(base)?;
+            if matches!(verdict, Verdict::Same | Verdict::Unknown) {
+                return None;
+            }
+            let what = view.reason(base).map_or(verdict.as_str(), Reason::as_str);
+            Some(format!("{path} ({what})"))
+        })
+        .take(3)
+        .collect()
+}
+
+fn log_transition(site: &str, base: &str, tracker: &BaseTracker, view: &BaseView, examples: &[String]) {
+    let counts = view.verdict_counts;
+    let count = |v: Verdict| counts[v.index()];
     let name = |s: BaseState| match s {
         BaseState::Up => "up",
         BaseState::Degraded => "degraded",
@@ -439,10 +663,28 @@ fn log_transition(site: &str, base: &str, tracker: &BaseTracker, view: &BaseView
     let from = tracker.last_state.map_or("unknown", name);
     let to = name(view.state);
     let failure = tracker.last_failure.map_or("none", |o| o.as_str());
+    let reasons: Vec<String> = Reason::ALL
+        .iter()
+        .zip(view.reason_counts)
+        .filter(|(_, n)| *n > 0)
+        .map(|(reason, n)| format!("{}: {n}", reason.as_str()))
+        .collect();
+    // Up to three articles that show it, e.g. "/a (diverged: block_page)".
+    let articles = examples.join(", ");
     let reason = match view.state {
-        BaseState::Up => format!("{same} articles same"),
+        BaseState::Up => format!("{} articles same", count(Verdict::Same)),
         BaseState::Degraded => format!(
-            "{same} same, {stale} stale, {diverged} diverged, {unreachable} unreachable (last failure: {failure})"
+            "{} same, {} stale, {} diverged{}, {} missing, {} unreachable",
+            count(Verdict::Same),
+            count(Verdict::Stale),
+            count(Verdict::Diverged),
+            if reasons.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", reasons.join(", "))
+            },
+            count(Verdict::Missing),
+            count(Verdict::Unreachable),
         ),
         BaseState::Down => format!(
             "{} consecutive failed probes, last: {failure}",
@@ -450,9 +692,9 @@ fn log_transition(site: &str, base: &str, tracker: &BaseTracker, view: &BaseView
         ),
     };
     if view.state == BaseState::Up {
-        tracing::info!(site, base, from, to, %reason, "base state changed");
+        tracing::info!(site, base, from, to, %reason, articles, "base state changed");
     } else {
-        tracing::warn!(site, base, from, to, %reason, "base state changed");
+        tracing::warn!(site, base, from, to, %reason, articles, "base state changed");
     }
 }
 
@@ -467,6 +709,8 @@ pub fn spawn(
     let task = tokio::spawn(async move {
         let mut tick = tokio::time::interval(PUBLISH_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut sweep = tokio::time::interval(SWEEP_EVERY);
+        sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut dirty = false;
         loop {
             tokio::select! {
@@ -475,6 +719,10 @@ pub fn spawn(
                         if let (Some(record), Some(writer)) = (engine.apply(result), &writer) {
                             writer.record(record).await;
                         }
+                        dirty = true;
+                    }
+                    Some(EngineEvent::NotFound { catalog, site, base, observation }) => {
+                        engine.not_found(&catalog, site, base, &observation);
                         dirty = true;
                     }
                     Some(EngineEvent::Reconfigure { catalog, down_after, retention }) => {
@@ -498,6 +746,11 @@ pub fn spawn(
                         dirty = false;
                     }
                 }
+                _ = sweep.tick() => {
+                    if engine.sweep(now_ms()) {
+                        engine.publish(false);
+                    }
+                }
             }
         }
         engine.publish(false);
@@ -509,6 +762,7 @@ pub fn spawn(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fingerprint::Hash;
 
     #[test]
     fn percentiles() {
@@ -517,5 +771,22 @@ mod tests {
         assert_eq!(percentile(&samples, 95), Some(95));
         assert_eq!(percentile(&[7], 95), Some(7));
         assert_eq!(percentile(&[], 50), None);
+    }
+
+    #[test]
+    fn hashes_fit_the_version_history() {
+        let mut history = Vec::new();
+        for n in 0..40u8 {
+            remember_version(
+                &mut history,
+                Version {
+                    hash: Hash([n; 32]),
+                    page: Default::default(),
+                    last_seen: i64::from(n),
+                },
+            );
+        }
+        assert_eq!(history.len(), MAX_VERSIONS);
+        assert_eq!(history.last().unwrap().hash, Hash([39; 32]));
     }
 }

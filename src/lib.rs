@@ -12,6 +12,7 @@ pub mod config;
 pub mod daemon;
 pub mod demo;
 pub mod engine;
+pub mod evidence;
 pub mod fingerprint;
 pub mod front;
 pub mod healthcheck;

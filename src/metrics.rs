@@ -13,7 +13,7 @@ use crate::clock::now_ms;
 use crate::observation::Outcome;
 use crate::snapshot::{BaseState, DURATION_BUCKETS, Snapshot};
 use crate::store::StoreHealth;
-use crate::verdict::Verdict;
+use crate::verdict::{Reason, Verdict};
 
 /// Counters owned by the HTTP front and the reloader.
 #[derive(Debug)]
@@ -118,6 +118,22 @@ pub fn render(snapshot: &Snapshot, counters: &Counters, store: Option<&StoreHeal
                 out,
                 "mirrorgate_verdicts{{site=\"{site}\",base=\"{base}\",verdict=\"{}\"}} {count}",
                 verdict.as_str()
+            );
+        }
+    }
+
+    header(
+        &mut out,
+        "mirrorgate_diverged",
+        "gauge",
+        "Articles per site and base whose verdict is diverged, by reason.",
+    );
+    for (site, base, view) in bases(snapshot) {
+        for (reason, count) in Reason::ALL.iter().zip(view.reason_counts) {
+            let _ = writeln!(
+                out,
+                "mirrorgate_diverged{{site=\"{site}\",base=\"{base}\",reason=\"{}\"}} {count}",
+                reason.as_str()
             );
         }
     }

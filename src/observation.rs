@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use crate::clock::UnixMillis;
-use crate::fingerprint::Hash;
+use crate::fingerprint::{Hash, PageFacts};
 
 /// How a probe ended. Every probe ends in exactly one of these.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
@@ -52,6 +52,17 @@ impl Outcome {
 
     pub fn parse(text: &str) -> Option<Self> {
         Outcome::ALL.into_iter().find(|o| o.as_str() == text)
+    }
+
+    /// The base itself failed to answer (as opposed to answering about
+    /// this article: a 404, a redirect, a block page). Only these count
+    /// toward a base being down.
+    pub fn is_transport_failure(self, http_status: Option<u16>) -> bool {
+        match self {
+            Outcome::Timeout | Outcome::Connect | Outcome::Dns | Outcome::Tls => true,
+            Outcome::HttpStatus => http_status.is_some_and(|s| s >= 500),
+            _ => false,
+        }
     }
 }
 
@@ -148,6 +159,13 @@ pub struct Observation {
     /// Both hashes are set exactly when the outcome is `ok`.
     pub raw_hash: Option<Hash>,
     pub hash: Option<Hash>,
+    /// What the page is besides its hash (for `ok`), or what the answer
+    /// was recognised as (a redirect to a parking host, a block page).
+    pub page: PageFacts,
+    /// The key of the rules the hashes were computed under
+    /// ([`crate::fingerprint::Normalizer::key`]): a body is only taken to
+    /// fingerprint the same again under the same rules.
+    pub rules: u64,
     pub checked_at: UnixMillis,
     /// The last time this base served this article with `ok`, this probe included.
     pub last_ok_at: Option<UnixMillis>,

@@ -24,7 +24,9 @@ use url::Url;
 
 use crate::clock::{UnixMillis, now_ms};
 use crate::config::ProbeConfig;
-use crate::fingerprint::{Fingerprint, Fingerprinter, Hash, Normalizer};
+use crate::engine::ProbeDetail;
+use crate::fingerprint::classify::parking_redirect;
+use crate::fingerprint::{Fingerprint, Fingerprinter, Hash, Normalizer, PageClass, PageFacts};
 use crate::observation::{Observation, Outcome, Validators};
 use crate::origin::Origin;
 
@@ -44,12 +46,17 @@ pub struct Prober {
 #[derive(Clone, Debug)]
 pub struct Previous {
     pub fingerprint: Fingerprint,
+    /// The rules that fingerprint was computed under: reused only under
+    /// the same ones.
+    pub rules: u64,
     pub http_status: Option<u16>,
     pub validators: Option<Validators>,
     /// Revalidate with If-None-Match / If-Modified-Since rather than fetch
     /// in full. Rounds fetch in full now and then, so a base that keeps
     /// answering 304 while it changed is caught.
     pub conditional: bool,
+    /// Evidence needs the page's text: normalize even unchanged bytes.
+    pub wants_text: bool,
 }
 
 /// What a probe found, and how long the host asked us to stay away.
@@ -57,6 +64,7 @@ pub struct Previous {
 pub struct ProbeReport {
     pub observation: Observation,
     pub retry_after: Option<Duration>,
+    pub detail: Option<Box<ProbeDetail>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -98,29 +106,49 @@ impl Prober {
         let checked_at = now_ms();
         let fetch = self.fetch(base, article, normalizer, previous.as_ref());
         let result = tokio::time::timeout(self.timeout, fetch).await;
+        let mut detail = None;
+        let mut page = PageFacts::default();
         let (outcome, http_status, retry_after, fingerprint, validators) = match result {
             Err(_) => (Outcome::Timeout, None, None, None, None),
             Ok(Fetched::Body {
                 status,
                 fingerprint,
                 validators,
-            }) => (Outcome::Ok, Some(status), None, Some(fingerprint), validators),
+                detail: body_detail,
+            }) => {
+                detail = body_detail;
+                page = fingerprint.page;
+                (Outcome::Ok, Some(status), None, Some(fingerprint), validators)
+            }
             // 304 confirms the last full answer: report that answer.
             Ok(Fetched::Unchanged) => match previous {
-                Some(previous) => (
-                    Outcome::Ok,
-                    previous.http_status,
-                    None,
-                    Some(previous.fingerprint),
-                    previous.validators,
-                ),
+                Some(previous) => {
+                    page = previous.fingerprint.page;
+                    (
+                        Outcome::Ok,
+                        previous.http_status,
+                        None,
+                        Some(previous.fingerprint),
+                        previous.validators,
+                    )
+                }
                 None => (Outcome::HttpStatus, Some(304), None, None, None),
             },
             Ok(Fetched::Failed {
                 outcome,
                 status,
                 retry_after,
-            }) => (outcome, status, retry_after, None, None),
+                class,
+            }) => {
+                if let Some((class, rule)) = class {
+                    page.class = Some(class);
+                    detail = Some(Box::new(ProbeDetail {
+                        text: None,
+                        rule: Some(rule),
+                    }));
+                }
+                (outcome, status, retry_after, None, None)
+            }
         };
         let latency_ms = started.elapsed().as_millis().min(u32::MAX as u128) as u32;
         ProbeReport {
@@ -130,11 +158,14 @@ impl Prober {
                 latency_ms,
                 raw_hash: fingerprint.map(|f| f.raw),
                 hash: fingerprint.map(|f| f.normalized),
+                page,
+                rules: normalizer.key(),
                 checked_at,
                 last_ok_at: (outcome == Outcome::Ok).then_some(checked_at as UnixMillis),
                 validators,
             },
             retry_after,
+            detail,
         }
     }
 
@@ -177,7 +208,16 @@ impl Prober {
                     return Fetched::failed(Outcome::HttpStatus, Some(status.as_u16()));
                 };
                 if Origin::of_url(&next).as_ref() != Some(base) {
-                    return Fetched::failed(Outcome::RedirectedOffSite, Some(status.as_u16()));
+                    // Where it sends readers may say what it is: a parking
+                    // service, a censor's block page.
+                    let class = header_class(normalizer, &response)
+                        .or_else(|| parking_redirect(next.as_str()).map(|rule| (PageClass::Parked, rule)));
+                    return Fetched::Failed {
+                        outcome: Outcome::RedirectedOffSite,
+                        status: Some(status.as_u16()),
+                        retry_after: None,
+                        class,
+                    };
                 }
                 url = next;
                 continue;
@@ -187,16 +227,63 @@ impl Prober {
                     outcome: Outcome::RateLimited,
                     status: Some(429),
                     retry_after: retry_after(&response),
+                    class: None,
                 };
             }
             if !status.is_success() {
-                return Fetched::failed(Outcome::HttpStatus, Some(status.as_u16()));
+                let class = header_class(normalizer, &response);
+                let class = match class {
+                    Some(class) => Some(class),
+                    None => self.error_body_class(normalizer, response).await,
+                };
+                return Fetched::Failed {
+                    outcome: Outcome::HttpStatus,
+                    status: Some(status.as_u16()),
+                    retry_after: None,
+                    class,
+                };
             }
-            return self
-                .read_body(response, normalizer, previous.map(|p| p.fingerprint))
-                .await;
+            let header_block = header_class(normalizer, &response);
+            let reusable = previous
+                .filter(|p| p.rules == normalizer.key() && !p.wants_text)
+                .map(|p| p.fingerprint);
+            let mut fetched = self.read_body(response, normalizer, reusable).await;
+            if let (
+                Fetched::Body {
+                    fingerprint, detail, ..
+                },
+                Some((class, rule)),
+            ) = (&mut fetched, header_block)
+            {
+                fingerprint.page.class = Some(class);
+                detail.get_or_insert_with(Default::default).rule = Some(rule);
+            }
+            return fetched;
         }
         Fetched::failed(Outcome::RedirectLoop, None)
+    }
+
+    /// An error page's body, when block page fingerprints look at bodies:
+    /// read up to a small bound and scanned.
+    async fn error_body_class(
+        &self,
+        normalizer: &Normalizer,
+        mut response: reqwest::Response,
+    ) -> Option<(PageClass, String)> {
+        if normalizer.fingerprints().is_empty() {
+            return None;
+        }
+        let mut scan = normalizer.fingerprints().scanner();
+        let mut read = 0usize;
+        while let Ok(Some(chunk)) = response.chunk().await {
+            read += chunk.len();
+            scan.update(&chunk);
+            if read >= ERROR_BODY_LIMIT {
+                break;
+            }
+        }
+        scan.finish()
+            .map(|name| (PageClass::BlockPage, format!("fingerprint {name}")))
     }
 
     /// Streams the body through the fingerprinter: nothing past the current
@@ -248,12 +335,31 @@ impl Prober {
                 Err(e) => return Fetched::failed(classify(&e), Some(status)),
             }
         }
+        let (fingerprint, detail) = reader.finish(normalizer, content_type, &url);
         Fetched::Body {
             status,
-            fingerprint: reader.finish(normalizer, content_type, &url),
+            fingerprint,
             validators,
+            detail,
         }
     }
+}
+
+/// Error bodies read for block page fingerprints, at most.
+const ERROR_BODY_LIMIT: usize = 64 * 1024;
+
+/// A response header that matches a block page fingerprint.
+fn header_class(normalizer: &Normalizer, response: &reqwest::Response) -> Option<(PageClass, String)> {
+    let fingerprints = normalizer.fingerprints();
+    if fingerprints.is_empty() {
+        return None;
+    }
+    response.headers().iter().find_map(|(name, value)| {
+        let value = value.to_str().ok()?;
+        fingerprints
+            .header_match(name.as_str(), value)
+            .map(|found| (PageClass::BlockPage, format!("fingerprint {found} (header {name})")))
+    })
 }
 
 /// Bodies up to this size are held while only their raw hash is computed,
@@ -293,17 +399,28 @@ impl BodyReader {
         }
     }
 
-    fn finish(self, normalizer: &Normalizer, content_type: Option<&str>, url: &Url) -> Fingerprint {
-        match self {
-            BodyReader::Streaming(fingerprinter) => fingerprinter.finish().fingerprint,
+    /// The fingerprint, and what only evidence needs (for a page that was
+    /// normalized now).
+    fn finish(
+        self,
+        normalizer: &Normalizer,
+        content_type: Option<&str>,
+        url: &Url,
+    ) -> (Fingerprint, Option<Box<ProbeDetail>>) {
+        let reading = match self {
+            BodyReader::Streaming(fingerprinter) => fingerprinter.finish(),
             BodyReader::Held { raw, body, previous } => {
                 if Hash(raw.finalize().into()) == previous.raw {
-                    previous
-                } else {
-                    normalizer.read(&body, content_type, Some(url)).fingerprint
+                    return (previous, None);
                 }
+                normalizer.read(&body, content_type, Some(url))
             }
-        }
+        };
+        let detail = ProbeDetail {
+            text: reading.text.map(Into::into),
+            rule: reading.rule,
+        };
+        (reading.fingerprint, Some(Box::new(detail)))
     }
 }
 
@@ -312,6 +429,7 @@ enum Fetched {
         status: u16,
         fingerprint: Fingerprint,
         validators: Option<Validators>,
+        detail: Option<Box<ProbeDetail>>,
     },
     /// 304 to a conditional request: the last full answer still holds.
     Unchanged,
@@ -319,6 +437,8 @@ enum Fetched {
         outcome: Outcome,
         status: Option<u16>,
         retry_after: Option<Duration>,
+        /// What the answer was recognised as, and by which rule.
+        class: Option<(PageClass, String)>,
     },
 }
 
@@ -328,6 +448,7 @@ impl Fetched {
             outcome,
             status,
             retry_after: None,
+            class: None,
         }
     }
 }

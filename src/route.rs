@@ -237,7 +237,10 @@ articles = ["/x"]
                 latency_ms: 5,
                 raw_hash: hash,
                 hash,
-                checked_at: 1_700_000_000_000,
+                page: Default::default(),
+                rules: 0,
+                // Now: older observations would be too old to count.
+                checked_at: crate::clock::now_ms(),
                 last_ok_at: None,
                 validators: None,
             };
@@ -247,6 +250,7 @@ articles = ["/x"]
                 base,
                 article,
                 observation,
+                detail: None,
             });
         }
     }

@@ -19,10 +19,11 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::ProbeConfig;
-use crate::engine::{EngineEvent, ProbeResult};
+use crate::engine::{EngineEvent, Evidence, ProbeResult};
 use crate::fingerprint::Fingerprint;
 use crate::probe::{ClientError, Previous, Prober};
 use crate::snapshot::{Catalog, Snapshot};
+use crate::verdict::Verdict;
 
 /// The longest a host worker waits before its first probe of a round.
 const MAX_START_JITTER: Duration = Duration::from_millis(500);
@@ -33,6 +34,18 @@ pub struct Scheduler {
     concurrency: usize,
     interval: Duration,
     hosts: HashMap<String, Arc<Host>>,
+    evidence: Evidence,
+    /// When each base (site, base) last answered a path that cannot exist.
+    not_found_checked: Arc<Mutex<HashMap<(usize, usize), Instant>>>,
+}
+
+/// How often each base is asked for a path that cannot exist, to learn its
+/// soft-404 page.
+pub const NOT_FOUND_CHECK_EVERY: Duration = Duration::from_secs(24 * 3600);
+
+/// The path asked for: no site has it.
+fn not_found_path() -> String {
+    format!("/mirrorgate-not-found-check-{:016x}", fastrand::u64(..))
 }
 
 /// Per-host politeness that outlives a round.
@@ -57,11 +70,16 @@ impl Host {
 struct Job {
     site: usize,
     base: usize,
+    /// An article, or for [`Job::NOT_FOUND`], the soft-404 check.
     article: usize,
 }
 
+impl Job {
+    const NOT_FOUND: usize = usize::MAX;
+}
+
 impl Scheduler {
-    pub fn new(catalog: Arc<Catalog>, config: &ProbeConfig) -> Result<Self, ClientError> {
+    pub fn new(catalog: Arc<Catalog>, config: &ProbeConfig, evidence: Evidence) -> Result<Self, ClientError> {
         let prober = Prober::new(config)?;
         let mut hosts = HashMap::new();
         for site in &catalog.sites {
@@ -80,6 +98,8 @@ impl Scheduler {
             concurrency: config.concurrency,
             interval: config.interval,
             hosts,
+            evidence,
+            not_found_checked: Arc::default(),
         })
     }
 
@@ -109,10 +129,26 @@ impl Scheduler {
         let started = Instant::now();
         let deadline = started + self.interval;
         let mut jobs_by_host: HashMap<&str, Vec<Job>> = HashMap::new();
+        let due = |site: usize, base: usize| {
+            self.not_found_checked.lock().is_ok_and(|checked| {
+                checked
+                    .get(&(site, base))
+                    .is_none_or(|at| at.elapsed() >= NOT_FOUND_CHECK_EVERY)
+            })
+        };
         for (site, meta) in self.catalog.sites.iter().enumerate() {
             for (base, origin) in meta.bases.iter().enumerate() {
                 let jobs = jobs_by_host.entry(origin.authority()).or_default();
                 jobs.extend((0..meta.articles.len()).map(|article| Job { site, base, article }));
+                // Last: articles come first, and a host that asks us to stay
+                // away after them is not asked anything more.
+                if due(site, base) {
+                    jobs.push(Job {
+                        site,
+                        base,
+                        article: Job::NOT_FOUND,
+                    });
+                }
             }
         }
         let share = (self.concurrency / jobs_by_host.len().max(1)).max(1);
@@ -125,6 +161,8 @@ impl Scheduler {
             let worker = HostWorker {
                 catalog: self.catalog.clone(),
                 prober: self.prober.clone(),
+                evidence: self.evidence.clone(),
+                not_found_checked: self.not_found_checked.clone(),
                 host,
                 share: Arc::new(Semaphore::new(share)),
                 global: global.clone(),
@@ -143,6 +181,8 @@ impl Scheduler {
 struct HostWorker {
     catalog: Arc<Catalog>,
     prober: Prober,
+    evidence: Evidence,
+    not_found_checked: Arc<Mutex<HashMap<(usize, usize), Instant>>>,
     host: Arc<Host>,
     share: Arc<Semaphore>,
     global: Arc<Semaphore>,
@@ -160,7 +200,29 @@ impl HostWorker {
             return;
         }
         let mut probes = JoinSet::new();
-        for job in jobs {
+        // Articles first, then the soft-404 checks once their answers are
+        // in: a host that asked us to stay away is not asked anything more.
+        let (checks, articles): (Vec<Job>, Vec<Job>) = jobs.into_iter().partition(|j| j.article == Job::NOT_FOUND);
+        let mut phases = [articles, checks].into_iter();
+        let mut phase = phases.next().unwrap_or_default().into_iter();
+        // Whether the host served a page this round: a soft 404 is only a
+        // question for a host that answers 200, and a host that answers
+        // nothing (or only errors) is not asked anything more.
+        let answered = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        loop {
+            let job = match phase.next() {
+                Some(job) => job,
+                None => {
+                    while probes.join_next().await.is_some() {}
+                    match phases.next() {
+                        Some(next) if answered.load(std::sync::atomic::Ordering::Relaxed) => {
+                            phase = next.into_iter();
+                            continue;
+                        }
+                        _ => break,
+                    }
+                }
+            };
             // Permits before the rate limiter: a token is only taken when the
             // request can go out at once, so requests never bunch up.
             let Some(Ok(own)) = self.wait(self.share.clone().acquire_owned()).await else {
@@ -183,33 +245,53 @@ impl HostWorker {
             {
                 break;
             }
+            if job.article == Job::NOT_FOUND
+                && let Ok(mut checked) = self.not_found_checked.lock()
+            {
+                checked.insert((job.site, job.base), Instant::now());
+            }
             let previous = self.previous(job);
             let prober = self.prober.clone();
             let catalog = self.catalog.clone();
             let host = self.host.clone();
             let events = self.events.clone();
+            let answered = answered.clone();
             probes.spawn(async move {
                 let site = &catalog.sites[job.site];
+                let not_found = job.article == Job::NOT_FOUND;
+                let path = if not_found {
+                    not_found_path()
+                } else {
+                    site.articles[job.article].to_string()
+                };
                 let report = prober
-                    .probe(
-                        &site.bases[job.base],
-                        &site.articles[job.article],
-                        &site.normalizer,
-                        previous,
-                    )
+                    .probe(&site.bases[job.base], &path, &site.normalizer, previous)
                     .await;
                 drop((own, global));
+                if report.observation.is_ok() {
+                    answered.store(true, std::sync::atomic::Ordering::Relaxed);
+                }
                 if let Some(delay) = report.retry_after {
                     host.stay_quiet_for(delay);
                 }
-                let result = ProbeResult {
-                    catalog: catalog.clone(),
-                    site: job.site,
-                    base: job.base,
-                    article: job.article,
-                    observation: report.observation,
+                let event = if not_found {
+                    EngineEvent::NotFound {
+                        catalog: catalog.clone(),
+                        site: job.site,
+                        base: job.base,
+                        observation: report.observation,
+                    }
+                } else {
+                    EngineEvent::Result(ProbeResult {
+                        catalog: catalog.clone(),
+                        site: job.site,
+                        base: job.base,
+                        article: job.article,
+                        observation: report.observation,
+                        detail: report.detail,
+                    })
                 };
-                let _ = events.send(EngineEvent::Result(result)).await;
+                let _ = events.send(event).await;
             });
             while probes.try_join_next().is_some() {}
         }
@@ -218,17 +300,33 @@ impl HostWorker {
 
     /// What the job's base served for its article last time, if it was ok.
     fn previous(&self, job: Job) -> Option<Previous> {
-        let article = self.known.as_ref()?.sites.get(job.site)?.articles.get(job.article)?;
+        let snapshot = self.known.as_ref()?;
+        let article = snapshot.sites.get(job.site)?.articles.get(job.article)?;
         let observation = article.observation(job.base).filter(|o| o.is_ok())?;
+        // Evidence wants the text of a page that differs (or, on the
+        // primary, of the reference) when it does not have it yet.
+        let meta = &self.catalog.sites[job.site];
+        let differs = matches!(article.verdict(job.base), Some(Verdict::Stale | Verdict::Diverged));
+        let wants_text = (differs || job.base == 0)
+            && self.evidence.lock().is_ok_and(|evidence| {
+                evidence.wants_text(
+                    &meta.name,
+                    &meta.articles[job.article],
+                    &meta.base_names[job.base],
+                    job.base == 0,
+                )
+            });
         Some(Previous {
             fingerprint: Fingerprint {
                 raw: observation.raw_hash?,
                 normalized: observation.hash?,
-                page: Default::default(),
+                page: observation.page,
             },
+            rules: observation.rules,
             http_status: observation.http_status,
             validators: observation.validators,
-            conditional: self.conditional,
+            conditional: self.conditional && !wants_text,
+            wants_text,
         })
     }
 

@@ -53,6 +53,7 @@ const READ_BUFFER_BYTES: usize = 128 * 1024;
 #[derive(Clone)]
 pub struct AppState {
     pub snapshots: Snapshots,
+    pub evidence: crate::engine::Evidence,
     pub counters: Arc<Counters>,
     pub store: Option<Arc<StoreHealth>>,
     /// Required as a bearer token on the operators' endpoints, if set.
@@ -63,6 +64,7 @@ pub fn router(state: AppState) -> Router {
     let operators = Router::new()
         .route("/status", get(overview))
         .route("/status/{site}", get(site_status))
+        .route("/status/{site}/evidence", get(evidence))
         .route("/metrics", get(metrics))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
@@ -190,11 +192,83 @@ async fn site_status(State(state): State<AppState>, Path(site): Path<String>) ->
     let snapshot = state.snapshots.load();
     match snapshot.catalog.by_name.get(&site) {
         Some(&index) if index < snapshot.sites.len() => {
-            json(StatusCode::OK, &status::site_detail(&snapshot, index, now_ms()))
+            json(StatusCode::OK, &status::site_detail(&snapshot, index, now_ms(), None))
         }
         _ => error(
             StatusCode::NOT_FOUND,
             format!("no site named \"{site}\" is configured"),
+            None,
+        ),
+    }
+}
+
+/// `GET /status/{site}/evidence?path=…&base=…`: why a base's verdict for
+/// an article is what it is.
+async fn evidence(State(state): State<AppState>, Path(site): Path<String>, uri: Uri) -> Response {
+    let snapshot = state.snapshots.load();
+    let Some(&index) = snapshot.catalog.by_name.get(&site) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("no site named \"{site}\" is configured"),
+            None,
+        );
+    };
+    let meta = &snapshot.catalog.sites[index];
+    let parameter = |name: &str| {
+        url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.into_owned())
+    };
+    let Some(path) = parameter("path") else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "missing query parameter `path` (an article path, as in /status/{site})".into(),
+            Some("path"),
+        );
+    };
+    let Some(base) = parameter("base") else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "missing query parameter `base` (a base URL, as in /status/{site})".into(),
+            Some("base"),
+        );
+    };
+    let Some(path) = meta.article_index.get_key_value(path.as_str()).map(|(p, _)| p.clone()) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("\"{path}\" is not an article of site \"{site}\""),
+            Some("path"),
+        );
+    };
+    let base = base.trim_end_matches('/').to_string();
+    let Some(base) = meta.base_names.iter().find(|b| ***b == *base).cloned() else {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("\"{base}\" is not a base of site \"{site}\""),
+            Some("base"),
+        );
+    };
+    let found = state
+        .evidence
+        .lock()
+        .ok()
+        .and_then(|store| store.get(&meta.name, &path, &base));
+    match found {
+        Some(evidence) => json(
+            StatusCode::OK,
+            &status::EvidenceDocument {
+                generated_at: crate::clock::rfc3339(now_ms()),
+                site: &meta.name,
+                path: &path,
+                base: &base,
+                evidence: &evidence,
+            },
+        ),
+        None => error(
+            StatusCode::NOT_FOUND,
+            format!(
+                "no evidence for {base} on {path}: its verdict is not stale or diverged, or it was not probed since the daemon started"
+            ),
             None,
         ),
     }

@@ -12,11 +12,11 @@ use std::time::Duration;
 
 use crate::clock::UnixMillis;
 use crate::config::Config;
-use crate::fingerprint::{Hash, Normalizer};
+use crate::fingerprint::{Hash, Normalizer, PageFacts, SiteSpec};
 use crate::observation::{Observation, Outcome, Validators};
 use crate::origin::Origin;
 use crate::uptime::Uptime;
-use crate::verdict::{Verdict, Version};
+use crate::verdict::{self, NotFoundPage, Reason, Reference, Seen, Verdict, Version};
 
 /// Config-derived lookups, built once per config.
 #[derive(Debug)]
@@ -26,6 +26,8 @@ pub struct Catalog {
     /// Base origin (ASCII serialization) -> (site, base).
     pub by_origin: HashMap<String, (usize, usize)>,
     pub interval: Duration,
+    /// Observations older than this say nothing (`[probe] max_age`).
+    pub max_age: Duration,
 }
 
 #[derive(Debug)]
@@ -38,6 +40,17 @@ pub struct SiteMeta {
     pub article_index: HashMap<Arc<str>, usize>,
     pub prefer_primary: bool,
     pub normalizer: Normalizer,
+}
+
+impl SiteMeta {
+    /// How this site's pages are judged at `now`.
+    pub fn rules(&self, max_age: Duration, now: UnixMillis) -> verdict::Rules {
+        verdict::Rules {
+            has_selector: self.normalizer.has_selector(),
+            max_age_ms: max_age.as_millis().min(i64::MAX as u128) as i64,
+            now,
+        }
+    }
 }
 
 impl Catalog {
@@ -56,10 +69,18 @@ impl Catalog {
                 }
                 let articles: Vec<Arc<str>> = site.articles.iter().map(|a| Arc::from(a.as_str())).collect();
                 let article_index = articles.iter().enumerate().map(|(i, a)| (a.clone(), i)).collect();
+                let normalizer = Normalizer::new(SiteSpec {
+                    primary: &site.primary,
+                    bases: &bases,
+                    aliases: &site.aliases,
+                    selector: site.content_selector.as_ref(),
+                    exclude: &site.content_exclude,
+                    fingerprints: config.verdicts.blockpage_fingerprints.clone(),
+                });
                 SiteMeta {
                     name: site.name.as_str().into(),
                     base_names: bases.iter().map(|b| Arc::from(b.as_str())).collect(),
-                    normalizer: Normalizer::simple(&site.primary, &bases, site.content_selector.clone()),
+                    normalizer,
                     bases,
                     articles,
                     article_index,
@@ -72,6 +93,7 @@ impl Catalog {
             by_name,
             by_origin,
             interval: config.probe.interval,
+            max_age: config.probe.max_age,
         }
     }
 }
@@ -97,9 +119,9 @@ pub enum BaseState {
 /// order derived from the verdicts rather than stored.
 #[derive(Clone, Debug)]
 pub struct ArticleView {
-    /// The primary's versions within retention, newest last.
+    /// The primary's trusted versions within retention, newest last.
     pub history: Arc<[Version]>,
-    pub reference: Option<Hash>,
+    pub reference: Option<Reference>,
     bases: Box<[BaseSlot]>,
 }
 
@@ -110,12 +132,15 @@ struct BaseSlot {
     /// None until probed.
     outcome: Option<Outcome>,
     verdict: Option<Verdict>,
+    reason: Option<Reason>,
     /// 0 when there was no response.
     http_status: u16,
     latency_ms: u32,
+    page: PageFacts,
     /// Both hashes mean something only for an ok outcome, as in [`Observation`].
     normalized: Hash,
     raw: Hash,
+    rules: u64,
     checked_at: UnixMillis,
     /// `NEVER` when the base has not served the article ok.
     last_ok_at: UnixMillis,
@@ -128,10 +153,18 @@ impl BaseSlot {
     const UNPROBED: BaseSlot = BaseSlot {
         outcome: None,
         verdict: None,
+        reason: None,
         http_status: 0,
         latency_ms: 0,
+        page: PageFacts {
+            text_len: 0,
+            title_words: 0,
+            flags: 0,
+            class: None,
+        },
         normalized: Hash([0; 32]),
         raw: Hash([0; 32]),
+        rules: 0,
         checked_at: 0,
         last_ok_at: NEVER,
         validators: None,
@@ -146,15 +179,24 @@ impl BaseSlot {
             latency_ms: self.latency_ms,
             raw_hash: ok.then_some(self.raw),
             hash: ok.then_some(self.normalized),
+            page: self.page,
+            rules: self.rules,
             checked_at: self.checked_at,
             last_ok_at: (self.last_ok_at != NEVER).then_some(self.last_ok_at),
             validators: self.validators.clone(),
         })
     }
 
-    /// What an ok probe served, for the reference and the verdicts.
-    fn served(&self) -> Option<Hash> {
-        (self.outcome == Some(Outcome::Ok)).then_some(self.normalized)
+    /// What the last probe saw, for the reference and the verdicts.
+    fn seen(&self) -> Option<Seen> {
+        let outcome = self.outcome?;
+        Some(Seen {
+            outcome,
+            http_status: (self.http_status != 0).then_some(self.http_status),
+            hash: (outcome == Outcome::Ok).then_some(self.normalized),
+            page: self.page,
+            checked_at: self.checked_at,
+        })
     }
 }
 
@@ -177,6 +219,20 @@ impl ArticleView {
         self.bases.get(base)?.verdict
     }
 
+    /// Why `base` diverges, when it does.
+    pub fn reason(&self, base: usize) -> Option<Reason> {
+        self.bases.get(base)?.reason
+    }
+
+    /// The oldest observation whose verdict depends on being fresh.
+    pub fn oldest_check(&self) -> Option<UnixMillis> {
+        self.bases
+            .iter()
+            .filter(|slot| slot.verdict.is_some_and(|v| v != Verdict::Unknown) || slot.outcome.is_some())
+            .map(|slot| slot.checked_at)
+            .min()
+    }
+
     /// Stores `observation` as `base`'s latest; call [`Self::settle`] after.
     /// An ok observation without hashes (which [`Observation`] rules out)
     /// is kept as not ok rather than as a zero hash.
@@ -193,10 +249,13 @@ impl ArticleView {
         *slot = BaseSlot {
             outcome: Some(outcome),
             verdict: slot.verdict,
+            reason: slot.reason,
             http_status: observation.http_status.unwrap_or(0),
             latency_ms: observation.latency_ms,
+            page: observation.page,
             normalized,
             raw,
+            rules: observation.rules,
             checked_at: observation.checked_at,
             last_ok_at: observation.last_ok_at.unwrap_or(NEVER),
             validators: observation.validators.clone(),
@@ -216,14 +275,27 @@ impl ArticleView {
     }
 
     /// Recomputes the reference and verdicts from observations and history.
-    pub fn settle(&mut self) {
-        let served: Vec<Option<Hash>> = self.bases.iter().map(BaseSlot::served).collect();
-        self.reference = crate::verdict::reference(&served, &self.history);
-        for (slot, hash) in self.bases.iter_mut().zip(served) {
-            slot.verdict = slot
-                .outcome
-                .map(|_| crate::verdict::verdict(hash, self.reference, &self.history));
+    /// `not_found[b]`: base b's answer to a path that cannot exist, when it
+    /// was a page (a soft 404).
+    pub fn settle(&mut self, rules: &verdict::Rules, not_found: &[Option<NotFoundPage>]) {
+        let seen: Vec<Option<Seen>> = self.bases.iter().map(BaseSlot::seen).collect();
+        self.reference = verdict::reference(&seen, &self.history, rules, not_found);
+        for (base, (slot, seen)) in self.bases.iter_mut().zip(seen).enumerate() {
+            let judged = seen.map(|seen| {
+                let not_found = not_found.get(base).copied().flatten();
+                verdict::verdict(&seen, self.reference.as_ref(), &self.history, rules, not_found.as_ref())
+            });
+            slot.verdict = judged.map(|(verdict, _)| verdict);
+            slot.reason = judged.and_then(|(_, reason)| reason);
         }
+    }
+
+    /// Whether the primary's latest page may stand as the reference.
+    pub fn primary_trusted(&self, rules: &verdict::Rules, not_found: Option<&NotFoundPage>) -> bool {
+        self.bases
+            .first()
+            .and_then(BaseSlot::seen)
+            .is_some_and(|seen| verdict::trusted(&seen, rules, not_found, &self.history))
     }
 }
 
@@ -254,7 +326,9 @@ pub struct BaseView {
     pub latency_p50: Option<u32>,
     pub latency_p95: Option<u32>,
     /// Articles per verdict, indexed like [`Verdict::ALL`].
-    pub verdict_counts: [usize; 5],
+    pub verdict_counts: [usize; 6],
+    /// Diverged articles per reason, indexed like [`Reason::ALL`].
+    pub reason_counts: [usize; 8],
     /// Up, and most of its probed articles are `same`: fit for paths that
     /// are not configured articles.
     pub healthy: bool,
@@ -331,11 +405,22 @@ mod tests {
             latency_ms: 12,
             raw_hash: ok.then_some(Hash([hash ^ 0xff; 32])),
             hash: ok.then_some(Hash([hash; 32])),
+            page: PageFacts {
+                flags: if ok { PageFacts::HTML } else { 0 },
+                ..PageFacts::default()
+            },
+            rules: 42,
             checked_at,
             last_ok_at: ok.then_some(checked_at),
             validators: Validators::new(Some("\"v1\""), None),
         }
     }
+
+    const RULES: verdict::Rules = verdict::Rules {
+        has_selector: false,
+        max_age_ms: 60_000,
+        now: 2_000,
+    };
 
     #[test]
     fn a_slot_gives_back_the_observation_it_was_given() {
@@ -359,7 +444,7 @@ mod tests {
         let mut broken = probe(Outcome::Ok, 1, 1_000);
         broken.hash = None;
         view.record(0, &broken);
-        view.settle();
+        view.settle(&RULES, &[]);
         assert_eq!(view.observation(0).map(|o| o.is_ok()), Some(false));
         assert_eq!(view.verdict(0), Some(Verdict::Unreachable));
     }
@@ -372,7 +457,7 @@ mod tests {
             view.record(base, &probe(Outcome::Ok, hash, 1_000));
         }
         view.record(4, &probe(Outcome::Connect, 0, 1_000));
-        view.settle();
+        view.settle(&RULES, &[]);
         let qualifies: Vec<bool> = (0..5).map(|b| view.verdict(b) == Some(Verdict::Same)).collect();
         assert_eq!(qualifies, [true, false, true, true, false]);
         for prefer_primary in [true, false] {
@@ -385,9 +470,11 @@ mod tests {
 
     #[test]
     fn a_base_slot_stays_compact() {
-        // Four million of these with a million articles on four bases.
+        // Four million of these with a million articles on four bases. The
+        // page facts, reason and rules key that verdicts need took it from
+        // 120 to 144 bytes; more than that should be a decision, not drift.
         assert!(
-            std::mem::size_of::<BaseSlot>() <= 120,
+            std::mem::size_of::<BaseSlot>() <= 144,
             "{}",
             std::mem::size_of::<BaseSlot>()
         );

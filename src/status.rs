@@ -2,14 +2,18 @@
 //! and `mirrorgate check --format json`. Hashes are `sha256:<hex>`, times
 //! RFC 3339 UTC.
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
 use serde::Serialize;
 
 use crate::clock::{UnixMillis, rfc3339};
+use crate::evidence::{Evidence, EvidenceStore};
 use crate::fingerprint::Hash;
 use crate::observation::Outcome;
 use crate::snapshot::{ArticleView, BaseState, SiteMeta, Snapshot};
 use crate::store::StoreHealth;
-use crate::verdict::Verdict;
+use crate::verdict::{Reason, Source, Verdict};
 
 #[derive(Serialize)]
 pub struct Overview<'a> {
@@ -49,6 +53,8 @@ pub struct BaseSummary<'a> {
     pub uptime: UptimeRatios,
     pub latency_ms: Latency,
     pub verdicts: VerdictCounts,
+    /// Diverged articles by reason (every reason, zero or not).
+    pub reasons: BTreeMap<&'static str, usize>,
 }
 
 #[derive(Serialize)]
@@ -74,6 +80,7 @@ pub struct VerdictCounts {
     pub same: usize,
     pub stale: usize,
     pub diverged: usize,
+    pub missing: usize,
     pub unknown: usize,
     pub unreachable: usize,
 }
@@ -89,6 +96,9 @@ pub struct SiteDetail<'a> {
 pub struct ArticleDetail<'a> {
     pub path: &'a str,
     pub reference: Option<Hash>,
+    /// `primary` (served now), `history` (the newest version the primary
+    /// served, while it serves none it can be trusted with), `consensus`.
+    pub reference_source: Option<Source>,
     pub redirect_to: Option<String>,
     pub bases: Vec<BaseDetail<'a>>,
 }
@@ -98,6 +108,13 @@ pub struct BaseDetail<'a> {
     pub url: &'a str,
     pub role: &'static str,
     pub verdict: Option<Verdict>,
+    /// Why, when `diverged`.
+    pub diverged_reason: Option<Reason>,
+    /// Where the evidence is, when `stale` or `diverged`.
+    pub evidence: Option<String>,
+    /// The evidence itself (`mirrorgate check`, which has no endpoint).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub evidence_detail: Option<Arc<Evidence>>,
     pub outcome: Option<Outcome>,
     pub http_status: Option<u16>,
     pub latency_ms: Option<u32>,
@@ -132,7 +149,7 @@ pub fn overview<'a>(snapshot: &'a Snapshot, store: Option<&StoreHealth>, now: Un
                 .zip(&view.bases)
                 .enumerate()
                 .map(|(index, (url, base))| {
-                    let [same, stale, diverged, unknown, unreachable] = base.verdict_counts;
+                    let [same, stale, diverged, missing, unknown, unreachable] = base.verdict_counts;
                     BaseSummary {
                         url,
                         role: role(index),
@@ -151,9 +168,14 @@ pub fn overview<'a>(snapshot: &'a Snapshot, store: Option<&StoreHealth>, now: Un
                             same,
                             stale,
                             diverged,
+                            missing,
                             unknown,
                             unreachable,
                         },
+                        reasons: Reason::ALL
+                            .iter()
+                            .map(|r| (r.as_str(), base.reason_counts[r.index()]))
+                            .collect(),
                     }
                 })
                 .collect(),
@@ -176,13 +198,20 @@ pub fn overview<'a>(snapshot: &'a Snapshot, store: Option<&StoreHealth>, now: Un
     }
 }
 
-pub fn site_detail(snapshot: &Snapshot, site: usize, now: UnixMillis) -> SiteDetail<'_> {
+/// `inline`: the evidence store, to put evidence in the document itself
+/// rather than link to it.
+pub fn site_detail<'a>(
+    snapshot: &'a Snapshot,
+    site: usize,
+    now: UnixMillis,
+    inline: Option<&EvidenceStore>,
+) -> SiteDetail<'a> {
     let meta = &snapshot.catalog.sites[site];
     let articles = meta
         .articles
         .iter()
         .zip(&snapshot.sites[site].articles)
-        .map(|(path, view)| article_detail(meta, path, view))
+        .map(|(path, view)| article_detail(meta, path, view, inline))
         .collect();
     SiteDetail {
         generated_at: rfc3339(now),
@@ -191,11 +220,27 @@ pub fn site_detail(snapshot: &Snapshot, site: usize, now: UnixMillis) -> SiteDet
     }
 }
 
-pub fn article_detail<'a>(meta: &'a SiteMeta, path: &'a str, view: &ArticleView) -> ArticleDetail<'a> {
+/// Where one base's evidence for an article is served.
+pub fn evidence_link(site: &str, path: &str, base: &str) -> String {
+    let query: String = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("path", path)
+        .append_pair("base", base)
+        .finish();
+    let site: String = url::form_urlencoded::byte_serialize(site.as_bytes()).collect();
+    format!("/status/{site}/evidence?{query}")
+}
+
+pub fn article_detail<'a>(
+    meta: &'a SiteMeta,
+    path: &'a str,
+    view: &ArticleView,
+    inline: Option<&EvidenceStore>,
+) -> ArticleDetail<'a> {
     let bases = &meta.base_names;
     ArticleDetail {
         path,
-        reference: view.reference,
+        reference: view.reference.map(|r| r.hash),
+        reference_source: view.reference.map(|r| r.source),
         redirect_to: (view.candidates(meta.prefer_primary).next()).map(|b| format!("{}{}", bases[b], path)),
         bases: bases
             .iter()
@@ -203,10 +248,17 @@ pub fn article_detail<'a>(meta: &'a SiteMeta, path: &'a str, view: &ArticleView)
             .map(|(index, url)| {
                 let observation = view.observation(index);
                 let observation = observation.as_ref();
+                let verdict = view.verdict(index);
+                let has_evidence = matches!(verdict, Some(Verdict::Stale | Verdict::Diverged));
                 BaseDetail {
                     url,
                     role: role(index),
-                    verdict: view.verdict(index),
+                    verdict,
+                    diverged_reason: view.reason(index),
+                    evidence: has_evidence.then(|| evidence_link(&meta.name, path, url)),
+                    evidence_detail: inline
+                        .filter(|_| has_evidence)
+                        .and_then(|store| store.get(&meta.name, path, url)),
                     outcome: observation.map(|o| o.outcome),
                     http_status: observation.and_then(|o| o.http_status),
                     latency_ms: observation.map(|o| o.latency_ms),
@@ -218,4 +270,15 @@ pub fn article_detail<'a>(meta: &'a SiteMeta, path: &'a str, view: &ArticleView)
             })
             .collect(),
     }
+}
+
+/// `GET /status/{site}/evidence?path=…&base=…`.
+#[derive(Serialize)]
+pub struct EvidenceDocument<'a> {
+    pub generated_at: String,
+    pub site: &'a str,
+    pub path: &'a str,
+    pub base: &'a str,
+    #[serde(flatten)]
+    pub evidence: &'a Evidence,
 }

@@ -158,13 +158,18 @@ async fn check_reports_verdicts_and_exits_by_whether_every_article_is_served() {
     let json: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["ok"], false);
     let gone = bases_of(&json["sites"][0], "/gone");
-    assert_eq!(gone[&primary.url()]["verdict"], "unreachable");
+    assert_eq!(
+        gone[&primary.url()]["verdict"],
+        "missing",
+        "a 404 says the article is not there"
+    );
     assert_eq!(gone[&primary.url()]["http_status"], 404);
     assert_eq!(
         gone[&blocked.url()]["verdict"],
-        "unknown",
-        "no reference without a primary or a majority"
+        "diverged",
+        "a recognised block page needs no reference to be wrong"
     );
+    assert_eq!(gone[&blocked.url()]["diverged_reason"], "block_page");
 }
 
 #[test]

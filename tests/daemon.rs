@@ -69,7 +69,7 @@ async fn verdicts_redirects_and_status_end_to_end() {
         (hanging.url(), "unreachable", "timeout"),
         (off_site.url(), "unreachable", "redirected_off_site"),
         (rate_limited.url(), "unreachable", "rate_limited"),
-        (huge.url(), "unreachable", "too_large"),
+        (huge.url(), "diverged", "too_large"),
     ];
     for (url, want_verdict, want_outcome) in &expect {
         assert_eq!(

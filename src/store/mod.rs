@@ -33,7 +33,7 @@ pub use writer::{StoreHealth, StoreWriter};
 use std::sync::Arc;
 
 use crate::clock::UnixMillis;
-use crate::fingerprint::Hash;
+use crate::fingerprint::{Hash, PageFacts};
 use crate::observation::Observation;
 
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +52,9 @@ pub struct ProbeRecord {
     pub base: Arc<str>,
     pub article: Arc<str>,
     pub is_primary: bool,
+    /// The primary served a page that may stand as the reference: it is a
+    /// version of the article (block and parking pages are not).
+    pub trusted: bool,
     pub observation: Observation,
 }
 
@@ -70,6 +73,7 @@ pub struct StoredVersion {
     pub site: String,
     pub article: String,
     pub hash: Hash,
+    pub page: PageFacts,
     pub last_seen: UnixMillis,
 }
 

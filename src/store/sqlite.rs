@@ -7,7 +7,7 @@ use rusqlite::{Connection, OpenFlags, params};
 
 use super::{MinuteCount, ProbeRecord, Store, StoreError, StoredState, StoredVersion};
 use crate::clock::UnixMillis;
-use crate::fingerprint::Hash;
+use crate::fingerprint::{Hash, PageClass, PageFacts};
 use crate::observation::{Observation, Outcome};
 
 const SCHEMA: &str = "
@@ -56,6 +56,48 @@ CREATE TABLE IF NOT EXISTS base_minutes (
 ) WITHOUT ROWID;
 ";
 
+/// Columns added since the first schema, added to an older file when it
+/// is opened: (table, column, definition).
+const ADDED_COLUMNS: [(&str, &str, &str); 9] = [
+    ("latest", "text_len", "INTEGER NOT NULL DEFAULT 0"),
+    ("latest", "title_words", "INTEGER NOT NULL DEFAULT 0"),
+    ("latest", "page_flags", "INTEGER NOT NULL DEFAULT 0"),
+    ("latest", "page_class", "TEXT"),
+    // What a body was fingerprinted under: 0, as stored by older versions,
+    // matches no rules, so nothing from before is reused.
+    ("latest", "rules", "INTEGER NOT NULL DEFAULT 0"),
+    ("versions", "text_len", "INTEGER NOT NULL DEFAULT 0"),
+    ("versions", "title_words", "INTEGER NOT NULL DEFAULT 0"),
+    ("versions", "page_flags", "INTEGER NOT NULL DEFAULT 0"),
+    ("probes", "page_class", "TEXT"),
+];
+
+fn add_missing_columns(connection: &Connection) -> rusqlite::Result<()> {
+    for (table, column, definition) in ADDED_COLUMNS {
+        let mut columns = connection.prepare(&format!("PRAGMA table_info({table})"))?;
+        let present = columns
+            .query_map([], |row| row.get::<_, String>(1))?
+            .collect::<Result<Vec<_>, _>>()?
+            .iter()
+            .any(|c| c == column);
+        if !present {
+            connection.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {definition}"))?;
+        }
+    }
+    Ok(())
+}
+
+fn class_name(class: Option<PageClass>) -> Option<&'static str> {
+    class.map(PageClass::as_str)
+}
+
+fn class_parse(name: Option<String>) -> Option<PageClass> {
+    use PageClass as C;
+    [C::BlockPage, C::Parked, C::Soft404, C::NotHtml, C::Truncated]
+        .into_iter()
+        .find(|c| name.as_deref() == Some(c.as_str()))
+}
+
 pub struct SqliteStore {
     connection: Connection,
     path: PathBuf,
@@ -80,6 +122,7 @@ impl SqliteStore {
             .execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")
             .map_err(fail)?;
         connection.execute_batch(SCHEMA).map_err(fail)?;
+        add_missing_columns(&connection).map_err(fail)?;
         Ok(SqliteStore {
             connection,
             path: path.to_path_buf(),
@@ -114,20 +157,24 @@ impl SqliteStore {
         let tx = self.connection.transaction()?;
         {
             let mut insert_probe = tx.prepare_cached(
-                "INSERT INTO probes (site, base, article, at, outcome, http_status, latency_ms, raw_hash, hash)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                "INSERT INTO probes (site, base, article, at, outcome, http_status, latency_ms, raw_hash, hash, page_class)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             )?;
             let mut upsert_latest = tx.prepare_cached(
-                "INSERT INTO latest (site, base, article, is_primary, at, outcome, http_status, latency_ms, raw_hash, hash, last_ok_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+                "INSERT INTO latest (site, base, article, is_primary, at, outcome, http_status, latency_ms, raw_hash, hash, last_ok_at,
+                                     text_len, title_words, page_flags, page_class, rules)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
                  ON CONFLICT (site, base, article) DO UPDATE SET
                    is_primary = excluded.is_primary, at = excluded.at, outcome = excluded.outcome,
                    http_status = excluded.http_status, latency_ms = excluded.latency_ms,
-                   raw_hash = excluded.raw_hash, hash = excluded.hash, last_ok_at = excluded.last_ok_at
+                   raw_hash = excluded.raw_hash, hash = excluded.hash, last_ok_at = excluded.last_ok_at,
+                   text_len = excluded.text_len, title_words = excluded.title_words,
+                   page_flags = excluded.page_flags, page_class = excluded.page_class, rules = excluded.rules
                  WHERE excluded.at >= latest.at",
             )?;
             let mut upsert_version = tx.prepare_cached(
-                "INSERT INTO versions (site, article, hash, first_seen, last_seen) VALUES (?1, ?2, ?3, ?4, ?4)
+                "INSERT INTO versions (site, article, hash, first_seen, last_seen, text_len, title_words, page_flags)
+                 VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?6, ?7)
                  ON CONFLICT (site, article, hash) DO UPDATE SET last_seen = max(last_seen, excluded.last_seen)",
             )?;
             let mut count_minute = tx.prepare_cached(
@@ -138,6 +185,7 @@ impl SqliteStore {
                 let o = &record.observation;
                 let raw = o.raw_hash.map(|h| h.0.to_vec());
                 let hash = o.hash.map(|h| h.0.to_vec());
+                let class = class_name(o.page.class);
                 insert_probe.execute(params![
                     &*record.site,
                     &*record.base,
@@ -147,7 +195,8 @@ impl SqliteStore {
                     o.http_status,
                     o.latency_ms,
                     raw,
-                    hash
+                    hash,
+                    class
                 ])?;
                 upsert_latest.execute(params![
                     &*record.site,
@@ -160,10 +209,23 @@ impl SqliteStore {
                     o.latency_ms,
                     raw,
                     hash,
-                    o.last_ok_at
+                    o.last_ok_at,
+                    o.page.text_len,
+                    o.page.title_words,
+                    o.page.flags,
+                    class,
+                    o.rules as i64
                 ])?;
-                if record.is_primary && o.is_ok() {
-                    upsert_version.execute(params![&*record.site, &*record.article, hash, o.checked_at])?;
+                if record.trusted && o.is_ok() {
+                    upsert_version.execute(params![
+                        &*record.site,
+                        &*record.article,
+                        hash,
+                        o.checked_at,
+                        o.page.text_len,
+                        o.page.title_words,
+                        o.page.flags
+                    ])?;
                 }
                 count_minute.execute(params![
                     &*record.base,
@@ -178,7 +240,8 @@ impl SqliteStore {
     fn load(&mut self, latencies_per_base: usize) -> rusqlite::Result<StoredState> {
         let mut state = StoredState::default();
         let mut latest = self.connection.prepare(
-            "SELECT site, base, article, is_primary, at, outcome, http_status, latency_ms, raw_hash, hash, last_ok_at FROM latest",
+            "SELECT site, base, article, is_primary, at, outcome, http_status, latency_ms, raw_hash, hash, last_ok_at,
+                    text_len, title_words, page_flags, page_class, rules FROM latest",
         )?;
         let rows = latest.query_map([], |row| {
             let outcome: String = row.get(5)?;
@@ -187,12 +250,20 @@ impl SqliteStore {
                 base: row.get::<_, String>(1)?.into(),
                 article: row.get::<_, String>(2)?.into(),
                 is_primary: row.get(3)?,
+                trusted: false,
                 observation: Observation {
                     outcome: Outcome::parse(&outcome).unwrap_or(Outcome::Connect),
                     http_status: row.get(6)?,
                     latency_ms: row.get(7)?,
                     raw_hash: hash_column(row.get(8)?),
                     hash: hash_column(row.get(9)?),
+                    page: PageFacts {
+                        text_len: row.get(11)?,
+                        title_words: row.get(12)?,
+                        flags: row.get(13)?,
+                        class: class_parse(row.get(14)?),
+                    },
+                    rules: row.get::<_, i64>(15)? as u64,
                     checked_at: row.get(4)?,
                     last_ok_at: row.get(10)?,
                     validators: None,
@@ -204,22 +275,29 @@ impl SqliteStore {
         }
         let mut versions = self
             .connection
-            .prepare("SELECT site, article, hash, last_seen FROM versions")?;
+            .prepare("SELECT site, article, hash, last_seen, text_len, title_words, page_flags FROM versions")?;
         let rows = versions.query_map([], |row| {
             Ok((
                 row.get::<_, String>(0)?,
                 row.get::<_, String>(1)?,
                 hash_column(row.get(2)?),
                 row.get::<_, i64>(3)?,
+                PageFacts {
+                    text_len: row.get(4)?,
+                    title_words: row.get(5)?,
+                    flags: row.get(6)?,
+                    class: None,
+                },
             ))
         })?;
         for row in rows {
-            let (site, article, hash, last_seen) = row?;
+            let (site, article, hash, last_seen, page) = row?;
             if let Some(hash) = hash {
                 state.versions.push(StoredVersion {
                     site,
                     article,
                     hash,
+                    page,
                     last_seen,
                 });
             }
@@ -297,12 +375,20 @@ mod tests {
             base: base.into(),
             article: "/a".into(),
             is_primary: base == "https://p",
+            trusted: base == "https://p",
             observation: Observation {
                 outcome: if ok { Outcome::Ok } else { Outcome::Timeout },
                 http_status: ok.then_some(200),
                 latency_ms: 7,
                 raw_hash: ok.then_some(Hash([hash; 32])),
                 hash: ok.then_some(Hash([hash; 32])),
+                page: PageFacts {
+                    text_len: 100,
+                    title_words: 3,
+                    flags: PageFacts::HTML,
+                    class: None,
+                },
+                rules: 7,
                 checked_at: at,
                 last_ok_at: Some(at),
                 validators: None,
