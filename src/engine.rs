@@ -213,6 +213,7 @@ impl Engine {
                     Version {
                         hash,
                         page: observation.page,
+                        rules: observation.rules,
                         last_seen: observation.checked_at,
                     },
                 );
@@ -518,6 +519,7 @@ impl Engine {
                     Version {
                         hash: version.hash,
                         page: version.page,
+                        rules: version.rules,
                         last_seen: version.last_seen,
                     },
                 );
@@ -782,6 +784,7 @@ mod tests {
                 Version {
                     hash: Hash([n; 32]),
                     page: Default::default(),
+                    rules: 0,
                     last_seen: i64::from(n),
                 },
             );

@@ -185,8 +185,11 @@ impl Prober {
                 return Fetched::failed(Outcome::RedirectLoop, None);
             }
             let mut request = self.client.get(url.clone()).header(ACCEPT, ACCEPT_VALUE);
-            // The same request every time, but for these two when revalidating.
-            let validators = previous.filter(|p| p.conditional).and_then(|p| p.validators.as_ref());
+            // The same request every time, but for these two when revalidating,
+            // which only helps if the last answer's fingerprint can stand.
+            let validators = previous
+                .filter(|p| p.conditional && p.rules == normalizer.key() && !p.wants_text)
+                .and_then(|p| p.validators.as_ref());
             if let Some(validators) = validators {
                 if let Some(etag) = validators.etag() {
                     request = request.header(IF_NONE_MATCH, etag);

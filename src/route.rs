@@ -238,7 +238,7 @@ articles = ["/x"]
                 raw_hash: hash,
                 hash,
                 page: Default::default(),
-                rules: 0,
+                rules: catalog.sites[0].normalizer.key(),
                 // Now: older observations would be too old to count.
                 checked_at: crate::clock::now_ms(),
                 last_ok_at: None,

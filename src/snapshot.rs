@@ -46,6 +46,7 @@ impl SiteMeta {
     /// How this site's pages are judged at `now`.
     pub fn rules(&self, max_age: Duration, now: UnixMillis) -> verdict::Rules {
         verdict::Rules {
+            key: self.normalizer.key(),
             has_selector: self.normalizer.has_selector(),
             max_age_ms: max_age.as_millis().min(i64::MAX as u128) as i64,
             now,
@@ -195,6 +196,7 @@ impl BaseSlot {
             http_status: (self.http_status != 0).then_some(self.http_status),
             hash: (outcome == Outcome::Ok).then_some(self.normalized),
             page: self.page,
+            rules: self.rules,
             checked_at: self.checked_at,
         })
     }
@@ -417,6 +419,7 @@ mod tests {
     }
 
     const RULES: verdict::Rules = verdict::Rules {
+        key: 42,
         has_selector: false,
         max_age_ms: 60_000,
         now: 2_000,

@@ -127,6 +127,8 @@ impl Reason {
 pub struct Version {
     pub hash: Hash,
     pub page: PageFacts,
+    /// The rules key it was fingerprinted under.
+    pub rules: u64,
     pub last_seen: UnixMillis,
 }
 
@@ -138,6 +140,8 @@ pub struct Seen {
     /// The normalized hash, for an `ok` outcome.
     pub hash: Option<Hash>,
     pub page: PageFacts,
+    /// The rules key the hash was computed under.
+    pub rules: u64,
     pub checked_at: UnixMillis,
 }
 
@@ -190,6 +194,8 @@ pub struct Reference {
 /// How to judge a site's pages.
 #[derive(Clone, Copy, Debug)]
 pub struct Rules {
+    /// The normalizer's key: hashes computed under other rules say nothing.
+    pub key: u64,
     pub has_selector: bool,
     /// Observations older than this say nothing.
     pub max_age_ms: i64,
@@ -199,6 +205,12 @@ pub struct Rules {
 impl Rules {
     fn fresh(&self, seen: &Seen) -> bool {
         seen.checked_at >= self.now.saturating_sub(self.max_age_ms)
+    }
+
+    /// The page was fingerprinted under these rules (a failed probe has no
+    /// fingerprint to be wrong about).
+    fn current(&self, seen: &Seen) -> bool {
+        seen.hash.is_none() || seen.rules == self.key
     }
 }
 
@@ -227,6 +239,7 @@ pub fn reference(
 ) -> Option<Reference> {
     if let Some(Some(primary)) = seen.first()
         && rules.fresh(primary)
+        && rules.current(primary)
         && trusted(primary, rules, not_found.first().copied().flatten().as_ref(), history)
         && let Some(hash) = primary.hash
     {
@@ -237,7 +250,10 @@ pub fn reference(
         });
     }
     if let Some(newest) = history.iter().max_by_key(|v| v.last_seen) {
-        return Some(Reference {
+        // Versions hashed under other rules (before a reload changed the
+        // selector) cannot be compared with anything probed now; nor can
+        // a majority tell a stale copy from the article without them.
+        return (newest.rules == rules.key).then_some(Reference {
             hash: newest.hash,
             page: newest.page,
             source: Source::History,
@@ -250,7 +266,7 @@ pub fn reference(
     for (base, seen) in seen.iter().enumerate() {
         let Some(seen) = seen else { continue };
         let not_found = not_found.get(base).copied().flatten();
-        if !rules.fresh(seen) || !trusted(seen, rules, not_found.as_ref(), history) {
+        if !rules.fresh(seen) || !rules.current(seen) || !trusted(seen, rules, not_found.as_ref(), history) {
             continue;
         }
         let Some(hash) = seen.hash else { continue };
@@ -282,7 +298,7 @@ pub fn verdict(
     rules: &Rules,
     not_found: Option<&NotFoundPage>,
 ) -> (Verdict, Option<Reason>) {
-    if !rules.fresh(seen) {
+    if !rules.fresh(seen) || !rules.current(seen) {
         return (Verdict::Unknown, None);
     }
     let diverged = |reason| (Verdict::Diverged, Some(reason));
@@ -318,7 +334,7 @@ pub fn verdict(
         }
         return (Verdict::Same, None);
     }
-    if history.iter().any(|v| v.hash == hash) {
+    if history.iter().any(|v| v.hash == hash && v.rules == rules.key) {
         return (Verdict::Stale, None);
     }
     if not_found.is_some_and(|n| n.is(hash, &seen.page, &reference.page)) {
@@ -353,6 +369,7 @@ mod tests {
             http_status: Some(200),
             hash: Some(h(hash)),
             page: page(),
+            rules: RULES.key,
             checked_at: at,
         })
     }
@@ -363,6 +380,7 @@ mod tests {
             http_status: status,
             hash: None,
             page: PageFacts::default(),
+            rules: RULES.key,
             checked_at: at,
         })
     }
@@ -371,11 +389,13 @@ mod tests {
         Version {
             hash: h(n),
             page: page(),
+            rules: RULES.key,
             last_seen,
         }
     }
 
     const RULES: Rules = Rules {
+        key: 7,
         has_selector: true,
         max_age_ms: 1000,
         now: 10_000,
@@ -411,6 +431,30 @@ mod tests {
         assert_eq!(reference(&[Some(hidden)], &history, &RULES, &[]).unwrap().hash, h(2));
         // An observation of the primary older than max_age neither.
         assert_eq!(reference(&[ok(5, 8_000)], &history, &RULES, &[]).unwrap().hash, h(2));
+    }
+
+    #[test]
+    fn hashes_from_other_rules_are_never_compared() {
+        let mut history = [v(1, 100), v(2, 200)];
+        let mut before_reload = ok(2, 9_500).unwrap();
+        before_reload.rules = RULES.key + 1;
+        let primary = ok(2, 9_500);
+        let found = reference(&[primary], &history, &RULES, &[]).unwrap();
+        assert_eq!(
+            judge(Some(before_reload), Some(found), &history),
+            (Verdict::Unknown, None)
+        );
+        // A primary known only under other rules defines nothing.
+        assert_eq!(reference(&[Some(before_reload)], &[], &RULES, &[]), None);
+        // Nor does history from before, even with mirrors agreeing now.
+        for version in &mut history {
+            version.rules = RULES.key + 1;
+        }
+        let down = failed(Outcome::Connect, None, 9_500);
+        assert_eq!(
+            reference(&[down, ok(1, 9_500), ok(1, 9_500)], &history, &RULES, &[]),
+            None
+        );
     }
 
     #[test]
@@ -506,11 +550,7 @@ mod tests {
             verdict(&echoed, Some(&reference), &[], &RULES, Some(&not_found)),
             (Verdict::Diverged, Some(Reason::Soft404))
         );
-        let before = [Version {
-            hash: h(1),
-            page: page(),
-            last_seen: 9_000,
-        }];
+        let before = [v(1, 9_000)];
         let mut the_not_found_page = ok(40, 9_500).unwrap();
         the_not_found_page.page = not_found.page;
         assert!(!trusted(&the_not_found_page, &RULES, Some(&not_found), &before));

@@ -203,7 +203,7 @@ async fn primary_down_falls_back_to_consensus() {
     write_config(
         &config,
         &dir.path().join("state.db"),
-        "interval = \"1s\"\ntimeout = \"2s\"\nper_host_rate = 100",
+        "interval = \"1s\"\nmax_age = \"1m\"\ntimeout = \"2s\"\nper_host_rate = 100",
         &[SiteSpec::new(
             "news",
             primary.url(),
@@ -257,7 +257,7 @@ async fn a_mirror_behind_an_updated_primary_is_stale_and_not_a_candidate() {
     write_config(
         &config,
         &dir.path().join("state.db"),
-        "interval = \"1s\"\ntimeout = \"2s\"\nper_host_rate = 100",
+        "interval = \"1s\"\nmax_age = \"1m\"\ntimeout = \"2s\"\nper_host_rate = 100",
         &[SiteSpec::new("news", primary.url(), vec![lagging.url()], vec![ARTICLE])
             .extra("content_selector = \"article\"\nprefer_primary = false")],
     );
@@ -463,7 +463,7 @@ async fn unchanged_pages_are_revalidated_and_changes_still_seen() {
     write_config(
         &config,
         &dir.path().join("state.db"),
-        "interval = \"100ms\"\ntimeout = \"2s\"\nper_host_rate = 1000",
+        "interval = \"100ms\"\nmax_age = \"1m\"\ntimeout = \"2s\"\nper_host_rate = 1000",
         &[
             SiteSpec::new("news", primary.url(), vec![mirror.url(), liar.url()], vec![ARTICLE])
                 .extra("content_selector = \"article\""),

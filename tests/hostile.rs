@@ -278,7 +278,7 @@ async fn a_rate_limited_host_is_left_alone_for_its_retry_after_and_is_not_down()
     write_config(
         &config,
         &dir.path().join("s.db"),
-        "interval = \"300ms\"\ntimeout = \"2s\"\nper_host_rate = 100",
+        "interval = \"300ms\"\nmax_age = \"1m\"\ntimeout = \"2s\"\nper_host_rate = 100",
         &[SiteSpec::new(
             "news",
             primary.url(),

@@ -365,7 +365,7 @@ async fn a_base_state_change_is_logged_once_with_its_reason() {
     write_config(
         &config,
         &dir.path().join("s.db"),
-        "interval = \"300ms\"\ntimeout = \"2s\"\nper_host_rate = 100\ndown_after = 2",
+        "interval = \"300ms\"\nmax_age = \"1m\"\ntimeout = \"2s\"\nper_host_rate = 100\ndown_after = 2",
         &[site("news", &primary, vec![mirror.url()], vec![ARTICLE])],
     );
     let daemon = Daemon::start(&config);

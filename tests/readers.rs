@@ -296,7 +296,7 @@ async fn sixty_four_connections_of_redirects_while_rounds_run() {
     write_config(
         &config,
         &dir.path().join("s.db"),
-        "interval = \"200ms\"\ntimeout = \"2s\"\nper_host_rate = 1000",
+        "interval = \"200ms\"\nmax_age = \"1m\"\ntimeout = \"2s\"\nper_host_rate = 1000",
         &[SiteSpec::new("news", primary.url(), vec![mirror.url()], vec![ARTICLE])],
     );
     let daemon = Daemon::start(&config);

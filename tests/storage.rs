@@ -53,7 +53,7 @@ async fn kill_9_at_random_points_loses_nothing_reported_and_resumes() {
             )],
         );
     };
-    write_config("interval = \"100ms\"\ntimeout = \"2s\"\nper_host_rate = 2000");
+    write_config("interval = \"100ms\"\nmax_age = \"1m\"\ntimeout = \"2s\"\nper_host_rate = 2000");
     for run in 0..20 {
         let before = if store.exists() { probes_in(&store) } else { 0 };
         let mut daemon = Daemon::start(&config);
@@ -118,7 +118,7 @@ async fn a_store_locked_by_another_process_costs_nothing() {
         &config,
         config_text(
             &store,
-            "interval = \"200ms\"\ntimeout = \"2s\"\nper_host_rate = 1000",
+            "interval = \"200ms\"\nmax_age = \"1m\"\ntimeout = \"2s\"\nper_host_rate = 1000",
             &[SiteSpec::new("news", primary.url(), vec![], vec![ARTICLE, "/second"])],
         )
         .replace("[store]\n", "[store]\nbusy_timeout = \"300ms\"\n"),

@@ -74,6 +74,8 @@ pub struct StoredVersion {
     pub article: String,
     pub hash: Hash,
     pub page: PageFacts,
+    /// The rules key it was fingerprinted under.
+    pub rules: u64,
     pub last_seen: UnixMillis,
 }
 

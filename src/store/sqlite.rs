@@ -58,7 +58,7 @@ CREATE TABLE IF NOT EXISTS base_minutes (
 
 /// Columns added since the first schema, added to an older file when it
 /// is opened: (table, column, definition).
-const ADDED_COLUMNS: [(&str, &str, &str); 9] = [
+const ADDED_COLUMNS: [(&str, &str, &str); 10] = [
     ("latest", "text_len", "INTEGER NOT NULL DEFAULT 0"),
     ("latest", "title_words", "INTEGER NOT NULL DEFAULT 0"),
     ("latest", "page_flags", "INTEGER NOT NULL DEFAULT 0"),
@@ -69,6 +69,7 @@ const ADDED_COLUMNS: [(&str, &str, &str); 9] = [
     ("versions", "text_len", "INTEGER NOT NULL DEFAULT 0"),
     ("versions", "title_words", "INTEGER NOT NULL DEFAULT 0"),
     ("versions", "page_flags", "INTEGER NOT NULL DEFAULT 0"),
+    ("versions", "rules", "INTEGER NOT NULL DEFAULT 0"),
     ("probes", "page_class", "TEXT"),
 ];
 
@@ -173,9 +174,10 @@ impl SqliteStore {
                  WHERE excluded.at >= latest.at",
             )?;
             let mut upsert_version = tx.prepare_cached(
-                "INSERT INTO versions (site, article, hash, first_seen, last_seen, text_len, title_words, page_flags)
-                 VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?6, ?7)
-                 ON CONFLICT (site, article, hash) DO UPDATE SET last_seen = max(last_seen, excluded.last_seen)",
+                "INSERT INTO versions (site, article, hash, first_seen, last_seen, text_len, title_words, page_flags, rules)
+                 VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?6, ?7, ?8)
+                 ON CONFLICT (site, article, hash) DO UPDATE SET last_seen = max(last_seen, excluded.last_seen),
+                   rules = excluded.rules",
             )?;
             let mut count_minute = tx.prepare_cached(
                 "INSERT INTO base_minutes (base, minute, probes, ok) VALUES (?1, ?2, 1, ?3)
@@ -224,7 +226,8 @@ impl SqliteStore {
                         o.checked_at,
                         o.page.text_len,
                         o.page.title_words,
-                        o.page.flags
+                        o.page.flags,
+                        o.rules as i64
                     ])?;
                 }
                 count_minute.execute(params![
@@ -275,7 +278,7 @@ impl SqliteStore {
         }
         let mut versions = self
             .connection
-            .prepare("SELECT site, article, hash, last_seen, text_len, title_words, page_flags FROM versions")?;
+            .prepare("SELECT site, article, hash, last_seen, text_len, title_words, page_flags, rules FROM versions")?;
         let rows = versions.query_map([], |row| {
             Ok((
                 row.get::<_, String>(0)?,
@@ -288,16 +291,18 @@ impl SqliteStore {
                     flags: row.get(6)?,
                     class: None,
                 },
+                row.get::<_, i64>(7)? as u64,
             ))
         })?;
         for row in rows {
-            let (site, article, hash, last_seen, page) = row?;
+            let (site, article, hash, last_seen, page, rules) = row?;
             if let Some(hash) = hash {
                 state.versions.push(StoredVersion {
                     site,
                     article,
                     hash,
                     page,
+                    rules,
                     last_seen,
                 });
             }
