@@ -434,13 +434,27 @@ pub(crate) fn builtin(title: &str, text: &[u8], text_len: u64) -> Option<Classif
             });
         }
     }
+    // Only a small page: "Flight 404" or "Body not found in river" are
+    // articles, and their titles say nothing about the page.
+    if !small {
+        return None;
+    }
     NOT_FOUND_TITLES
         .iter()
-        .find(|t| lower_title.contains(*t))
+        .find(|t| contains_word(&lower_title, t))
         .map(|t| Classified {
             class: PageClass::Soft404,
             rule: format!("built-in: title \"{title}\" says \"{t}\""),
         })
+}
+
+/// `phrase` in `text`, not as part of a longer word or number.
+fn contains_word(text: &str, phrase: &str) -> bool {
+    text.match_indices(phrase).any(|(at, _)| {
+        let before = text[..at].chars().next_back();
+        let after = text[at + phrase.len()..].chars().next();
+        !before.is_some_and(char::is_alphanumeric) && !after.is_some_and(char::is_alphanumeric)
+    })
 }
 
 /// The first bytes of a body say it is binary (the MIME sniffing
@@ -518,6 +532,11 @@ mod tests {
             builtin("Page not found | News", b"x", 1).map(|c| c.class),
             Some(PageClass::Soft404)
         );
+        // Articles whose titles happen to say it.
+        for title in ["Flight 404 lands safely", "Body not found in river"] {
+            assert_eq!(builtin(title, long_article.as_bytes(), 5000), None, "{title}");
+        }
+        assert_eq!(builtin("Route 4040 reopens", b"short", 5), None);
         assert!(parking_redirect("https://www.sedoparking.com/x").is_some());
         assert!(parking_redirect("https://sedoparking.com.evil.test/").is_none());
     }

@@ -152,13 +152,11 @@ impl SiteHosts {
 
     fn match_authority(&self, rest: &[u8]) -> Option<usize> {
         for authority in &self.authorities {
-            let n = authority.len();
-            if rest.len() >= n && rest[..n].eq_ignore_ascii_case(authority.as_bytes()) {
-                // A trailing dot names the same host.
-                let n = if rest.get(n) == Some(&b'.') { n + 1 } else { n };
-                if ends_authority(&rest[n..]) {
-                    return Some(n);
-                }
+            let Some(n) = authority_prefix(rest, authority) else {
+                continue;
+            };
+            if ends_authority(&rest[n..]) {
+                return Some(n);
             }
         }
         None
@@ -188,6 +186,39 @@ fn undo_crawler_file_names(path: &str, query: Option<String>) -> (String, Option
         return (stripped[..at].to_string(), Some(stripped[at + 3..].to_string()));
     }
     (stripped.to_string(), query)
+}
+
+/// The length of `authority` (`host` or `host:port`) at the start of `text`,
+/// written plainly or with its port separator percent-encoded
+/// (`host%3A8443`), and a trailing dot on the host (the same host).
+fn authority_prefix(text: &[u8], authority: &str) -> Option<usize> {
+    let (host, port) = match authority.find(']') {
+        // An IPv6 literal: its colons are not the port's.
+        Some(end) => (&authority[..=end], authority[end + 1..].strip_prefix(':')),
+        None => match authority.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        },
+    };
+    if text.len() < host.len() || !text[..host.len()].eq_ignore_ascii_case(host.as_bytes()) {
+        return None;
+    }
+    let mut n = host.len();
+    if text.get(n) == Some(&b'.') {
+        n += 1;
+    }
+    let Some(port) = port else {
+        return Some(n);
+    };
+    let separator = if text.get(n) == Some(&b':') {
+        1
+    } else if text.get(n..n + 3).is_some_and(|s| s.eq_ignore_ascii_case(b"%3A")) {
+        3
+    } else {
+        return None;
+    };
+    let port_at = n + separator;
+    (text.get(port_at..port_at + port.len()) == Some(port.as_bytes())).then_some(port_at + port.len())
 }
 
 /// True when what follows a host cannot continue it: `example.com.evil` and
@@ -256,6 +287,19 @@ mod tests {
             "https://www.example.com/x.jpg"
         );
         assert_eq!(url("http://127.0.0.1:8081/", page), "https://www.example.com/");
+        // A proxy that rewrites hosts with ports, in every spelling.
+        for spelling in [
+            "https://social.test/share?u=http%3A%2F%2F127.0.0.1%3A8081%2Fa",
+            "https://social.test/share?u=http%3a%2f%2f127.0.0.1%3a8081%2fa",
+            r"https://social.test/share?u=http:\/\/127.0.0.1:8081\/a",
+        ] {
+            assert!(
+                url(spelling, page).starts_with("https://social.test/share?u=https://www.example.com"),
+                "{spelling}: {}",
+                url(spelling, page)
+            );
+        }
+        assert!(!url("https://social.test/share?u=http%3A%2F%2F127.0.0.1%3A80819", page).contains("example.com"));
         assert_eq!(url("../../index.html", page), "https://www.example.com/Detail/2017/");
         assert_eq!(
             url("a%3Fid=7.html", page),

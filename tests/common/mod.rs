@@ -46,6 +46,12 @@ pub enum Behavior {
     /// 304 to any conditional request, this page to a full one: a base
     /// whose validators lie about what it serves now.
     StaleValidator(String),
+    /// Exactly these bytes, with these headers (a content type among them,
+    /// or none at all).
+    Raw {
+        headers: Vec<(&'static str, String)>,
+        body: Vec<u8>,
+    },
 }
 
 /// An origin server whose answer per path can be changed at any time.
@@ -166,6 +172,13 @@ async fn respond(
             "slow down\n",
         )
             .into_response(),
+        Behavior::Raw { headers, body } => {
+            let mut response = Response::builder();
+            for (name, value) in headers {
+                response = response.header(name, value);
+            }
+            response.body(Body::from(body)).unwrap()
+        }
         Behavior::Bytes { size } => Response::builder()
             .header(header::CONTENT_TYPE, "text/html")
             .body(Body::from(vec![b'x'; size]))
