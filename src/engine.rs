@@ -596,15 +596,12 @@ fn remember_version(history: &mut Vec<Version>, version: Version) {
 fn base_view(tracker: &mut BaseTracker, down_after: u32, now: UnixMillis) -> BaseView {
     let verdict_counts = tracker.verdict_counts;
     let same = verdict_counts[Verdict::Same.index()];
-    let not_fine = [
-        Verdict::Stale,
-        Verdict::Diverged,
-        Verdict::Missing,
-        Verdict::Unreachable,
-    ]
-    .iter()
-    .map(|v| verdict_counts[v.index()])
-    .sum::<usize>();
+    // Not `missing`: a mirror that has not copied the newest articles yet
+    // still serves the others, and a 404 says nothing about the host.
+    let not_fine = [Verdict::Stale, Verdict::Diverged, Verdict::Unreachable]
+        .iter()
+        .map(|v| verdict_counts[v.index()])
+        .sum::<usize>();
     let probed: usize = verdict_counts.iter().sum();
     let threshold = if tracker.ever_up { down_after } else { 1 };
     let state = if probed == 0 || tracker.consecutive_failures >= threshold {

@@ -325,20 +325,24 @@ pub fn verdict(
     let Some(reference) = reference else {
         return (Verdict::Unknown, None);
     };
-    if rules.has_selector && seen.page.has(PageFacts::HTML) && !seen.page.has(PageFacts::SELECTION_VISIBLE) {
-        return diverged(Reason::SelectorMissing);
-    }
-    if hash == reference.hash {
+    let selection_missing =
+        rules.has_selector && seen.page.has(PageFacts::HTML) && !seen.page.has(PageFacts::SELECTION_VISIBLE);
+    if hash == reference.hash && !selection_missing {
         if rules.has_selector && seen.page.differs_from(&reference.page).is_some() {
             return diverged(Reason::PageChanged);
         }
         return (Verdict::Same, None);
     }
-    if history.iter().any(|v| v.hash == hash && v.rules == rules.key) {
+    if history.iter().any(|v| v.hash == hash && v.rules == rules.key) && !selection_missing {
         return (Verdict::Stale, None);
     }
+    // The base's answer to a path that cannot exist says more than "the
+    // selector matched nothing" would.
     if not_found.is_some_and(|n| n.is(hash, &seen.page, &reference.page)) {
         return diverged(Reason::Soft404);
+    }
+    if selection_missing {
+        return diverged(Reason::SelectorMissing);
     }
     if reference.page.has(PageFacts::HTML) && !seen.page.has(PageFacts::HTML) {
         return diverged(Reason::NotHtml);
