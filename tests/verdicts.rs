@@ -132,6 +132,10 @@ fn minify(page: &str) -> String {
         (" type=\"text/css\"", ""),
         (" method=\"get\"", ""),
         (" type=\"text\"", ""),
+        ("open=\"open\"", "open"),
+        ("reversed=\"reversed\"", "reversed"),
+        (" title=\"\"", ""),
+        ("&rsquo;", "’"),
         ("class=\"byline\"", "class=byline"),
         ("name=\"q\"", "name=q"),
     ] {
@@ -371,10 +375,12 @@ fn cases(p: &str, m: &str) -> Vec<Case> {
         Some(html(crawler_copy(&news_page(m, ""), m, "crawler_copy"))),
         SAME,
     );
+    let optional = "<details open=\"open\"><summary>Background</summary><p>The dispute began in 2014.</p></details>\
+        <ol reversed=\"reversed\"><li>Three</li><li>Two</li></ol><p title=\"\">It&rsquo;s a note.</p>";
     case(
         "minified",
-        html(news_page(p, "")),
-        Some(html(minify(&news_page(m, "")))),
+        html(news_page(p, optional)),
+        Some(html(minify(&news_page(m, optional)))),
         SAME,
     );
     case(
@@ -407,7 +413,7 @@ fn cases(p: &str, m: &str) -> Vec<Case> {
         let encoded = format!("http%3A%2F%2F{}%2Fc%2Fhost_rewrite", host.replace(':', "%3A"));
         let json = format!("http:\\/\\/{host}\\/c\\/host_rewrite");
         format!(
-            r#"<a href="https://share.invalid/?u={encoded}">Share</a> <a href="https://share.invalid/?j=%7B%22u%22%3A%22{json}%22%7D">Share as JSON</a>"#
+            r#"<p>Also published at {host}.</p><a href="https://share.invalid/?u={encoded}">Share</a> <a href="https://share.invalid/?j=%7B%22u%22%3A%22{json}%22%7D">Share as JSON</a>"#
         )
     };
     case(

@@ -924,7 +924,7 @@ pub(crate) fn canonical_tag<'a>(
             if folded.is_empty() {
                 continue;
             }
-            canonical.extend_from_slice(&hosts.rewrite(folded.as_bytes()));
+            canonical.extend_from_slice(&hosts.rewrite_text(folded.as_bytes()));
         }
         attributes.push((name.to_vec(), canonical));
     }
@@ -1337,7 +1337,7 @@ impl Stream {
         s.pending_space = false;
         s.has_word = true;
         {
-            let mapped = context.hosts.rewrite(&word);
+            let mapped = context.hosts.rewrite_text(&word);
             self.text_len += mapped.len() as u64 + u64::from(space);
             if let Some(evidence) = &mut self.evidence
                 && evidence.len() < EVIDENCE_TEXT_BYTES

@@ -72,7 +72,7 @@ impl Writer {
         if self.word.is_empty() {
             return;
         }
-        let word = hosts.rewrite(&std::mem::take(&mut self.word)).into_owned();
+        let word = hosts.rewrite_text(&std::mem::take(&mut self.word)).into_owned();
         if self.pending_space && self.has_word {
             self.write(b" ");
         }

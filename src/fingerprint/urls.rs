@@ -6,7 +6,9 @@
 //! against the page's own URL (and its `<base href>`) first, as a browser
 //! would, and then any of the site's bases or their aliases (with or
 //! without `www.`, any scheme) is replaced by the primary's origin. Text
-//! gets the same host replacement for the spellings it can hold.
+//! gets the same host replacement for the spellings it can hold, and a
+//! host named on its own ("read us at www.example.co.uk") becomes the
+//! primary's host, as a proxy that rewrites hosts everywhere writes it.
 
 use std::borrow::Cow;
 
@@ -18,6 +20,8 @@ use crate::origin::Origin;
 #[derive(Clone, Debug)]
 pub(crate) struct SiteHosts {
     primary: String,
+    /// The primary's `host[:port]`, for hosts named without a scheme.
+    primary_authority: String,
     /// Lower-case `host[:port]` of every base and alias and their www/non-www
     /// twins, longest first so a longer host wins over its suffix.
     authorities: Vec<String>,
@@ -54,6 +58,7 @@ impl SiteHosts {
         authorities.dedup();
         SiteHosts {
             primary: primary.as_str().to_string(),
+            primary_authority: primary.authority().to_ascii_lowercase(),
             authorities,
         }
     }
@@ -150,12 +155,53 @@ impl SiteHosts {
         }
     }
 
+    /// [`Self::rewrite`], and then site hosts named on their own (not part
+    /// of a longer name, a path or an encoded URL) replaced by the
+    /// primary's host: for text and for attribute values that are not URLs.
+    pub(crate) fn rewrite_text<'t>(&self, text: &'t [u8]) -> Cow<'t, [u8]> {
+        let text = self.rewrite(text);
+        // Every host has a dot, or is an IP literal with one (or brackets).
+        if memchr::memchr2(b'.', b'[', &text).is_none() {
+            return text;
+        }
+        let mut out: Option<Vec<u8>> = None;
+        let mut copied = 0;
+        let mut at = 0;
+        while at < text.len() {
+            let starts_name = at == 0
+                || !(text[at - 1].is_ascii_alphanumeric()
+                    || matches!(text[at - 1], b'.' | b'-' | b'_' | b'/' | b'\\' | b'%' | b':'));
+            if starts_name && let Some(n) = self.match_authority(&text[at..]) {
+                let out = out.get_or_insert_with(|| Vec::with_capacity(text.len()));
+                out.extend_from_slice(&text[copied..at]);
+                out.extend_from_slice(self.primary_authority.as_bytes());
+                copied = at + n;
+                at = copied;
+                continue;
+            }
+            at += 1;
+        }
+        match out {
+            None => text,
+            Some(mut out) => {
+                out.extend_from_slice(&text[copied..]);
+                Cow::Owned(out)
+            }
+        }
+    }
+
     fn match_authority(&self, rest: &[u8]) -> Option<usize> {
         for authority in &self.authorities {
             let Some(n) = authority_prefix(rest, authority) else {
                 continue;
             };
-            if ends_authority(&rest[n..]) {
+            // After a port only more digits would continue it.
+            let ends = if authority.ends_with(|c: char| c.is_ascii_digit()) && authority.contains(':') {
+                !rest.get(n).is_some_and(u8::is_ascii_alphanumeric)
+            } else {
+                ends_authority(&rest[n..])
+            };
+            if ends {
                 return Some(n);
             }
         }
@@ -265,6 +311,27 @@ mod tests {
         let mut out = Vec::new();
         hosts().write_url(value.as_bytes(), Some(&Url::parse(page).unwrap()), &mut out);
         String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn hosts_named_in_text_map_to_the_primarys() {
+        let hosts = hosts();
+        let text = |t: &str| String::from_utf8(hosts.rewrite_text(t.as_bytes()).into_owned()).unwrap();
+        for (written, want) in [
+            ("www.example.co.uk", "www.example.com"),
+            ("(example.co.uk).", "(www.example.com)."),
+            ("news@www.example.co.uk", "news@www.example.com"),
+            ("127.0.0.1:8081,", "www.example.com,"),
+            ("127.0.0.1:8081.", "www.example.com."),
+            ("WWW.EXAMPLE.CO.UK", "www.example.com"),
+            // Other names that merely contain one of ours stay as written.
+            ("www.example.co.uk.evil.test", "www.example.co.uk.evil.test"),
+            ("notexample.co.uk", "notexample.co.uk"),
+            ("127.0.0.1:80815", "127.0.0.1:80815"),
+            ("dispute.", "dispute."),
+        ] {
+            assert_eq!(text(written), want, "{written}");
+        }
     }
 
     #[test]
