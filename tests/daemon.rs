@@ -160,15 +160,7 @@ async fn verdicts_redirects_and_status_end_to_end() {
     let site = &status["sites"][0];
     assert_eq!(site["name"], "news");
     assert_eq!(site["articles"], 1);
-    let summary = |url: &str| -> Value {
-        site["bases"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|b| b["url"] == url)
-            .unwrap()
-            .clone()
-    };
+    let summary = |url: &str| base_summary(site, url).clone();
     let primary_summary = summary(&primary.url());
     assert_eq!(primary_summary["role"], "primary");
     assert_eq!(primary_summary["state"], "up");

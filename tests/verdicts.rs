@@ -858,20 +858,11 @@ articles = [{plain}]
     // /status counts verdicts and reasons per base: a fully blocked mirror
     // reads differently from one with a few edited articles.
     let status = get_json(&daemon.url("/status")).await;
-    let summary = |url: &str| -> Value {
-        status["sites"][0]["bases"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|b| b["url"] == url)
-            .unwrap()
-            .clone()
-    };
-    let blocked_summary = summary(&blocked.url());
+    let blocked_summary = base_summary(&status["sites"][0], &blocked.url());
     assert_eq!(blocked_summary["verdicts"]["diverged"], cases.len());
     assert_eq!(blocked_summary["reasons"]["block_page"], cases.len());
     assert_eq!(blocked_summary["reasons"]["content_changed"], 0);
-    let mirror_summary = summary(&mirror_url);
+    let mirror_summary = base_summary(&status["sites"][0], &mirror_url);
     let mut reasons: BTreeMap<&str, usize> = BTreeMap::new();
     for case in &cases {
         if let Some(reason) = case.reason {
@@ -1071,14 +1062,10 @@ async fn references_come_from_the_primarys_newest_trusted_version() {
     // Round after round, two unsynced articles never made the mirror that
     // serves the others anything but up.
     let status = get_json(&daemon.url("/status")).await;
-    let summary = status["sites"][0]["bases"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|b| b["url"] == first.url())
-        .unwrap()
-        .clone();
-    assert_eq!(summary["verdicts"]["missing"], 2);
+    assert_eq!(
+        base_summary(&status["sites"][0], &first.url())["verdicts"]["missing"],
+        2
+    );
     let changes = daemon.log_entries(&[("message", "base state changed"), ("base", &first.url())]);
     let states: Vec<&str> = changes.iter().map(|c| c["fields"]["to"].as_str().unwrap()).collect();
     assert!(

@@ -3,7 +3,8 @@
 //!
 //! What counts (see the README's "What counts as the same article"):
 //! - the document's title, and in the body: elements, visible text, and the
-//!   attributes that carry content or a destination ([`COUNTED_ATTRIBUTES`]);
+//!   attributes that carry content or a destination ([`URL_ATTRIBUTES`],
+//!   [`SHOWN_ATTRIBUTES`]);
 //! - not head metadata, scripts, styles, templates (a declarative shadow
 //!   root is rendered, so it counts), comments, attributes that only style
 //!   or restate a default, nor anything hidden (`hidden`,
@@ -55,20 +56,10 @@ pub(crate) const URL_ATTRIBUTES: [&[u8]; 11] = [
     b"srcset",
 ];
 
-/// Every attribute that counts: the URL ones, and those whose value a
-/// reader sees (or, for `srcdoc`, the document a frame shows).
-pub(crate) const COUNTED_ATTRIBUTES: [&[u8]; 21] = [
-    b"href",
-    b"src",
-    b"srcset",
-    b"poster",
-    b"data",
-    b"action",
-    b"formaction",
-    b"cite",
-    b"longdesc",
-    b"background",
-    b"xlink:href",
+/// Attributes whose value a reader sees (or, for `srcdoc`, the document a
+/// frame shows; `type` counts on lists only). With [`URL_ATTRIBUTES`], the
+/// attributes that count.
+pub(crate) const SHOWN_ATTRIBUTES: [&[u8]; 10] = [
     b"alt",
     b"title",
     b"value",
@@ -80,6 +71,10 @@ pub(crate) const COUNTED_ATTRIBUTES: [&[u8]; 21] = [
     b"open",
     b"type",
 ];
+
+pub(crate) fn counted_attribute(name: &[u8]) -> bool {
+    URL_ATTRIBUTES.contains(&name) || SHOWN_ATTRIBUTES.contains(&name)
+}
 
 /// Everything needed to read one site's pages, shared by its probes.
 #[derive(Debug)]
@@ -708,7 +703,7 @@ impl TreeSink for Canon {
         // most links in a menu never are).
         if flags & FORMATTING != 0 {
             info.tag = self.tags.len() as u32;
-            let packed = super::tree::pack(attrs.iter().filter(|(name, _)| COUNTED_ATTRIBUTES.contains(name)));
+            let packed = super::tree::pack(attrs.iter().filter(|(name, _)| counted_attribute(name)));
             self.tags.push(FormattingTag::Pending {
                 name: name.clone(),
                 packed,
@@ -906,7 +901,7 @@ pub(crate) fn canonical_tag<'a>(
     let is_list = ns == Ns::Html && matches!(name.short(), Some(n::OL | n::LI));
     let mut attributes = Vec::new();
     for (name, value) in attrs {
-        if !COUNTED_ATTRIBUTES.contains(&name) || (name == b"type" && !is_list) {
+        if !counted_attribute(name) || (name == b"type" && !is_list) {
             continue;
         }
         let mut canonical = Vec::new();

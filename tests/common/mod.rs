@@ -469,6 +469,16 @@ pub fn bases_of(detail: &Value, path: &str) -> HashMap<String, Value> {
         .collect()
 }
 
+/// One base's summary in a site of `/status`.
+pub fn base_summary<'a>(site: &'a Value, url: &str) -> &'a Value {
+    site["bases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["url"] == url)
+        .unwrap_or_else(|| panic!("base {url} in {site}"))
+}
+
 pub fn article_of<'a>(detail: &'a Value, path: &str) -> &'a Value {
     detail["articles"]
         .as_array()
