@@ -22,7 +22,6 @@ use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::{Buf, BytesMut};
-use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::Watcher;
 use hyper_util::service::TowerToHyperService;
@@ -31,16 +30,19 @@ use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
 use crate::route::{self, Decision};
-use crate::serve::{AppState, MAX_HEADERS, MAX_URI_BYTES};
+use crate::serve::{AppState, MAX_HEADERS, MAX_URI_BYTES, http1_builder};
 
 /// What a connection needs besides its socket.
 #[derive(Clone)]
 pub struct Front {
     pub state: AppState,
     pub router: axum::Router,
-    pub http: http1::Builder,
-    pub header_timeout: Duration,
 }
+
+/// Answers of pipelined requests are written once this much is waiting,
+/// before more requests are parsed: a reader that pipelines without reading
+/// cannot make the daemon hold its answers.
+const MAX_PENDING_OUTPUT: usize = 64 * 1024;
 
 /// What the fast path made of one parsed request.
 enum Answer {
@@ -54,6 +56,7 @@ impl Front {
     /// Serves one connection until the peer closes it, the header timeout
     /// passes, `shutdown` fires between requests, or it is handed to hyper.
     pub async fn serve(self, mut stream: TcpStream, watcher: Watcher, shutdown: CancellationToken) {
+        let timeout = self.state.settings.load().header_timeout;
         let mut input = BytesMut::with_capacity(4096);
         let mut output = Vec::with_capacity(1024);
         // When the request being waited for must be complete. Set at the
@@ -63,7 +66,7 @@ impl Front {
             // Answer every complete request read so far, in order.
             let mut handed_off = false;
             let mut keep_alive = true;
-            while keep_alive {
+            while keep_alive && output.len() < MAX_PENDING_OUTPUT {
                 let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
                 let mut request = httparse::Request::new(&mut headers);
                 match request.parse(&input) {
@@ -86,11 +89,27 @@ impl Front {
                     }
                 }
             }
+            // Stopped at the bound with requests still to answer: write, then go on.
+            let more_waiting = keep_alive && !handed_off && output.len() >= MAX_PENDING_OUTPUT;
             if !output.is_empty() {
-                if stream.write_all(&output).await.is_err() {
-                    return;
+                // A reader that does not take its answer within the timeout
+                // loses the connection, and shutdown does not wait for it.
+                let written = tokio::select! {
+                    biased;
+                    _ = shutdown.cancelled() => return,
+                    written = tokio::time::timeout(timeout, stream.write_all(&output)) => written,
+                };
+                match written {
+                    Ok(Ok(())) => output.clear(),
+                    Ok(Err(_)) => return,
+                    Err(_) => {
+                        self.state.counters.writes_timed_out.fetch_add(1, Ordering::Relaxed);
+                        return;
+                    }
                 }
-                output.clear();
+            }
+            if more_waiting {
+                continue;
             }
             if !keep_alive {
                 let _ = stream.shutdown().await;
@@ -100,7 +119,7 @@ impl Front {
             if handed_off || input.len() > MAX_URI_BYTES {
                 return self.hand_off(stream, input, watcher).await;
             }
-            let until = *deadline.get_or_insert_with(|| tokio::time::Instant::now() + self.header_timeout);
+            let until = *deadline.get_or_insert_with(|| tokio::time::Instant::now() + timeout);
             if input.capacity() - input.len() < 1024 {
                 input.reserve(4096);
             }
@@ -117,11 +136,18 @@ impl Front {
     }
 
     async fn hand_off(self, stream: TcpStream, read: BytesMut, watcher: Watcher) {
+        let timeout = self.state.settings.load().header_timeout;
         let service = TowerToHyperService::new(self.router);
-        let io = Replay { read, stream };
+        let io = Replay {
+            read,
+            stream,
+            write_timeout: timeout,
+            write_deadline: None,
+            counters: self.state.counters.clone(),
+        };
         // Client errors (resets, timeouts, bad requests) end only this connection.
         let _ = watcher
-            .watch(self.http.serve_connection(TokioIo::new(io), service))
+            .watch(http1_builder(timeout).serve_connection(TokioIo::new(io), service))
             .await;
     }
 
@@ -129,29 +155,55 @@ impl Front {
         let (Some(method), Some(target), Some(version)) = (request.method, request.path, request.version) else {
             return Answer::HandOff;
         };
-        if !matches!(method, "GET" | "HEAD") || target.len() > MAX_URI_BYTES || target.contains('#') {
+        // A target that needs percent-encoding is the router's to encode.
+        if !matches!(method, "GET" | "HEAD")
+            || target.len() > MAX_URI_BYTES
+            || target.contains('#')
+            || !route::target_is_canonical(target)
+        {
             return Answer::HandOff;
         }
-        let mut keep_alive = version == 1;
+        let http10 = version == 0;
+        // As hyper decides it: HTTP/1.1 stays open unless any `Connection`
+        // field lists `close`; HTTP/1.0 closes unless one lists `keep-alive`,
+        // and a `close` anywhere wins over a `keep-alive` before or after it.
+        let mut keep_alive = !http10;
+        let mut saw_close = false;
         for header in request.headers.iter() {
             let name = header.name;
             if name.eq_ignore_ascii_case("content-length") {
                 if header.value != b"0" {
                     return Answer::HandOff;
                 }
-            } else if name.eq_ignore_ascii_case("transfer-encoding") || name.eq_ignore_ascii_case("expect") {
+            } else if name.eq_ignore_ascii_case("transfer-encoding")
+                || name.eq_ignore_ascii_case("expect")
+                || name.eq_ignore_ascii_case("upgrade")
+            {
                 return Answer::HandOff;
             } else if name.eq_ignore_ascii_case("connection") {
-                let value = header.value;
-                if value.eq_ignore_ascii_case(b"close") {
-                    keep_alive = false;
-                } else if value.eq_ignore_ascii_case(b"keep-alive") {
-                    keep_alive = true;
-                } else {
+                let Ok(value) = std::str::from_utf8(header.value) else {
                     return Answer::HandOff;
+                };
+                if !value.bytes().all(|b| b == b'\t' || (b' '..=b'~').contains(&b)) {
+                    return Answer::HandOff;
+                }
+                let has = |token: &str| value.split(',').any(|t| t.trim().eq_ignore_ascii_case(token));
+                if saw_close || has("close") {
+                    saw_close = true;
+                    keep_alive = false;
+                } else if !keep_alive {
+                    keep_alive = has("keep-alive");
                 }
             }
         }
+        // hyper remembers an HTTP/1.0 peer that keeps the connection and
+        // answers its later requests (even malformed ones) as HTTP/1.0; a
+        // fresh hyper connection after a hand-off would not. Such peers are
+        // rare (old tools), so they are hyper's from the start.
+        if http10 && keep_alive {
+            return Answer::HandOff;
+        }
+        let version = if http10 { Version::Http10 } else { Version::Http11 };
         let (path, query) = match target.split_once('?') {
             Some((path, query)) => (path, Some(query)),
             None => (target, None),
@@ -173,7 +225,7 @@ impl Front {
                         path: article,
                         query,
                     });
-                    self.written(output, urls.next(), urls, keep_alive)
+                    self.written(output, urls.next(), urls, version, keep_alive, method == "HEAD")
                 }
                 Err(_) => Answer::HandOff,
             }
@@ -187,7 +239,9 @@ impl Front {
                 output,
                 Some(location),
                 alternates.iter().map(|a| Url::whole(a)),
+                version,
                 keep_alive,
+                method == "HEAD",
             )
         } else {
             Answer::HandOff
@@ -199,13 +253,15 @@ impl Front {
         output: &mut Vec<u8>,
         location: Option<Url<'u>>,
         alternates: impl Iterator<Item = Url<'u>>,
+        version: Version,
         keep_alive: bool,
+        head: bool,
     ) -> Answer {
         let Some(location) = location else {
             return Answer::HandOff;
         };
         self.state.counters.redirects_served.fetch_add(1, Ordering::Relaxed);
-        write_redirect(output, location, alternates, keep_alive);
+        write_redirect(output, location, alternates, version, keep_alive, head);
         Answer::Written { keep_alive }
     }
 }
@@ -237,13 +293,26 @@ impl<'a> Url<'a> {
     }
 }
 
+/// The request's HTTP version, which the answer's status line and
+/// connection header follow (as hyper's do).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Version {
+    Http10,
+    Http11,
+}
+
 fn write_redirect<'u>(
     output: &mut Vec<u8>,
     location: Url<'u>,
     alternates: impl Iterator<Item = Url<'u>>,
+    version: Version,
     keep_alive: bool,
+    head: bool,
 ) {
-    output.extend_from_slice(b"HTTP/1.1 302 Found\r\nlocation: ");
+    output.extend_from_slice(match version {
+        Version::Http10 => b"HTTP/1.0 302 Found\r\nlocation: ",
+        Version::Http11 => b"HTTP/1.1 302 Found\r\nlocation: ",
+    });
     location.write(output);
     output.extend_from_slice(b"\r\ncache-control: private, max-age=30\r\n");
     for alternate in alternates {
@@ -251,10 +320,22 @@ fn write_redirect<'u>(
         alternate.write(output);
         output.extend_from_slice(b">; rel=duplicate\r\n");
     }
-    if !keep_alive {
-        output.extend_from_slice(b"connection: close\r\n");
+    // Byte for byte as hyper writes it behind the router: the connection
+    // field it decided goes before `content-length`, except for HEAD, where
+    // axum has already put `content-length` in the header map.
+    let connection: &[u8] = match (version, keep_alive) {
+        (Version::Http11, false) => b"connection: close\r\n",
+        (Version::Http10, true) => b"connection: keep-alive\r\n",
+        _ => b"",
+    };
+    if head {
+        output.extend_from_slice(b"content-length: 0\r\n");
+        output.extend_from_slice(connection);
+    } else {
+        output.extend_from_slice(connection);
+        output.extend_from_slice(b"content-length: 0\r\n");
     }
-    output.extend_from_slice(b"content-length: 0\r\ndate: ");
+    output.extend_from_slice(b"date: ");
     DATE.with(|date| output.extend_from_slice(&date.now()));
     output.extend_from_slice(b"\r\n\r\n");
 }
@@ -291,10 +372,34 @@ impl CachedDate {
 }
 
 /// A socket whose first bytes were already read: they are read again
-/// before the socket's own.
+/// before the socket's own. Its writes fail once one has waited for the
+/// reader longer than `write_timeout`, which hyper has no setting for.
 struct Replay {
     read: BytesMut,
     stream: TcpStream,
+    write_timeout: Duration,
+    write_deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+    counters: std::sync::Arc<crate::metrics::Counters>,
+}
+
+impl Replay {
+    /// Ready with an error once a write has been blocked past the timeout.
+    fn write_stalled(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let timeout = self.write_timeout;
+        let deadline = self
+            .write_deadline
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        match deadline.as_mut().poll(cx) {
+            Poll::Ready(()) => {
+                self.counters.writes_timed_out.fetch_add(1, Ordering::Relaxed);
+                Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the reader did not take the answer in time",
+                )))
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
 }
 
 impl AsyncRead for Replay {
@@ -311,7 +416,13 @@ impl AsyncRead for Replay {
 
 impl AsyncWrite for Replay {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write(cx, buf)
+        match Pin::new(&mut self.stream).poll_write(cx, buf) {
+            Poll::Pending => self.write_stalled(cx).map(|r| r.map(|()| 0)),
+            ready => {
+                self.write_deadline = None;
+                ready
+            }
+        }
     }
 
     fn poll_write_vectored(
@@ -319,7 +430,13 @@ impl AsyncWrite for Replay {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+        match Pin::new(&mut self.stream).poll_write_vectored(cx, bufs) {
+            Poll::Pending => self.write_stalled(cx).map(|r| r.map(|()| 0)),
+            ready => {
+                self.write_deadline = None;
+                ready
+            }
+        }
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -332,5 +449,158 @@ impl AsyncWrite for Replay {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
+/// The fast path against hyper and the router, on real sockets: the same
+/// bytes sent to a connection that starts in [`Front::serve`] and to one
+/// handed to hyper from its first byte must get the same answers.
+#[cfg(test)]
+mod differential {
+    use super::*;
+    use proptest::prelude::*;
+    use std::sync::Arc;
+    use tokio::net::TcpListener;
+
+    fn front() -> Front {
+        let settings = crate::serve::ServerSettings {
+            status_token: None,
+            header_timeout: Duration::from_secs(5),
+            max_connections: 64,
+            error_pages: Default::default(),
+        };
+        let state = AppState::new(Arc::new(arc_swap::ArcSwap::new(route::sample_snapshot())), settings);
+        Front {
+            router: crate::serve::router(state.clone()),
+            state,
+        }
+    }
+
+    /// Sends `request` on a new connection served by the fast path or by
+    /// hyper alone, and returns everything written back until the close.
+    async fn exchange(fast: bool, request: &[u8]) -> Vec<u8> {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        let watcher = graceful.watcher();
+        let server = tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.unwrap();
+            if fast {
+                front().serve(stream, watcher, CancellationToken::new()).await;
+            } else {
+                front().hand_off(stream, BytesMut::new(), watcher).await;
+            }
+        });
+        let mut client = TcpStream::connect(addr).await.unwrap();
+        client.write_all(request).await.unwrap();
+        let mut answer = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(5), client.read_to_end(&mut answer)).await;
+        server.abort();
+        answer
+    }
+
+    /// Each answer's `date` value is the clock's, not the path's.
+    fn without_dates(answer: &[u8]) -> String {
+        String::from_utf8_lossy(answer)
+            .split("\r\n")
+            .map(|line| if line.starts_with("date: ") { "date: *" } else { line })
+            .collect::<Vec<_>>()
+            .join("\r\n")
+    }
+
+    const TARGETS: &[&str] = &[
+        "/r/news/a",
+        "/r/news/a?x=1",
+        "/r/news/q?id=1",
+        "/r/news/Detail/2017/01/24/507408/Trump-Russia-Daesh",
+        "/r/news/a%3E;rel=preload",
+        "/r/news/a|b",
+        "/r/news/a%zz",
+        "/r/news/a\"b",
+        "/r/news/{x}",
+        "/r/news/a^b`c",
+        "/r/news/a?q=<x>",
+        "/r/news/caf\u{e9}",
+        "/r/news/a?q=\u{e9}",
+        "/r/news/a%20b",
+        "/r/news//a",
+        "/r/news",
+        "/r/news/",
+        "/r/%6Eews/a",
+        "/r/other/x",
+        "/r/nope/a",
+        "/go?url=https://www.example.com/a",
+        "/go?url=https%3A%2F%2Fwww.example.com%2Fa%3Fx%3D1",
+        "/go?url=https://www.example.com/a|b",
+        "/go?url=https://evil.example/a",
+        "/go",
+        "/healthz",
+        "/nothing",
+        "http://www.example.com/r/news/a",
+        "*",
+    ];
+    const METHODS: &[&str] = &["GET", "HEAD", "POST", "OPTIONS", "get"];
+    const CONNECTION: &[&[&str]] = &[
+        &[],
+        &["close"],
+        &["keep-alive"],
+        &["Keep-Alive"],
+        &["keep-alive, close"],
+        &["close, keep-alive"],
+        &["keep-alive", "close"],
+        &["close", "keep-alive"],
+        &["TE, keep-alive"],
+        &["Upgrade"],
+        &[" keep-alive "],
+        &["keepalive"],
+    ];
+
+    fn request() -> impl Strategy<Value = String> {
+        (
+            prop::sample::select(METHODS),
+            prop::sample::select(TARGETS),
+            prop::bool::ANY,
+            prop::sample::select(CONNECTION),
+            prop::bool::ANY,
+        )
+            .prop_map(|(method, target, http10, connection, body)| {
+                let mut request = format!(
+                    "{method} {target} HTTP/1.{}\r\nHost: gate.example\r\n",
+                    if http10 { 0 } else { 1 }
+                );
+                for value in connection {
+                    request.push_str(&format!("Connection: {value}\r\n"));
+                }
+                if body {
+                    request.push_str("Content-Length: 0\r\n");
+                }
+                request.push_str("\r\n");
+                request
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+
+        #[test]
+        fn both_paths_give_the_same_answers(batch in prop::collection::vec(request(), 1..4)) {
+            // A closing request last, so both connections end without a wait.
+            let mut bytes = batch.concat();
+            bytes.push_str("GET /healthz HTTP/1.1\r\nHost: gate.example\r\nConnection: close\r\n\r\n");
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let (fast, routed) = runtime.block_on(async {
+                (exchange(true, bytes.as_bytes()).await, exchange(false, bytes.as_bytes()).await)
+            });
+            prop_assert_eq!(without_dates(&fast), without_dates(&routed), "for {:?}", bytes);
+        }
+    }
+
+    #[tokio::test]
+    async fn http10_keep_alive_is_echoed_and_the_connection_stays() {
+        let request = b"GET /r/news/a HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET /r/news/a HTTP/1.0\r\n\r\n";
+        let fast = without_dates(&exchange(true, request).await);
+        assert_eq!(fast, without_dates(&exchange(false, request).await));
+        assert_eq!(fast.matches("HTTP/1.0 302 Found").count(), 2, "{fast}");
+        assert_eq!(fast.matches("connection: keep-alive").count(), 1, "{fast}");
     }
 }

@@ -7,6 +7,7 @@
 //! trick can move the reader to another host.
 
 use crate::snapshot::{ArticleView, SiteMeta, SiteView, Snapshot};
+use crate::verdict::Verdict;
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Decision {
@@ -93,15 +94,16 @@ fn choose(snapshot: &Snapshot, site_index: usize, path: &str, query: Option<&str
         Ok(candidates) => candidates,
         Err(decision) => return decision,
     };
+    let (encoded_path, encoded_query) = (uri_encoded(path, false), query.map(|q| uri_encoded(q, true)));
     let mut urls = candidates
         .iter()
-        .map(|b| with_path(meta.bases[b].as_str(), path, query));
+        .map(|b| with_path(meta.bases[b].as_str(), &encoded_path, encoded_query.as_deref()));
     match urls.next() {
         Some(location) => Decision::Redirect {
             location,
             alternates: urls.collect(),
         },
-        None => no_candidate(snapshot, site_index, path, query),
+        None => no_candidate(snapshot, site_index, path, query, candidates),
     }
 }
 
@@ -119,17 +121,17 @@ pub fn candidates_for<'s>(
     let Some(view) = snapshot.sites.get(site_index) else {
         return Ok(Candidates::Fallback(&[]));
     };
-    let unsafe_byte = |b: u8| b.is_ascii_control() || b == b' ';
-    if !path.starts_with('/') || path.bytes().any(unsafe_byte) {
+    let control = |b: u8| b.is_ascii_control();
+    if !path.starts_with('/') || path.bytes().any(control) {
         return Err(Decision::BadRequest {
             parameter: "path",
-            message: "the path must start with '/' and hold no spaces or control characters".into(),
+            message: "the path must start with '/' and hold no control characters".into(),
         });
     }
-    if query.is_some_and(|q| q.bytes().any(unsafe_byte)) {
+    if query.is_some_and(|q| q.bytes().any(control)) {
         return Err(Decision::BadRequest {
             parameter: "query",
-            message: "the query must hold no spaces or control characters".into(),
+            message: "the query must hold no control characters".into(),
         });
     }
     Ok(candidates(view, meta, path, query))
@@ -175,14 +177,117 @@ impl<'v> Candidates<'v> {
     }
 }
 
-fn no_candidate(snapshot: &Snapshot, site_index: usize, path: &str, query: Option<&str>) -> Decision {
+/// The 503's list of addresses to try by hand: every base not known to
+/// serve something else there. A base just seen serving a block page, a
+/// parking page, another or an older article, or a 404 is left out; one
+/// that is down or unprobed stays, since it may work from the reader's side.
+fn no_candidate(
+    snapshot: &Snapshot,
+    site_index: usize,
+    path: &str,
+    query: Option<&str>,
+    candidates: Candidates<'_>,
+) -> Decision {
     let meta = &snapshot.catalog.sites[site_index];
+    let (path, query) = (uri_encoded(path, false), query.map(|q| uri_encoded(q, true)));
+    let (path, query) = (path.as_ref(), query.as_deref());
+    let worth_trying = |base: usize| match candidates {
+        Candidates::Article { view, .. } => !matches!(
+            view.verdict(base),
+            Some(Verdict::Diverged | Verdict::Stale | Verdict::Missing)
+        ),
+        Candidates::Fallback(_) => snapshot.sites.get(site_index).is_none_or(|site| {
+            let counts = &site.bases[base].verdict_counts;
+            let index = |v: Verdict| Verdict::ALL.iter().position(|&x| x == v).unwrap_or(0);
+            counts[index(Verdict::Diverged)] <= counts[index(Verdict::Same)]
+        }),
+    };
     Decision::NoCandidate {
         site: meta.name.to_string(),
         path: with_path("", path, query),
-        bases: meta.bases.iter().map(|b| with_path(b.as_str(), path, query)).collect(),
+        bases: (0..meta.bases.len())
+            .filter(|&b| worth_trying(b))
+            .map(|b| with_path(meta.bases[b].as_str(), path, query))
+            .collect(),
         retry_after_secs: crate::snapshot::retry_after_secs(snapshot.catalog.interval),
     }
+}
+
+/// Whether `byte` may stand for itself in a path (`query` false) or a query
+/// of a URI (RFC 3986 §3.3–3.4: unreserved, sub-delims, `:`, `@`, `/`, and
+/// `?` in a query). `%` is judged with what follows it.
+pub fn uri_byte_allowed(byte: u8, query: bool) -> bool {
+    byte.is_ascii_alphanumeric()
+        || matches!(
+            byte,
+            b'-' | b'.'
+                | b'_'
+                | b'~'
+                | b'!'
+                | b'$'
+                | b'&'
+                | b'\''
+                | b'('
+                | b')'
+                | b'*'
+                | b'+'
+                | b','
+                | b';'
+                | b'='
+                | b':'
+                | b'@'
+                | b'/'
+        )
+        || (query && byte == b'?')
+}
+
+/// Whether `text[at..]` starts a well-formed `%XX` escape.
+fn escape_at(text: &[u8], at: usize) -> bool {
+    text.get(at) == Some(&b'%')
+        && text.get(at + 1).is_some_and(u8::is_ascii_hexdigit)
+        && text.get(at + 2).is_some_and(u8::is_ascii_hexdigit)
+}
+
+/// `text` with every byte RFC 3986 does not allow in a path (or a query)
+/// percent-encoded, so a reader's `<`, `>`, `"`, space or non-ASCII cannot
+/// end a `Link` target or reach a header as itself. Existing `%XX` escapes
+/// stay; a `%` that starts none becomes `%25`. Borrowed when nothing needs
+/// encoding, which is every ordinary article URL.
+pub fn uri_encoded(text: &str, query: bool) -> std::borrow::Cow<'_, str> {
+    let bytes = text.as_bytes();
+    let fine = |at: usize| uri_byte_allowed(bytes[at], query) || escape_at(bytes, at);
+    let Some(first) = (0..bytes.len()).find(|&at| !fine(at)) else {
+        return std::borrow::Cow::Borrowed(text);
+    };
+    let mut out = String::with_capacity(text.len() + 16);
+    out.push_str(&text[..first]);
+    for at in first..bytes.len() {
+        if fine(at) {
+            out.push(bytes[at] as char);
+        } else {
+            const HEX: &[u8; 16] = b"0123456789ABCDEF";
+            out.push('%');
+            out.push(HEX[usize::from(bytes[at] >> 4)] as char);
+            out.push(HEX[usize::from(bytes[at] & 15)] as char);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// Whether the fast path may write `target` as it came: true when no byte
+/// of it needs encoding. Anything else goes through the router, which encodes.
+pub fn target_is_canonical(target: &str) -> bool {
+    let (path, query) = match target.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (target, None),
+    };
+    matches!(uri_encoded(path, false), std::borrow::Cow::Borrowed(_))
+        && query.is_none_or(|q| matches!(uri_encoded(q, true), std::borrow::Cow::Borrowed(_)))
+}
+
+/// One `Link` field value naming `url` as a duplicate of the answer.
+pub fn link_value(url: &str) -> String {
+    format!("<{url}>; rel=duplicate")
 }
 
 fn with_path(base: &str, path: &str, query: Option<&str>) -> String {
@@ -194,6 +299,98 @@ fn with_path(base: &str, path: &str, query: Option<&str>) -> String {
         url.push_str(query);
     }
     url
+}
+
+/// The reader-path invariant, for the property tests and the fuzz target:
+/// every URL a redirect names is a configured base's origin followed by `/`
+/// and holds only what RFC 3986 allows, and the `Link` fields as written
+/// parse (RFC 8288) into link-values whose targets are exactly those URLs.
+#[doc(hidden)]
+pub fn check_redirect(snapshot: &Snapshot, decision: &Decision) -> Result<(), String> {
+    let Decision::Redirect { location, alternates } = decision else {
+        return Ok(());
+    };
+    let on_a_base = |url: &str| {
+        snapshot.catalog.sites.iter().flat_map(|s| &s.bases).any(|base| {
+            url.strip_prefix(base.as_str())
+                .is_some_and(|rest| rest.starts_with('/'))
+        })
+    };
+    for url in std::iter::once(location).chain(alternates) {
+        if !on_a_base(url) {
+            return Err(format!("redirect off the configured bases: {url:?}"));
+        }
+        let bytes = url.as_bytes();
+        let gen_delims_in_origin = |b: u8| matches!(b, b'[' | b']');
+        if let Some(at) = (0..bytes.len())
+            .find(|&at| !(uri_byte_allowed(bytes[at], true) || escape_at(bytes, at) || gen_delims_in_origin(bytes[at])))
+        {
+            return Err(format!(
+                "byte {:?} at {at} is not allowed in a URI: {url:?}",
+                bytes[at] as char
+            ));
+        }
+    }
+    for alternate in alternates {
+        let field = link_value(alternate);
+        let targets = parse_link_field(&field)?;
+        if targets != [alternate.as_str()] {
+            return Err(format!("Link {field:?} parses as targets {targets:?}"));
+        }
+    }
+    Ok(())
+}
+
+/// The targets of a `Link` field (RFC 8288 §3): `<URI-Reference>` then
+/// `; param`s, link-values separated by commas. Strict: anything else is an
+/// error, so a target that smuggles a second link-value shows.
+#[doc(hidden)]
+pub fn parse_link_field(field: &str) -> Result<Vec<&str>, String> {
+    let mut targets = Vec::new();
+    let mut rest = field.trim_start_matches([' ', '\t']);
+    loop {
+        let Some(after) = rest.strip_prefix('<') else {
+            return Err(format!("a link-value must start with '<': {rest:?}"));
+        };
+        let Some(end) = after.find('>') else {
+            return Err(format!("unterminated link target: {after:?}"));
+        };
+        targets.push(&after[..end]);
+        rest = &after[end + 1..];
+        // Parameters: `; token=(token / quoted-string)`, up to a ',' or the end.
+        loop {
+            rest = rest.trim_start_matches([' ', '\t']);
+            let Some(param) = rest.strip_prefix(';') else { break };
+            let param = param.trim_start_matches([' ', '\t']);
+            let name_end = param
+                .find(|c: char| !(c.is_ascii_alphanumeric() || "!#$&+-.^_`|~*".contains(c)))
+                .unwrap_or(param.len());
+            if name_end == 0 {
+                return Err(format!("a link-param must have a name: {param:?}"));
+            }
+            rest = &param[name_end..];
+            if let Some(value) = rest.strip_prefix('=') {
+                if let Some(quoted) = value.strip_prefix('"') {
+                    let Some(close) = quoted.find('"') else {
+                        return Err(format!("unterminated quoted link-param: {value:?}"));
+                    };
+                    rest = &quoted[close + 1..];
+                } else {
+                    let value_end = value
+                        .find(|c: char| !(c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c)))
+                        .unwrap_or(value.len());
+                    rest = &value[value_end..];
+                }
+            }
+        }
+        if rest.is_empty() {
+            return Ok(targets);
+        }
+        let Some(next) = rest.strip_prefix(',') else {
+            return Err(format!("unexpected text after a link-value: {rest:?}"));
+        };
+        rest = next.trim_start_matches([' ', '\t']);
+    }
 }
 
 /// A snapshot built through the real config parser and engine, for
@@ -305,6 +502,24 @@ mod tests {
         "ex\u{0430}mple.com",
         "\u{ff0f}",
         "url=",
+        "<",
+        ">",
+        ">;rel=preload;as=script,<https://evil.example/x.js",
+        "\"",
+        "`",
+        "{",
+        "}",
+        "|",
+        "^",
+        "[",
+        "]",
+        ",",
+        ";",
+        "%",
+        "%zz",
+        "%3E",
+        "\u{e9}",
+        "\u{1F600}",
         "news",
         "a",
         "Detail/2017/01/24/507408/Trump-Russia-Daesh",
@@ -320,19 +535,12 @@ mod tests {
         ]
     }
 
-    fn safe(location: &str) -> bool {
-        BASES
-            .iter()
-            .any(|base| location.strip_prefix(base).is_some_and(|rest| rest.starts_with('/')))
-            && !location.bytes().any(|b| b.is_ascii_control())
-    }
-
-    fn check(decision: Decision) -> Result<(), TestCaseError> {
-        if let Decision::Redirect { location, alternates } = &decision {
-            prop_assert!(safe(location), "unsafe Location {location:?}");
-            for alternate in alternates {
-                prop_assert!(safe(alternate), "unsafe Link {alternate:?}");
-            }
+    fn check(snapshot: &Snapshot, decision: Decision) -> Result<(), TestCaseError> {
+        if let Err(problem) = check_redirect(snapshot, &decision) {
+            return Err(TestCaseError::fail(problem));
+        }
+        if let Decision::Redirect { location, .. } = &decision {
+            prop_assert!(BASES.iter().any(|base| location.starts_with(base)));
         }
         Ok(())
     }
@@ -344,7 +552,7 @@ mod tests {
         fn r_only_ever_redirects_to_a_configured_base(path in hostile(), query in proptest::option::of(hostile())) {
             let snapshot = sample_snapshot();
             for site in ["news", "other", "nope"] {
-                check(redirect(&snapshot, site, &format!("/{path}"), query.as_deref()))?;
+                check(&snapshot, redirect(&snapshot, site, &format!("/{path}"), query.as_deref()))?;
             }
         }
 
@@ -354,7 +562,7 @@ mod tests {
             rest in hostile(),
         ) {
             let snapshot = sample_snapshot();
-            check(go(&snapshot, Some(&format!("{prefix}{rest}"))))?;
+            check(&snapshot, go(&snapshot, Some(&format!("{prefix}{rest}"))))?;
         }
     }
 
@@ -405,6 +613,35 @@ mod tests {
             redirect(&snapshot, "nope", "/x", None),
             Decision::NotFound { .. }
         ));
+        // The reader's `>` must not end the Link target and start a second link-value.
+        let attack = redirect(
+            &snapshot,
+            "news",
+            "/a>;rel=preload;as=script,<https://evil.example/x.js",
+            None,
+        );
+        assert_eq!(
+            attack,
+            Decision::Redirect {
+                location: "https://www.example.co.uk/a%3E;rel=preload;as=script,%3Chttps://evil.example/x.js".into(),
+                alternates: vec![
+                    "http://mirror.example.net:8080/a%3E;rel=preload;as=script,%3Chttps://evil.example/x.js".into()
+                ],
+            }
+        );
+        check_redirect(&snapshot, &attack).unwrap();
+        assert_eq!(
+            uri_encoded("/a b\"`{}|\\^\u{e9}%zz%41", false),
+            "/a%20b%22%60%7B%7D%7C%5C%5E%C3%A9%25zz%41"
+        );
+        assert_eq!(uri_encoded("q=?/a", true), "q=?/a");
+        assert_eq!(uri_encoded("q=?/a", false), "q=%3F/a");
+        assert!(
+            parse_link_field("<https://a/x>;rel=preload;as=script,<https://evil/x.js>; rel=duplicate")
+                .unwrap()
+                .len()
+                == 2
+        );
         // Found by the property test: a query must not carry a header break into Location.
         assert!(matches!(
             redirect(&snapshot, "news", "/a", Some("\r\nSet-Cookie: x=1")),

@@ -31,6 +31,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::now_ms;
+use crate::config::Secret;
 use crate::front::Front;
 use crate::metrics::Counters;
 use crate::route::{self, Decision};
@@ -56,8 +57,46 @@ pub struct AppState {
     pub evidence: crate::engine::Evidence,
     pub counters: Arc<Counters>,
     pub store: Option<Arc<StoreHealth>>,
+    /// The `[server]` settings a reload swaps in; read per connection.
+    pub settings: Arc<ArcSwap<ServerSettings>>,
+    /// Whether the daemon's loops are turning, for `/healthz`.
+    pub liveness: Option<Arc<crate::notify::Heartbeat>>,
+}
+
+/// The part of `[server]` that takes effect on reload.
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
     /// Required as a bearer token on the operators' endpoints, if set.
-    pub status_token: Option<Arc<str>>,
+    pub status_token: Option<Secret>,
+    /// For a request's headers, and for a reader to take each answer.
+    pub header_timeout: Duration,
+    pub max_connections: usize,
+    pub error_pages: crate::pages::ErrorPages,
+}
+
+impl ServerSettings {
+    pub fn from_config(server: &crate::config::ServerConfig) -> Self {
+        ServerSettings {
+            status_token: server.status_token.clone(),
+            header_timeout: server.request_header_timeout,
+            max_connections: server.max_connections,
+            error_pages: crate::pages::ErrorPages::load(server.error_page_dir.as_deref()),
+        }
+    }
+}
+
+impl AppState {
+    /// State for tests and tools that serve a fixed snapshot.
+    pub fn new(snapshots: Snapshots, settings: ServerSettings) -> Self {
+        AppState {
+            snapshots,
+            evidence: Default::default(),
+            counters: Default::default(),
+            store: None,
+            settings: Arc::new(ArcSwap::from_pointee(settings)),
+            liveness: None,
+        }
+    }
 }
 
 pub fn router(state: AppState) -> Router {
@@ -80,24 +119,17 @@ pub fn router(state: AppState) -> Router {
 /// Serves on `listener` until `shutdown`, then lets requests in progress
 /// finish (up to five seconds). Connections start in [`Front`], which
 /// answers readers' redirects itself and hands the rest to the router.
-pub async fn serve(
-    listener: TcpListener,
-    state: AppState,
-    header_timeout: Duration,
-    shutdown: CancellationToken,
-) -> std::io::Result<()> {
-    let mut http = http1::Builder::new();
-    http.timer(TokioTimer::new())
-        .header_read_timeout(header_timeout)
-        .max_headers(MAX_HEADERS)
-        .max_buf_size(READ_BUFFER_BYTES);
+/// At most `max_connections` are open at once: past it, a new connection
+/// gets a 503 with `Retry-After` (written only if the socket takes it at
+/// once) and is closed, so a flood costs a file descriptor for a moment,
+/// not memory or a task.
+pub async fn serve(listener: TcpListener, state: AppState, shutdown: CancellationToken) -> std::io::Result<()> {
     let front = Front {
         router: router(state.clone()),
-        state,
-        http,
-        header_timeout,
+        state: state.clone(),
     };
     let graceful = GracefulShutdown::new();
+    let mut last_refusal_logged: Option<std::time::Instant> = None;
     loop {
         let (stream, _) = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -111,8 +143,27 @@ pub async fn serve(
                 }
             },
         };
+        let limit = state.settings.load().max_connections;
+        let Some(open) = OpenConnection::try_new(&state.counters, limit) else {
+            state.counters.connections_refused.fetch_add(1, Ordering::Relaxed);
+            let _ = stream.try_write(OVER_CAPACITY);
+            if last_refusal_logged.is_none_or(|at| at.elapsed() >= Duration::from_secs(60)) {
+                last_refusal_logged = Some(std::time::Instant::now());
+                tracing::warn!(
+                    max_connections = limit,
+                    "reader connections at server.max_connections; refusing new ones with 503 (logged once a minute)"
+                );
+            }
+            continue;
+        };
         let _ = stream.set_nodelay(true);
-        tokio::spawn(front.clone().serve(stream, graceful.watcher(), shutdown.clone()));
+        let front = front.clone();
+        let watcher = graceful.watcher();
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            front.serve(stream, watcher, shutdown).await;
+            drop(open);
+        });
     }
     drop(listener);
     tokio::select! {
@@ -120,6 +171,44 @@ pub async fn serve(
         _ = tokio::time::sleep(Duration::from_secs(5)) => {}
     }
     Ok(())
+}
+
+/// What a connection past `max_connections` is told before it is closed.
+const OVER_CAPACITY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\nretry-after: 1\r\ncache-control: no-store\r\nconnection: close\r\ncontent-length: 44\r\n\r\ntoo many open connections; retry in a second";
+
+/// One open reader connection, counted until dropped.
+struct OpenConnection(Arc<Counters>);
+
+impl OpenConnection {
+    fn try_new(counters: &Arc<Counters>, limit: usize) -> Option<Self> {
+        let open = &counters.connections_open;
+        let mut current = open.load(Ordering::Relaxed);
+        loop {
+            if current >= limit {
+                return None;
+            }
+            match open.compare_exchange_weak(current, current + 1, Ordering::AcqRel, Ordering::Relaxed) {
+                Ok(_) => return Some(OpenConnection(counters.clone())),
+                Err(actual) => current = actual,
+            }
+        }
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.connections_open.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// hyper's HTTP/1 settings for a connection handed to it.
+pub fn http1_builder(header_timeout: Duration) -> http1::Builder {
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .max_headers(MAX_HEADERS)
+        .max_buf_size(READ_BUFFER_BYTES);
+    http
 }
 
 async fn limit_uri(request: Request, next: Next) -> Response {
@@ -135,17 +224,18 @@ async fn limit_uri(request: Request, next: Next) -> Response {
 }
 
 async fn require_token(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let Some(expected) = &state.status_token else {
+    let settings = state.settings.load();
+    let Some(expected) = &settings.status_token else {
         return next.run(request).await;
     };
     let presented = request
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(bearer_token)
         .unwrap_or("");
     // Constant time, so the comparison does not tell how much of a guess was right.
-    if bool::from(presented.as_bytes().ct_eq(expected.as_bytes())) {
+    if bool::from(presented.as_bytes().ct_eq(expected.expose().as_bytes())) {
         return next.run(request).await;
     }
     let mut response = error(StatusCode::UNAUTHORIZED, "a bearer token is required".into(), None);
@@ -154,6 +244,15 @@ async fn require_token(State(state): State<AppState>, request: Request, next: Ne
         HeaderValue::from_static("Bearer realm=\"mirrorgate\""),
     );
     response
+}
+
+/// The credentials of `Authorization: Bearer <token>`; the scheme is
+/// case-insensitive (RFC 9110 §11.1), with one or more spaces after it.
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, rest) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| rest.trim_start_matches(' '))
 }
 
 async fn redirect(State(state): State<AppState>, uri: Uri, headers: HeaderMap) -> Response {
@@ -168,23 +267,19 @@ async fn redirect(State(state): State<AppState>, uri: Uri, headers: HeaderMap) -
             message: "the site name is not valid UTF-8".into(),
         },
     };
-    respond(decision, &headers, &state.counters)
+    respond(decision, &headers, &state)
 }
 
 async fn go(State(state): State<AppState>, uri: Uri, headers: HeaderMap) -> Response {
     let url = route::url_parameter(uri.query());
-    respond(
-        route::go(&state.snapshots.load(), url.as_deref()),
-        &headers,
-        &state.counters,
-    )
+    respond(route::go(&state.snapshots.load(), url.as_deref()), &headers, &state)
 }
 
 async fn overview(State(state): State<AppState>) -> Response {
     let snapshot = state.snapshots.load();
     json(
         StatusCode::OK,
-        &status::overview(&snapshot, state.store.as_deref(), now_ms()),
+        &status::overview(&snapshot, state.store.as_deref(), Some(&state.counters), now_ms()),
     )
 }
 
@@ -280,15 +375,50 @@ async fn metrics(State(state): State<AppState>) -> Response {
     (StatusCode::OK, content_type, body).into_response()
 }
 
-async fn healthz() -> Response {
-    (StatusCode::OK, [(header::CACHE_CONTROL, "no-store")], "ok\n").into_response()
+/// 200 while the scheduler and engine loops turn (the same beats the
+/// systemd watchdog waits for) and the store takes writes; 503 with the
+/// reasons otherwise, so a container's HEALTHCHECK sees a wedged daemon.
+async fn healthz(State(state): State<AppState>) -> Response {
+    let mut problems: Vec<String> = Vec::new();
+    if let Some(heartbeat) = &state.liveness {
+        for stalled in heartbeat.stalled(crate::notify::BEAT_EVERY * 5) {
+            problems.push(format!("the {stalled} loop has not turned for over 5 s"));
+        }
+    }
+    if let Some((_, error)) = state.store.as_deref().and_then(StoreHealth::last_error) {
+        problems.push(format!("the store does not take writes: {error}"));
+    }
+    #[derive(Serialize)]
+    struct Health {
+        status: &'static str,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        problems: Vec<String>,
+    }
+    let status = if problems.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let mut response = json(
+        status,
+        &Health {
+            status: if problems.is_empty() { "ok" } else { "unhealthy" },
+            problems,
+        },
+    );
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
 }
 
 async fn not_found(uri: Uri) -> Response {
     error(StatusCode::NOT_FOUND, format!("no such endpoint: {}", uri.path()), None)
 }
 
-fn respond(decision: Decision, request_headers: &HeaderMap, counters: &Counters) -> Response {
+fn respond(decision: Decision, request_headers: &HeaderMap, state: &AppState) -> Response {
+    let counters = &state.counters;
+    let settings = state.settings.load();
     let counter = match &decision {
         Decision::Redirect { .. } => &counters.redirects_served,
         Decision::NoCandidate { .. } => &counters.redirects_no_candidate,
@@ -310,7 +440,7 @@ fn respond(decision: Decision, request_headers: &HeaderMap, counters: &Counters)
             headers.insert(header::LOCATION, location);
             headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, max-age=30"));
             for alternate in alternates {
-                if let Ok(link) = HeaderValue::from_str(&format!("<{alternate}>; rel=duplicate")) {
+                if let Ok(link) = HeaderValue::from_str(&route::link_value(&alternate)) {
                     headers.append(header::LINK, link);
                 }
             }
@@ -322,17 +452,11 @@ fn respond(decision: Decision, request_headers: &HeaderMap, counters: &Counters)
             bases,
             retry_after_secs,
         } => {
-            let wants_html = request_headers
-                .get(header::ACCEPT)
-                .and_then(|a| a.to_str().ok())
-                .is_some_and(|a| a.contains("text/html"));
-            let mut response = if wants_html {
-                let mut response = Response::new(Body::from(no_candidate_page(&site, &path, &bases)));
-                response.headers_mut().insert(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("text/html; charset=utf-8"),
-                );
-                response
+            let mut response = if wants_html(request_headers) {
+                html(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    settings.error_pages.unavailable(&site, &path, &bases),
+                )
             } else {
                 #[derive(Serialize)]
                 struct Body<'a> {
@@ -349,15 +473,40 @@ fn respond(decision: Decision, request_headers: &HeaderMap, counters: &Counters)
                 };
                 json(StatusCode::SERVICE_UNAVAILABLE, &body)
             };
-            *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
             let headers = response.headers_mut();
             headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
             headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             response
         }
+        Decision::BadRequest { parameter, message } if wants_html(request_headers) => {
+            let _ = parameter;
+            html(StatusCode::BAD_REQUEST, settings.error_pages.bad_request(&message))
+        }
         Decision::BadRequest { parameter, message } => error(StatusCode::BAD_REQUEST, message, Some(parameter)),
+        Decision::NotFound { message } if wants_html(request_headers) => {
+            html(StatusCode::NOT_FOUND, settings.error_pages.not_found(&message))
+        }
         Decision::NotFound { message } => error(StatusCode::NOT_FOUND, message, None),
     }
+}
+
+/// A browser asks for HTML; tools and scripts get JSON.
+fn wants_html(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|a| a.to_str().ok())
+        .any(|a| a.to_ascii_lowercase().contains("text/html"))
+}
+
+fn html(status: StatusCode, body: String) -> Response {
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    response
 }
 
 fn json<T: Serialize>(status: StatusCode, value: &T) -> Response {
@@ -388,34 +537,4 @@ fn error(status: StatusCode, message: String, parameter: Option<&str>) -> Respon
             parameter,
         },
     )
-}
-
-fn no_candidate_page(site: &str, path: &str, bases: &[String]) -> String {
-    let items: String = bases
-        .iter()
-        .map(|url| {
-            let url = escape_html(url);
-            format!("<li><a href=\"{url}\" rel=\"nofollow\">{url}</a></li>\n")
-        })
-        .collect();
-    format!(
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Temporarily unavailable</title></head>\n<body>\n<h1>No address currently serves this page</h1>\n<p>None of the addresses of <strong>{site}</strong> is serving <code>{path}</code> right now. One of these may still work:</p>\n<ul>\n{items}</ul>\n</body></html>\n",
-        site = escape_html(site),
-        path = escape_html(path),
-    )
-}
-
-fn escape_html(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
