@@ -49,9 +49,53 @@ pub struct ServerConfig {
     /// How long probes in flight may finish after SIGTERM before they are cancelled.
     pub shutdown_grace: Duration,
     /// When set, /status and /metrics require `Authorization: Bearer <token>`.
-    pub status_token: Option<String>,
-    /// A client must send its request headers within this (slowloris readers).
+    /// From `status_token` or the file `status_token_file` names.
+    pub status_token: Option<Secret>,
+    /// A client must send its request headers within this (slowloris
+    /// readers), and take each answer within it too.
     pub request_header_timeout: Duration,
+    /// Reader connections open at once; past it a new one gets a 503.
+    pub max_connections: usize,
+    /// Templates for the readers' error pages (`503.html`, `400.html`,
+    /// `404.html`) that replace the built-in ones, if set.
+    pub error_page_dir: Option<PathBuf>,
+}
+
+/// A credential: compared and used, never printed (`Debug` shows only that
+/// one is there), so it stays out of logs and panic messages.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(Arc<str>);
+
+impl Secret {
+    pub fn new(value: &str) -> Self {
+        Secret(Arc::from(value))
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// The default `max_connections`: three quarters of the open-file limit,
+/// leaving the rest for probes, the store and logs; 64 to 100,000.
+pub fn default_max_connections() -> usize {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes only into the struct we pass.
+    let soft = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0 {
+        limit.rlim_cur
+    } else {
+        1024
+    };
+    usize::try_from(soft / 4 * 3).unwrap_or(usize::MAX).clamp(64, 100_000)
 }
 
 #[derive(Clone, Debug)]
@@ -59,6 +103,8 @@ pub struct StoreConfig {
     pub backend: StoreBackend,
     pub path: PathBuf,
     pub retention: Duration,
+    /// Raw probe rows are kept this long; hourly rollups for `retention`.
+    pub raw_retention: Duration,
     /// How long a write waits on a lock another process holds before it fails (and is retried).
     pub busy_timeout: Duration,
 }
@@ -173,6 +219,34 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
     Ok(config)
 }
 
+/// Every key the config accepts, as `section.key` (sites' as `sites.key`).
+pub fn all_keys() -> Vec<String> {
+    let sections: [(&str, &[&str]); 6] = [
+        ("server", SERVER_KEYS),
+        ("store", STORE_KEYS),
+        ("probe", PROBE_KEYS),
+        ("log", LOG_KEYS),
+        ("verdicts", VERDICTS_KEYS),
+        ("sites", SITE_KEYS),
+    ];
+    sections
+        .iter()
+        .flat_map(|(section, keys)| keys.iter().map(move |key| format!("{section}.{key}")))
+        .collect()
+}
+
+/// `$CREDENTIALS_DIRECTORY/…` or `${CREDENTIALS_DIRECTORY}/…` with the
+/// directory systemd put the unit's credentials in.
+fn expand_credentials_directory(path: &str) -> String {
+    for prefix in ["${CREDENTIALS_DIRECTORY}", "$CREDENTIALS_DIRECTORY"] {
+        if let Some(rest) = path.strip_prefix(prefix) {
+            let dir = std::env::var("CREDENTIALS_DIRECTORY").unwrap_or_default();
+            return format!("{dir}{rest}");
+        }
+    }
+    path.to_string()
+}
+
 /// Validates config text; `file` only labels the errors.
 pub fn parse(file: &str, text: &str) -> Result<Config, ConfigErrors> {
     parse_in(file, text, Path::new("."))
@@ -221,9 +295,12 @@ const SERVER_KEYS: &[&str] = &[
     "workers",
     "shutdown_grace",
     "status_token",
+    "status_token_file",
     "request_header_timeout",
+    "max_connections",
+    "error_page_dir",
 ];
-const STORE_KEYS: &[&str] = &["backend", "path", "retention", "busy_timeout"];
+const STORE_KEYS: &[&str] = &["backend", "path", "retention", "raw_retention", "busy_timeout"];
 const PROBE_KEYS: &[&str] = &[
     "interval",
     "timeout",
@@ -324,28 +401,74 @@ impl Walker<'_> {
         };
         let workers = self.integer(table, "server", "workers", 1, 1024);
         let shutdown_grace = self.duration(table, "server", "shutdown_grace", Duration::from_secs(10));
-        let status_token = match self.string(table, "server", "status_token") {
+        let status_token = self.status_token(table);
+        let request_header_timeout = self.duration(table, "server", "request_header_timeout", Duration::from_secs(10));
+        let max_connections = self.integer(table, "server", "max_connections", 1, 10_000_000);
+        let error_page_dir = match self.string(table, "server", "error_page_dir") {
             None => Some(None),
-            Some((token, span)) => {
-                if token.len() < 16 || !token.bytes().all(|b| b.is_ascii_graphic()) {
-                    self.error(
-                        span,
-                        "`server.status_token` must be at least 16 printable characters without spaces".into(),
-                    );
-                    None
+            Some((dir, span)) => {
+                let path = self.base_dir.join(&dir);
+                if path.is_dir() {
+                    Some(Some(path))
                 } else {
-                    Some(Some(token))
+                    let message = format!("`server.error_page_dir` \"{}\" is not a directory", path.display());
+                    self.error(span, message);
+                    None
                 }
             }
         };
-        let request_header_timeout = self.duration(table, "server", "request_header_timeout", Duration::from_secs(10));
         Some(ServerConfig {
             listen: listen?,
             workers: workers?,
             shutdown_grace: shutdown_grace?,
             status_token: status_token?,
             request_header_timeout: request_header_timeout?,
+            max_connections: max_connections?.unwrap_or_else(default_max_connections),
+            error_page_dir: error_page_dir?,
         })
+    }
+
+    /// `status_token`, or the first line of the file `status_token_file`
+    /// names (`$CREDENTIALS_DIRECTORY` expands, for systemd's
+    /// `LoadCredential=`); not both.
+    fn status_token(&mut self, table: &DeTable<'_>) -> Option<Option<Secret>> {
+        let inline = self.string(table, "server", "status_token");
+        let file = self.string(table, "server", "status_token_file");
+        let (token, span, origin) = match (inline, file) {
+            (None, None) => return Some(None),
+            (Some(_), Some((_, span))) => {
+                self.error(
+                    span,
+                    "set `server.status_token` or `server.status_token_file`, not both".into(),
+                );
+                return None;
+            }
+            (Some((token, span)), None) => (token, span, "`server.status_token`".to_string()),
+            (None, Some((file, span))) => {
+                let expanded = expand_credentials_directory(&file);
+                let path = self.base_dir.join(&expanded);
+                match std::fs::read_to_string(&path) {
+                    Ok(text) => (
+                        text.lines().next().unwrap_or("").trim().to_string(),
+                        span,
+                        format!("the token in `server.status_token_file` \"{}\"", path.display()),
+                    ),
+                    Err(e) => {
+                        let message = format!("`server.status_token_file` \"{}\" cannot be read: {e}", path.display());
+                        self.error(span, message);
+                        return None;
+                    }
+                }
+            }
+        };
+        if token.len() < 16 || !token.bytes().all(|b| b.is_ascii_graphic()) {
+            self.error(
+                span,
+                format!("{origin} must be at least 16 printable characters without spaces"),
+            );
+            return None;
+        }
+        Some(Some(Secret::new(&token)))
     }
 
     fn store(&mut self, table: &DeTable<'_>) -> Option<StoreConfig> {
@@ -359,6 +482,7 @@ impl Walker<'_> {
             None => Some(default_store_path()),
         };
         let retention = self.duration(table, "store", "retention", Duration::from_secs(30 * 86400));
+        let raw_retention = self.duration(table, "store", "raw_retention", Duration::from_secs(2 * 86400));
         let busy_timeout = self.duration(table, "store", "busy_timeout", Duration::from_secs(5));
         let backend = match self.string(table, "store", "backend") {
             None => Some(StoreBackend::Sqlite),
@@ -376,6 +500,7 @@ impl Walker<'_> {
             backend: backend?,
             path: path?,
             retention: retention?,
+            raw_retention: raw_retention?,
             busy_timeout: busy_timeout?,
         })
     }

@@ -3,7 +3,6 @@
 //! was already probed.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,15 +14,20 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::now_ms;
-use crate::config::{self, Config, StoreBackend};
-use crate::engine::{self, Engine, EngineEvent, Evidence, LATENCY_SAMPLES};
+use crate::config::{Config, StoreBackend};
+use crate::engine::{self, Engine, EngineEvent, LATENCY_SAMPLES};
 use crate::metrics::Counters;
 use crate::notify::{self, BEAT_EVERY, Heartbeat, Loop};
 use crate::probe::ClientError;
 use crate::schedule::Scheduler;
 use crate::serve::{self, AppState, Snapshots};
 use crate::snapshot::Catalog;
-use crate::store::{NullStore, SqliteStore, Store, StoreError, StoreWriter};
+use crate::store::{NullStore, Retention, SqliteStore, Store, StoreError, StoreWriter};
+
+pub use crate::reload::Reload;
+use crate::reload::Reloader;
+use crate::serve::ServerSettings;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -53,7 +57,8 @@ pub struct Daemon {
     server: JoinHandle<std::io::Result<()>>,
     reloader: Option<JoinHandle<()>>,
     shutdown: CancellationToken,
-    grace: Duration,
+    /// `server.shutdown_grace` in milliseconds; a reload changes it.
+    grace_ms: Arc<AtomicU64>,
 }
 
 /// What a reload swaps: the scheduler the rounds loop picks up next.
@@ -106,12 +111,24 @@ impl Daemon {
             evidence.clone(),
         )?));
         let heartbeat = Heartbeat::new();
+        let counters = Arc::new(Counters::default());
+        if !config.server.listen.ip().is_loopback() && config.server.status_token.is_none() {
+            tracing::warn!(
+                listen = %config.server.listen,
+                "listening beyond loopback without server.status_token: /status and /metrics are open to anyone who can reach this address"
+            );
+        }
         let wake_rounds = Arc::new(Notify::new());
         let probe_runtime = probe_runtime(config.probe.threads).map_err(StartError::Runtime)?;
         // The probe side is spawned onto its own runtime; no await in between.
         let (writer, writer_task, events, engine_task, rounds) = {
             let _probe_side = probe_runtime.enter();
-            let (writer, writer_task) = StoreWriter::spawn(store, config.store.retention);
+            let retention = Retention {
+                rollups: config.store.retention,
+                raw: config.store.raw_retention,
+                busy_timeout: config.store.busy_timeout,
+            };
+            let (writer, writer_task) = StoreWriter::spawn(store, retention);
             let (events, engine_task) = engine::spawn(engine, Some(writer.clone()), Some(heartbeat.clone()));
             let rounds = tokio::spawn(probe_rounds(
                 snapshots.clone(),
@@ -119,32 +136,36 @@ impl Daemon {
                 events.clone(),
                 wake_rounds.clone(),
                 heartbeat.clone(),
+                counters.clone(),
                 shutdown.clone(),
             ));
             (writer, writer_task, events, engine_task, rounds)
         };
-        let counters = Arc::new(Counters::default());
+        let settings = Arc::new(ArcSwap::from_pointee(ServerSettings::from_config(&config.server)));
         let app = AppState {
             snapshots: snapshots.clone(),
             evidence: evidence.clone(),
             counters: counters.clone(),
             store: Some(writer.health.clone()),
-            status_token: config.server.status_token.as_deref().map(Arc::from),
+            settings: settings.clone(),
+            liveness: Some(heartbeat.clone()),
         };
-        let header_timeout = config.server.request_header_timeout;
-        let server = tokio::spawn(serve::serve(listener, app, header_timeout, shutdown.clone()));
+        let server = tokio::spawn(serve::serve(listener, app, shutdown.clone()));
         let (sites, articles) = size(&catalog);
         tracing::info!(%local_addr, sites, articles, "serving");
-        let reloader = reload.path.map(|path| {
+        let grace_ms = Arc::new(AtomicU64::new(config.server.shutdown_grace.as_millis() as u64));
+        let reloader = reload.path.is_some().then(|| {
             let reloader = Reloader {
-                path,
-                listen_override: reload.listen_override,
+                reload,
                 running: config.clone(),
                 events: events.clone(),
                 schedulers: schedulers.clone(),
                 evidence,
                 wake: wake_rounds.clone(),
                 counters,
+                settings,
+                grace_ms: grace_ms.clone(),
+                writer: writer.clone(),
             };
             tokio::spawn(reloader.run(shutdown.clone()))
         });
@@ -163,7 +184,7 @@ impl Daemon {
             server,
             reloader,
             shutdown,
-            grace: config.server.shutdown_grace,
+            grace_ms,
         })
     }
 
@@ -178,8 +199,9 @@ impl Daemon {
         notify::stopping();
         notify::status("stopping: finishing probes in flight");
         let mut rounds = self.rounds;
-        if tokio::time::timeout(self.grace, &mut rounds).await.is_err() {
-            tracing::warn!(grace = ?self.grace, "probes still running after the grace period; cancelling them");
+        let grace = Duration::from_millis(self.grace_ms.load(Ordering::Relaxed));
+        if tokio::time::timeout(grace, &mut rounds).await.is_err() {
+            tracing::warn!(?grace, "probes still running after the grace period; cancelling them");
             rounds.abort();
             let _ = rounds.await;
         }
@@ -258,6 +280,7 @@ async fn probe_rounds(
     events: mpsc::Sender<EngineEvent>,
     wake: Arc<Notify>,
     heartbeat: Arc<Heartbeat>,
+    counters: Arc<Counters>,
     stop: CancellationToken,
 ) {
     let mut beat = tokio::time::interval(BEAT_EVERY);
@@ -285,6 +308,14 @@ async fn probe_rounds(
         release_free_memory();
         let (sites, articles) = size(scheduler.catalog());
         tracing::info!(duration_ms = duration.as_millis() as u64, "probe round finished");
+        if duration > scheduler.interval() && !stop.is_cancelled() {
+            counters.rounds_overrun.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(
+                duration_ms = duration.as_millis() as u64,
+                interval_ms = scheduler.interval().as_millis() as u64,
+                "probe round took longer than probe.interval; the next one starts at once (raise probe.interval or probe.per_host_rate, or lower the article count)"
+            );
+        }
         notify::status(&format!(
             "probing {sites} sites, {articles} articles; last round {:.1}s",
             duration.as_secs_f64()
@@ -298,117 +329,6 @@ async fn probe_rounds(
                 _ = wake.notified() => break,
                 _ = beat.tick() => heartbeat.beat(Loop::Scheduler),
             }
-        }
-    }
-}
-
-/// How the config is re-read on SIGHUP.
-#[derive(Clone, Debug, Default)]
-pub struct Reload {
-    /// The file to re-read; None turns reloading off.
-    pub path: Option<PathBuf>,
-    /// A listen address given on the command line, which wins over the file's.
-    pub listen_override: Option<SocketAddr>,
-}
-
-/// Re-reads the config on SIGHUP and swaps it in if it is valid.
-struct Reloader {
-    path: PathBuf,
-    listen_override: Option<SocketAddr>,
-    running: Config,
-    events: mpsc::Sender<EngineEvent>,
-    schedulers: Schedulers,
-    evidence: Evidence,
-    wake: Arc<Notify>,
-    counters: Arc<Counters>,
-}
-
-impl Reloader {
-    async fn run(mut self, stop: CancellationToken) {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut hangups = match signal(SignalKind::hangup()) {
-            Ok(hangups) => hangups,
-            Err(error) => {
-                tracing::error!(%error, "cannot listen for SIGHUP; config reload is off");
-                return;
-            }
-        };
-        loop {
-            tokio::select! {
-                _ = stop.cancelled() => return,
-                _ = hangups.recv() => self.reload().await,
-            }
-        }
-    }
-
-    async fn reload(&mut self) {
-        notify::reloading();
-        tracing::info!(path = %self.path.display(), "SIGHUP: reloading config");
-        let loaded = config::load(&self.path).map(|mut config| {
-            if let Some(listen) = self.listen_override {
-                config.server.listen = listen;
-            }
-            config
-        });
-        match loaded {
-            Err(errors) => {
-                for error in &errors.0 {
-                    tracing::error!(%error, "config reload rejected; still running on the previous config");
-                }
-                self.counters.reload_failed();
-                notify::status(&format!(
-                    "config reload failed ({} problems); running on the previous config",
-                    errors.0.len()
-                ));
-            }
-            Ok(config) => match Scheduler::new(Arc::new(Catalog::new(&config)), &config.probe, self.evidence.clone()) {
-                Err(error) => {
-                    tracing::error!(%error, "config reload rejected");
-                    self.counters.reload_failed();
-                }
-                Ok(scheduler) => {
-                    self.warn_about_restart_only_changes(&config);
-                    let catalog = scheduler.catalog().clone();
-                    let _ = self
-                        .events
-                        .send(EngineEvent::Reconfigure {
-                            catalog: catalog.clone(),
-                            down_after: config.probe.down_after,
-                            retention: config.store.retention,
-                        })
-                        .await;
-                    self.schedulers.store(Arc::new(scheduler));
-                    self.wake.notify_one();
-                    self.counters.reload_succeeded();
-                    let (sites, articles) = size(&catalog);
-                    tracing::info!(sites, articles, "config reloaded");
-                    self.running = config;
-                }
-            },
-        }
-        notify::ready();
-    }
-
-    fn warn_about_restart_only_changes(&self, new: &Config) {
-        if new.server.listen != self.running.server.listen {
-            tracing::warn!(
-                serving = %self.running.server.listen,
-                configured = %new.server.listen,
-                "server.listen changed: the new address takes effect only after a restart"
-            );
-        }
-        if new.server.workers != self.running.server.workers {
-            tracing::warn!("server.workers changed: takes effect only after a restart");
-        }
-        if new.server.status_token != self.running.server.status_token {
-            tracing::warn!("server.status_token changed: takes effect only after a restart");
-        }
-        if new.store.path != self.running.store.path {
-            tracing::warn!(
-                using = %self.running.store.path.display(),
-                configured = %new.store.path.display(),
-                "store.path changed: the new store is used only after a restart"
-            );
         }
     }
 }

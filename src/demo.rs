@@ -124,6 +124,7 @@ content_selector = "article"
     let reload = crate::daemon::Reload {
         path: Some(config_path.clone()),
         listen_override: None,
+        set_log_level: None,
     };
     let daemon = Daemon::start(config, reload, shutdown.clone()).await?;
     let addr = daemon.local_addr();

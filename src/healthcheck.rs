@@ -25,7 +25,10 @@ pub async fn check(url: &str, timeout: Duration) -> Result<(), String> {
     let response = client.get(url).send().await.map_err(|e| format!("{url}: {e}"))?;
     match response.status().as_u16() {
         200 => Ok(()),
-        status => Err(format!("{url} answered {status}")),
+        status => {
+            let body = response.text().await.unwrap_or_default();
+            Err(format!("{url} answered {status}: {}", body.trim()))
+        }
     }
 }
 

@@ -104,10 +104,11 @@ fn main() -> ExitCode {
             if let Some(listen) = listen {
                 config.server.listen = listen;
             }
-            init_logging(cli.log_format, config.log.level.as_deref(), "info");
+            let set_log_level = init_logging(cli.log_format, config.log.level.as_deref(), "info");
             let reload = mirrorgate::daemon::Reload {
                 path: Some(path.config),
                 listen_override: listen,
+                set_log_level: Some(set_log_level),
             };
             runtime(config.server.workers, run(config, reload))
         }
@@ -222,18 +223,30 @@ async fn stop_on_signal(shutdown: CancellationToken) {
     shutdown.cancel();
 }
 
-fn init_logging(format: LogFormat, configured: Option<&str>, default: &str) {
+/// Sets up logging to stderr and returns what changes its level later
+/// (`log.level` on reload). Colour only on a terminal, and never with
+/// `NO_COLOR` set (no-color.org): the journal, files and pipes get plain text.
+fn init_logging(format: LogFormat, configured: Option<&str>, default: &str) -> mirrorgate::reload::LevelSetter {
+    use std::io::IsTerminal;
+    use tracing_subscriber::prelude::*;
     // RUST_LOG wins over the config so an operator can turn up one run.
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(configured.unwrap_or(default)))
         .unwrap_or_else(|_| EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let (filter, handle) = tracing_subscriber::reload::Layer::new(filter);
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let text = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(colour);
+    let registry = tracing_subscriber::registry().with(filter);
     match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => registry.with(text).init(),
+        LogFormat::Json => registry.with(text.json()).init(),
     }
+    std::sync::Arc::new(move |level: &str| {
+        let filter = EnvFilter::try_new(level).map_err(|e| e.to_string())?;
+        handle.reload(filter).map_err(|e| e.to_string())
+    })
 }
 
 fn fail(message: String) -> ExitCode {

@@ -25,6 +25,14 @@ pub struct Counters {
     pub reload_success_at: AtomicI64,
     pub reloads_succeeded: AtomicU64,
     pub reloads_failed: AtomicU64,
+    /// Why the last reload failed, and when; cleared by a successful one.
+    pub reload_error: std::sync::Mutex<Option<(i64, String)>>,
+    pub connections_open: std::sync::atomic::AtomicUsize,
+    pub connections_refused: AtomicU64,
+    /// Answers abandoned because the reader did not take them in time.
+    pub writes_timed_out: AtomicU64,
+    /// Rounds that took longer than the probe interval.
+    pub rounds_overrun: AtomicU64,
 }
 
 impl Default for Counters {
@@ -38,6 +46,11 @@ impl Default for Counters {
             reload_success_at: AtomicI64::new(now_ms()),
             reloads_succeeded: AtomicU64::new(0),
             reloads_failed: AtomicU64::new(0),
+            reload_error: std::sync::Mutex::new(None),
+            connections_open: Default::default(),
+            connections_refused: AtomicU64::new(0),
+            writes_timed_out: AtomicU64::new(0),
+            rounds_overrun: AtomicU64::new(0),
         }
     }
 }
@@ -47,11 +60,21 @@ impl Counters {
         self.reload_successful.store(true, Ordering::Relaxed);
         self.reload_success_at.store(now_ms(), Ordering::Relaxed);
         self.reloads_succeeded.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut error) = self.reload_error.lock() {
+            *error = None;
+        }
     }
 
-    pub fn reload_failed(&self) {
+    pub fn reload_failed(&self, reason: String) {
         self.reload_successful.store(false, Ordering::Relaxed);
         self.reloads_failed.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut error) = self.reload_error.lock() {
+            *error = Some((now_ms(), reason));
+        }
+    }
+
+    pub fn reload_error(&self) -> Option<(i64, String)> {
+        self.reload_error.lock().ok().and_then(|e| e.clone())
     }
 }
 
@@ -253,7 +276,77 @@ pub fn render(snapshot: &Snapshot, counters: &Counters, store: Option<&StoreHeal
         load(&counters.reloads_failed)
     );
 
+    header(
+        &mut out,
+        "mirrorgate_articles_without_base",
+        "gauge",
+        "Articles no base serves the reference of now (readers get a 503).",
+    );
+    for (meta, view) in snapshot.catalog.sites.iter().zip(&snapshot.sites) {
+        let _ = writeln!(
+            out,
+            "mirrorgate_articles_without_base{{site=\"{}\"}} {}",
+            meta.name,
+            crate::status::articles_without_base(view)
+        );
+    }
+    header(
+        &mut out,
+        "mirrorgate_rounds_overrun_total",
+        "counter",
+        "Rounds that took longer than probe.interval.",
+    );
+    let _ = writeln!(
+        out,
+        "mirrorgate_rounds_overrun_total {}",
+        load(&counters.rounds_overrun)
+    );
+    header(
+        &mut out,
+        "mirrorgate_connections_open",
+        "gauge",
+        "Reader connections open now.",
+    );
+    let _ = writeln!(
+        out,
+        "mirrorgate_connections_open {}",
+        counters.connections_open.load(Ordering::Relaxed)
+    );
+    header(
+        &mut out,
+        "mirrorgate_connections_refused_total",
+        "counter",
+        "Reader connections refused with 503 at server.max_connections.",
+    );
+    let _ = writeln!(
+        out,
+        "mirrorgate_connections_refused_total {}",
+        load(&counters.connections_refused)
+    );
+    header(
+        &mut out,
+        "mirrorgate_writes_timed_out_total",
+        "counter",
+        "Connections closed because the reader did not take an answer within request_header_timeout.",
+    );
+    let _ = writeln!(
+        out,
+        "mirrorgate_writes_timed_out_total {}",
+        load(&counters.writes_timed_out)
+    );
+
     if let Some(store) = store {
+        header(
+            &mut out,
+            "mirrorgate_store_write_failures_total",
+            "counter",
+            "Store write attempts that failed (each retried after a back-off).",
+        );
+        let _ = writeln!(
+            out,
+            "mirrorgate_store_write_failures_total {}",
+            load(&store.failed_writes)
+        );
         header(
             &mut out,
             "mirrorgate_store_ok",

@@ -67,10 +67,19 @@ impl Heartbeat {
 
     /// True when every loop beat within `within`.
     fn alive(&self, within: Duration) -> bool {
+        self.stalled(within).is_empty()
+    }
+
+    /// The loops that have not beaten within `within`.
+    pub fn stalled(&self, within: Duration) -> Vec<&'static str> {
         let now = self.origin.elapsed().as_millis() as u64;
-        self.beats
-            .iter()
-            .all(|beat| now.saturating_sub(beat.load(Ordering::Relaxed)) <= within.as_millis() as u64)
+        [(Loop::Scheduler, "scheduler"), (Loop::Engine, "engine")]
+            .into_iter()
+            .filter(|(which, _)| {
+                now.saturating_sub(self.beats[*which as usize].load(Ordering::Relaxed)) > within.as_millis() as u64
+            })
+            .map(|(_, name)| name)
+            .collect()
     }
 }
 

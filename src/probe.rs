@@ -467,9 +467,12 @@ impl Resolve for SpecialUseResolver {
             if host == "invalid" || host.ends_with(".invalid") {
                 let error =
                     std::io::Error::new(std::io::ErrorKind::NotFound, format!("{host}: .invalid never resolves"));
-                return Err(error.into());
+                return Err(Box::new(DnsFailure(error)) as Box<dyn std::error::Error + Send + Sync>);
             }
-            let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
+                .await
+                .map_err(|e| Box::new(DnsFailure(e)) as Box<dyn std::error::Error + Send + Sync>)?
+                .collect();
             Ok(Box::new(addrs.into_iter()) as Addrs)
         })
     }
@@ -495,35 +498,78 @@ fn retry_after(response: &reqwest::Response) -> Option<Duration> {
     Some(delay.min(CAP))
 }
 
-/// Maps a transport error to an outcome. reqwest exposes timeouts and
-/// connect failures as kinds, but DNS and TLS only through the error chain.
+/// A name that did not resolve: our resolver's own error type, so a probe
+/// failure is recognised as DNS by its type in the source chain.
+#[derive(Debug, thiserror::Error)]
+#[error("name resolution failed: {0}")]
+struct DnsFailure(std::io::Error);
+
+/// Maps a transport error to an outcome by the types and kinds in its
+/// source chain, never by its text: the text carries the URL, and a host
+/// named `tls.example` must not turn a refused connection into `tls`.
 fn classify(error: &reqwest::Error) -> Outcome {
     if error.is_timeout() {
         return Outcome::Timeout;
     }
-    let mut chain = String::new();
-    let mut source: Option<&dyn std::error::Error> = Some(error);
+    let mut timed_out = false;
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(e) = source {
-        chain.push_str(&e.to_string().to_ascii_lowercase());
-        chain.push('\n');
+        if e.is::<DnsFailure>() {
+            return Outcome::Dns;
+        }
+        if is_tls(e) {
+            return Outcome::Tls;
+        }
+        // io::Error's `source` skips the error it wraps; connectors nest
+        // them (Other around InvalidData around rustls's), so look inside.
+        let mut wrapped = e.downcast_ref::<std::io::Error>();
+        while let Some(io) = wrapped {
+            timed_out |= io.kind() == std::io::ErrorKind::TimedOut;
+            let inner = io.get_ref().map(|inner| inner as &(dyn std::error::Error + 'static));
+            if inner.is_some_and(|inner| is_tls(inner) || inner.is::<DnsFailure>()) {
+                return if inner.is_some_and(is_tls) {
+                    Outcome::Tls
+                } else {
+                    Outcome::Dns
+                };
+            }
+            wrapped = inner.and_then(|inner| inner.downcast_ref::<std::io::Error>());
+        }
         source = e.source();
     }
-    if chain.contains("dns error")
-        || chain.contains("failed to lookup address")
-        || chain.contains("name or service not known")
-        || chain.contains("no address associated")
-    {
-        Outcome::Dns
-    } else if chain.contains("certificate")
-        || chain.contains("tls")
-        || chain.contains("handshake")
-        || chain.contains("peer sent")
-    {
-        Outcome::Tls
-    } else if chain.contains("timed out") {
+    if timed_out {
         Outcome::Timeout
     } else {
         // Refused, reset, closed mid-body: the base did not deliver.
         Outcome::Connect
+    }
+}
+
+/// A TLS failure: rustls refused the peer (certificate, handshake, alert).
+fn is_tls(error: &(dyn std::error::Error + 'static)) -> bool {
+    error.is::<rustls::Error>()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A refused connection whose URL says "tls", "certificate" and "dns
+    /// error" is still a refused connection: the words are the reader's.
+    #[tokio::test]
+    async fn outcomes_come_from_error_types_not_from_the_url() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = closed.local_addr().unwrap().port();
+        drop(closed);
+        let client = Client::builder()
+            .dns_resolver(Arc::new(SpecialUseResolver))
+            .build()
+            .unwrap();
+        let url = format!("http://127.0.0.1:{port}/tls/handshake/certificate/dns%20error/timed%20out");
+        let error = client.get(&url).send().await.unwrap_err();
+        assert!(error.to_string().contains("tls"), "{error}");
+        assert_eq!(classify(&error), Outcome::Connect, "{error:?}");
+        let error = client.get("http://tls-handshake.invalid/").send().await.unwrap_err();
+        assert_eq!(classify(&error), Outcome::Dns, "{error:?}");
     }
 }

@@ -14,18 +14,32 @@ use crate::observation::Outcome;
 use crate::snapshot::{ArticleView, BaseState, SiteMeta, Snapshot};
 use crate::store::StoreHealth;
 use crate::verdict::{Reason, Source, Verdict};
+use std::sync::atomic::Ordering::Relaxed;
 
 #[derive(Serialize)]
 pub struct Overview<'a> {
     pub generated_at: String,
     pub round: Round,
     pub store: StoreStatus,
+    pub config: ConfigStatus,
     pub sites: Vec<SiteSummary<'a>>,
+}
+
+/// Whether the last reload worked, and why not.
+#[derive(Serialize, Default)]
+pub struct ConfigStatus {
+    pub last_reload_ok: bool,
+    pub last_reload_error: Option<String>,
+    pub last_reload_error_at: Option<String>,
+    pub reloads_succeeded: u64,
+    pub reloads_failed: u64,
 }
 
 #[derive(Serialize)]
 pub struct Round {
     pub completed: u64,
+    /// Rounds that outlasted `probe.interval` since start.
+    pub overruns: u64,
     pub last_started_at: Option<String>,
     pub last_finished_at: Option<String>,
     pub last_duration_ms: Option<u64>,
@@ -36,12 +50,20 @@ pub struct StoreStatus {
     pub ok: bool,
     pub error: Option<String>,
     pub error_at: Option<String>,
+    /// Results waiting to be written (a backlog while writes fail).
+    pub backlog: usize,
+    /// Results dropped because the backlog was full.
+    pub dropped: u64,
+    /// When the next write is tried, while writes fail.
+    pub next_retry_at: Option<String>,
 }
 
 #[derive(Serialize)]
 pub struct SiteSummary<'a> {
     pub name: &'a str,
     pub articles: usize,
+    /// Articles no base serves the reference of now: readers get a 503.
+    pub articles_without_base: usize,
     pub bases: Vec<BaseSummary<'a>>,
 }
 
@@ -124,6 +146,11 @@ pub struct BaseDetail<'a> {
     pub last_ok_at: Option<String>,
 }
 
+/// Articles of a site that no base serves the reference of now.
+pub fn articles_without_base(view: &crate::snapshot::SiteView) -> usize {
+    view.articles.iter().filter(|a| !a.has_candidate()).count()
+}
+
 fn role(base: usize) -> &'static str {
     if base == 0 { "primary" } else { "mirror" }
 }
@@ -133,7 +160,12 @@ fn time(ms: Option<UnixMillis>) -> Option<String> {
 }
 
 /// `store` is read live: its health is a fact of now, not of the last round.
-pub fn overview<'a>(snapshot: &'a Snapshot, store: Option<&StoreHealth>, now: UnixMillis) -> Overview<'a> {
+pub fn overview<'a>(
+    snapshot: &'a Snapshot,
+    store: Option<&StoreHealth>,
+    counters: Option<&crate::metrics::Counters>,
+    now: UnixMillis,
+) -> Overview<'a> {
     let store_error = store.and_then(StoreHealth::last_error);
     let sites = snapshot
         .catalog
@@ -143,6 +175,7 @@ pub fn overview<'a>(snapshot: &'a Snapshot, store: Option<&StoreHealth>, now: Un
         .map(|(meta, view)| SiteSummary {
             name: &meta.name,
             articles: meta.articles.len(),
+            articles_without_base: articles_without_base(view),
             bases: meta
                 .base_names
                 .iter()
@@ -185,6 +218,7 @@ pub fn overview<'a>(snapshot: &'a Snapshot, store: Option<&StoreHealth>, now: Un
         generated_at: rfc3339(now),
         round: Round {
             completed: snapshot.round.completed,
+            overruns: counters.map_or(0, |c| c.rounds_overrun.load(std::sync::atomic::Ordering::Relaxed)),
             last_started_at: time(snapshot.round.last_started_at),
             last_finished_at: time(snapshot.round.last_finished_at),
             last_duration_ms: snapshot.round.last_duration_ms,
@@ -193,7 +227,23 @@ pub fn overview<'a>(snapshot: &'a Snapshot, store: Option<&StoreHealth>, now: Un
             ok: store_error.is_none(),
             error: store_error.as_ref().map(|(_, e)| e.clone()),
             error_at: store_error.as_ref().map(|(at, _)| rfc3339(*at)),
+            backlog: store.map_or(0, |s| s.pending.load(Relaxed)),
+            dropped: store.map_or(0, |s| s.dropped.load(Relaxed)),
+            next_retry_at: store
+                .map(|s| s.retry_at.load(Relaxed))
+                .filter(|&at| at > 0)
+                .map(rfc3339),
         },
+        config: counters.map_or_else(ConfigStatus::default, |c| {
+            let error = c.reload_error();
+            ConfigStatus {
+                last_reload_ok: c.reload_successful.load(Relaxed),
+                last_reload_error: error.as_ref().map(|(_, e)| e.clone()),
+                last_reload_error_at: error.map(|(at, _)| rfc3339(at)),
+                reloads_succeeded: c.reloads_succeeded.load(Relaxed),
+                reloads_failed: c.reloads_failed.load(Relaxed),
+            }
+        }),
         sites,
     }
 }

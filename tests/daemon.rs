@@ -294,16 +294,27 @@ async fn a_mirror_behind_an_updated_primary_is_stale_and_not_a_candidate() {
 }
 
 #[tokio::test]
-async fn no_live_copy_is_a_503_listing_every_base() {
+async fn no_live_copy_is_a_503_listing_every_base_not_known_to_serve_something_else() {
     let dir = tempfile::tempdir().unwrap();
     let primary = TestOrigin::start(Behavior::Status(500)).await;
-    let mirror = TestOrigin::start(Behavior::Status(404)).await;
+    let mirror = TestOrigin::start(Behavior::Status(502)).await;
+    // Just seen serving a block page: never offered to a reader.
+    let blocked = TestOrigin::start(Behavior::Page(
+        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/blockpage.html"))
+            .unwrap(),
+    ))
+    .await;
     let config = dir.path().join("mirrorgate.toml");
     write_config(
         &config,
         &dir.path().join("state.db"),
         "",
-        &[SiteSpec::new("news", primary.url(), vec![mirror.url()], vec![ARTICLE])],
+        &[SiteSpec::new(
+            "news",
+            primary.url(),
+            vec![mirror.url(), blocked.url()],
+            vec![ARTICLE],
+        )],
     );
     let daemon = Daemon::start(&config);
     rounds_completed(&daemon, 1).await;
@@ -340,6 +351,7 @@ async fn no_live_copy_is_a_503_listing_every_base() {
     );
     let page = response.text().await.unwrap();
     assert!(page.contains(&format!("href=\"{}{ARTICLE}\"", mirror.url())), "{page}");
+    assert!(!page.contains(&blocked.url()), "{page}");
     // A path that is no article has no healthy base to go to either.
     let response = get(daemon.url("/r/news/elsewhere")).await;
     assert_eq!(response.status(), 503);

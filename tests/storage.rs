@@ -153,9 +153,25 @@ async fn a_store_locked_by_another_process_costs_nothing() {
     assert_eq!(response.status(), 302);
     assert!(
         !daemon
-            .log_entries(&[("message", "store write failed; keeping the records to retry")])
+            .log_entries(&[("message", "store write failed; keeping the records and retrying later")])
             .is_empty()
     );
+    // Held for seconds more: the writer backs off (1 s, 2 s, 4 s...) instead
+    // of paying busy_timeout on every tick, and the engine keeps turning.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let metrics = get_text(&daemon.url("/metrics")).await;
+    let attempts = metric(&metrics, "mirrorgate_store_write_failures_total").unwrap();
+    assert!((1.0..=5.0).contains(&attempts), "{attempts} failed attempts in ~5 s");
+    assert!(metric(&metrics, "mirrorgate_store_records_pending").unwrap() > 0.0);
+    let status = get_json(&daemon.url("/status")).await;
+    assert!(status["store"]["backlog"].as_u64().unwrap() > 0, "{}", status["store"]);
+    assert!(status["store"]["next_retry_at"].is_string(), "{}", status["store"]);
+    let health = get(daemon.url("/healthz")).await;
+    assert_eq!(health.status(), 503);
+    let health: serde_json::Value = health.json().await.unwrap();
+    let problems = health["problems"].as_array().unwrap();
+    assert_eq!(problems.len(), 1, "only the store, no stalled loop: {health}");
+    assert!(problems[0].as_str().unwrap().contains("store"), "{health}");
 
     // The lock goes away: the kept records are written, none is missing.
     operator.execute_batch("COMMIT").unwrap();

@@ -24,11 +24,11 @@ impl Store for NullStore {
         Ok(StoredState::default())
     }
 
-    fn prune(&mut self, _: UnixMillis) -> Result<u64, StoreError> {
+    fn prune(&mut self, _: UnixMillis, _: UnixMillis) -> Result<u64, StoreError> {
         Ok(0)
     }
 }
-pub use writer::{StoreHealth, StoreWriter};
+pub use writer::{Retention, StoreHealth, StoreWriter};
 
 use std::sync::Arc;
 
@@ -94,6 +94,9 @@ pub trait Store: Send + 'static {
     fn record_round(&mut self, batch: &[ProbeRecord]) -> Result<(), StoreError>;
     /// The state to resume from; `latencies_per_base` bounds the samples.
     fn load_snapshot(&mut self, latencies_per_base: usize) -> Result<StoredState, StoreError>;
-    /// Drops everything older than `before`; returns the rows removed.
-    fn prune(&mut self, before: UnixMillis) -> Result<u64, StoreError>;
+    /// Drops raw probe rows older than `raw_before` and aggregates and
+    /// versions older than `before`; returns the rows removed.
+    fn prune(&mut self, raw_before: UnixMillis, before: UnixMillis) -> Result<u64, StoreError>;
+    /// How long a write waits on another process's lock (a reload changes it).
+    fn set_busy_timeout(&mut self, _timeout: std::time::Duration) {}
 }

@@ -354,10 +354,16 @@ impl Store for SqliteStore {
         self.load(latencies_per_base).map_err(|e| self.error(e))
     }
 
-    fn prune(&mut self, before: UnixMillis) -> Result<u64, StoreError> {
+    fn set_busy_timeout(&mut self, timeout: Duration) {
+        if let Err(error) = self.connection.busy_timeout(timeout) {
+            tracing::warn!(%error, "store.busy_timeout could not be changed");
+        }
+    }
+
+    fn prune(&mut self, raw_before: UnixMillis, before: UnixMillis) -> Result<u64, StoreError> {
         let result = (|| {
             let tx = self.connection.transaction()?;
-            let mut removed = tx.execute("DELETE FROM probes WHERE at < ?1", [before])?;
+            let mut removed = tx.execute("DELETE FROM probes WHERE at < ?1", [raw_before.max(before)])?;
             removed += tx.execute("DELETE FROM versions WHERE last_seen < ?1", [before])?;
             removed += tx.execute(
                 "DELETE FROM base_minutes WHERE minute < ?1",
@@ -447,7 +453,7 @@ mod tests {
             state.latencies.iter().find(|(b, _)| b == "https://p").unwrap().1,
             vec![7, 7]
         );
-        let removed = store.prune(120_000).unwrap();
+        let removed = store.prune(120_000, 120_000).unwrap();
         assert_eq!(removed, 2 + 1 + 2, "two probes, one version, two minutes");
         assert_eq!(store.load_snapshot(10).unwrap().versions.len(), 1);
         let mode: String = store

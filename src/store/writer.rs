@@ -2,16 +2,24 @@
 //!
 //! Probe results arrive one by one; SQLite wants few, large transactions and
 //! must never block the async runtime. The writer batches (up to
-//! [`BATCH_SIZE`] records or [`FLUSH_EVERY`], whichever comes first), writes
-//! on a blocking thread, and on failure keeps the batch and retries on the
-//! next tick, so an unwritable store costs history, not availability.
+//! [`BATCH_SIZE`] records or [`FLUSH_EVERY`], whichever comes first) and
+//! writes on a blocking thread while it goes on taking records, so the
+//! engine never waits on the disk.
+//!
+//! When a write fails (a lock another process holds, a full disk) the batch
+//! goes back to the head of the backlog and the next attempt waits, doubling
+//! from [`FIRST_RETRY`] up to [`LAST_RETRY`]: an unwritable store costs one
+//! `busy_timeout` per attempt, not one per new record. The backlog is
+//! bounded ([`MAX_PENDING`], oldest dropped and counted) and shown in
+//! `/status` and `/metrics`.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
 use super::{ProbeRecord, Store};
 use crate::clock::{UnixMillis, millis, now_ms};
@@ -19,12 +27,25 @@ use crate::clock::{UnixMillis, millis, now_ms};
 const BATCH_SIZE: usize = 2000;
 const FLUSH_EVERY: Duration = Duration::from_millis(500);
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
-/// Records kept for retry while the store refuses writes; older ones are dropped.
+/// Records kept while the store refuses writes; older ones are dropped.
 const MAX_PENDING: usize = 500_000;
+const FIRST_RETRY: Duration = Duration::from_secs(1);
+const LAST_RETRY: Duration = Duration::from_secs(60);
+
+/// How long records are kept; changed on reload.
+#[derive(Clone, Copy, Debug)]
+pub struct Retention {
+    /// Hourly rollups (and the store's other history) are kept this long.
+    pub rollups: Duration,
+    /// Raw probe rows are kept this long.
+    pub raw: Duration,
+    pub busy_timeout: Duration,
+}
 
 enum Command {
     Record(ProbeRecord),
     Flush(oneshot::Sender<()>),
+    Configure(Retention),
 }
 
 /// What the writer reports about the store, for /status and metrics.
@@ -34,6 +55,12 @@ pub struct StoreHealth {
     pub written: AtomicU64,
     pub dropped: AtomicU64,
     pub pending: AtomicUsize,
+    /// Failed write attempts since start.
+    pub failed_writes: AtomicU64,
+    /// When the next attempt is due while writes fail (0: none waiting).
+    pub retry_at: AtomicI64,
+    /// When a write last succeeded (0: never since start).
+    pub last_write_at: AtomicI64,
 }
 
 impl StoreHealth {
@@ -55,10 +82,19 @@ pub struct StoreWriter {
 }
 
 impl StoreWriter {
-    pub fn spawn(store: Box<dyn Store>, retention: Duration) -> (Self, JoinHandle<()>) {
+    pub fn spawn(store: Box<dyn Store>, retention: Retention) -> (Self, JoinHandle<()>) {
         let (commands, receiver) = mpsc::channel(4 * BATCH_SIZE);
         let health = Arc::new(StoreHealth::default());
-        let task = tokio::spawn(write_loop(store, receiver, retention, health.clone()));
+        let writer = Writer {
+            store: Arc::new(Mutex::new(store)),
+            pending: Vec::new(),
+            health: health.clone(),
+            retention,
+            busy_timeout_changed: false,
+            retry_at: None,
+            backoff: FIRST_RETRY,
+        };
+        let task = tokio::spawn(writer.run(receiver));
         (StoreWriter { commands, health }, task)
     }
 
@@ -68,112 +104,192 @@ impl StoreWriter {
     }
 
     /// Returns once everything recorded before the call was written (or
-    /// failed to be written and is queued for retry).
+    /// failed to be written and is kept for a retry).
     pub async fn flush(&self) {
         let (ack, done) = oneshot::channel();
         if self.commands.send(Command::Flush(ack)).await.is_ok() {
             let _ = done.await;
         }
     }
+
+    /// New retention and busy timeout, from a reload.
+    pub async fn configure(&self, rollups: Duration, raw: Duration, busy_timeout: Duration) {
+        let retention = Retention {
+            rollups,
+            raw,
+            busy_timeout,
+        };
+        let _ = self.commands.send(Command::Configure(retention)).await;
+    }
 }
 
-async fn write_loop(
-    store: Box<dyn Store>,
-    mut commands: mpsc::Receiver<Command>,
-    retention: Duration,
+type Shared = Arc<Mutex<Box<dyn Store>>>;
+type WriteJob = JoinHandle<(Vec<ProbeRecord>, Result<(), String>)>;
+
+struct Writer {
+    store: Shared,
+    pending: Vec<ProbeRecord>,
     health: Arc<StoreHealth>,
-) {
-    let store = Arc::new(Mutex::new(store));
-    let mut pending: Vec<ProbeRecord> = Vec::new();
-    let mut tick = tokio::time::interval(FLUSH_EVERY);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut next_prune = tokio::time::Instant::now();
-    loop {
-        tokio::select! {
-            command = commands.recv() => match command {
-                Some(Command::Record(record)) => {
-                    pending.push(record);
-                    if pending.len() >= BATCH_SIZE {
-                        write(&store, &mut pending, &health).await;
+    retention: Retention,
+    busy_timeout_changed: bool,
+    /// Set while writes fail: no attempt before it.
+    retry_at: Option<Instant>,
+    backoff: Duration,
+}
+
+impl Writer {
+    async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
+        let mut in_flight: Option<WriteJob> = None;
+        let mut tick = tokio::time::interval(FLUSH_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut next_prune = Instant::now();
+        loop {
+            tokio::select! {
+                command = commands.recv() => match command {
+                    Some(Command::Record(record)) => {
+                        self.pending.push(record);
+                        self.bound_backlog();
+                        if self.pending.len() >= BATCH_SIZE && in_flight.is_none() && self.may_write() {
+                            in_flight = Some(self.start_write());
+                        }
+                    }
+                    Some(Command::Flush(ack)) => {
+                        if let Some(job) = in_flight.take() {
+                            self.finished(job.await);
+                        }
+                        if !self.pending.is_empty() {
+                            let job = self.start_write();
+                            self.finished(job.await);
+                        }
+                        let _ = ack.send(());
+                    }
+                    Some(Command::Configure(retention)) => {
+                        self.busy_timeout_changed |= retention.busy_timeout != self.retention.busy_timeout;
+                        self.retention = retention;
+                        // A new retention is applied at once, not within the hour.
+                        next_prune = Instant::now();
+                    }
+                    None => {
+                        if let Some(job) = in_flight.take() {
+                            self.finished(job.await);
+                        }
+                        if !self.pending.is_empty() {
+                            let job = self.start_write();
+                            self.finished(job.await);
+                        }
+                        return;
+                    }
+                },
+                done = async { in_flight.as_mut().expect("guarded by the condition").await }, if in_flight.is_some() => {
+                    in_flight = None;
+                    self.finished(done);
+                }
+                _ = tick.tick() => {
+                    if in_flight.is_none() && !self.pending.is_empty() && self.may_write() {
+                        in_flight = Some(self.start_write());
+                    } else if in_flight.is_none() && Instant::now() >= next_prune && self.retry_at.is_none() {
+                        next_prune = Instant::now() + PRUNE_EVERY;
+                        self.prune().await;
                     }
                 }
-                Some(Command::Flush(ack)) => {
-                    write(&store, &mut pending, &health).await;
-                    let _ = ack.send(());
+            }
+            self.health.pending.store(self.pending.len(), Ordering::Relaxed);
+        }
+    }
+
+    fn may_write(&self) -> bool {
+        self.retry_at.is_none_or(|at| Instant::now() >= at)
+    }
+
+    fn bound_backlog(&mut self) {
+        if self.pending.len() > MAX_PENDING {
+            let excess = self.pending.len() - MAX_PENDING;
+            self.pending.drain(..excess);
+            self.health.dropped.fetch_add(excess as u64, Ordering::Relaxed);
+        }
+    }
+
+    fn start_write(&mut self) -> WriteJob {
+        let batch = std::mem::take(&mut self.pending);
+        let store = self.store.clone();
+        let busy_timeout = std::mem::take(&mut self.busy_timeout_changed).then_some(self.retention.busy_timeout);
+        tokio::task::spawn_blocking(move || {
+            let result = match store.lock() {
+                Ok(mut store) => {
+                    if let Some(timeout) = busy_timeout {
+                        store.set_busy_timeout(timeout);
+                    }
+                    store.record_round(&batch).map_err(|e| e.to_string())
                 }
-                None => {
-                    write(&store, &mut pending, &health).await;
-                    return;
+                Err(_) => Err("store lock poisoned by an earlier panic".to_string()),
+            };
+            (batch, result)
+        })
+    }
+
+    fn finished(&mut self, done: Result<(Vec<ProbeRecord>, Result<(), String>), tokio::task::JoinError>) {
+        let health = self.health.clone();
+        match done {
+            Ok((batch, Ok(()))) => {
+                let total = health.written.fetch_add(batch.len() as u64, Ordering::Relaxed) + batch.len() as u64;
+                // The durable-so-far count: what a crash test holds the store to.
+                tracing::debug!(records = batch.len(), total, "batch stored");
+                if health.last_error().is_some() {
+                    tracing::info!(
+                        records = batch.len(),
+                        backlog = self.pending.len(),
+                        "store writable again"
+                    );
                 }
-            },
-            _ = tick.tick() => {
-                write(&store, &mut pending, &health).await;
-                if tokio::time::Instant::now() >= next_prune {
-                    next_prune += PRUNE_EVERY;
-                    prune(&store, retention, &health).await;
-                }
+                health.set_error(None);
+                health.retry_at.store(0, Ordering::Relaxed);
+                health.last_write_at.store(now_ms(), Ordering::Relaxed);
+                self.retry_at = None;
+                self.backoff = FIRST_RETRY;
+            }
+            Ok((mut batch, Err(error))) => {
+                health.failed_writes.fetch_add(1, Ordering::Relaxed);
+                let retry_in = self.backoff;
+                // Logged when it starts failing and then at each backoff step, not per record.
+                tracing::error!(
+                    %error,
+                    backlog = batch.len() + self.pending.len(),
+                    retry_in_ms = retry_in.as_millis() as u64,
+                    "store write failed; keeping the records and retrying later"
+                );
+                health.set_error(Some(error));
+                batch.append(&mut self.pending);
+                self.pending = batch;
+                self.bound_backlog();
+                self.retry_at = Some(Instant::now() + retry_in);
+                health.retry_at.store(now_ms() + millis(retry_in), Ordering::Relaxed);
+                self.backoff = (self.backoff * 2).min(LAST_RETRY);
+            }
+            Err(join_error) => {
+                tracing::error!(%join_error, "store writer thread failed");
+                health.set_error(Some(join_error.to_string()));
             }
         }
-        health.pending.store(pending.len(), Ordering::Relaxed);
+        health.pending.store(self.pending.len(), Ordering::Relaxed);
     }
-}
 
-async fn write(store: &Arc<Mutex<Box<dyn Store>>>, pending: &mut Vec<ProbeRecord>, health: &StoreHealth) {
-    if pending.is_empty() {
-        return;
-    }
-    let batch = std::mem::take(pending);
-    let store = store.clone();
-    let outcome = tokio::task::spawn_blocking(move || {
-        let result = match store.lock() {
-            Ok(mut store) => store.record_round(&batch).map_err(|e| e.to_string()),
+    async fn prune(&self) {
+        let store = self.store.clone();
+        let now = now_ms();
+        let raw_before = now - millis(self.retention.raw);
+        let before = now - millis(self.retention.rollups);
+        let result = tokio::task::spawn_blocking(move || match store.lock() {
+            Ok(mut store) => store.prune(raw_before, before).map_err(|e| e.to_string()),
             Err(_) => Err("store lock poisoned by an earlier panic".to_string()),
-        };
-        (batch, result)
-    })
-    .await;
-    match outcome {
-        Ok((batch, Ok(()))) => {
-            let total = health.written.fetch_add(batch.len() as u64, Ordering::Relaxed) + batch.len() as u64;
-            // The durable-so-far count: what a crash test holds the store to.
-            tracing::debug!(records = batch.len(), total, "batch stored");
-            if health.last_error().is_some() {
-                tracing::info!(records = batch.len(), "store writable again");
+        })
+        .await;
+        match result {
+            Ok(Ok(removed)) => tracing::debug!(removed, "pruned records past retention"),
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "pruning the store failed");
+                self.health.set_error(Some(error));
             }
-            health.set_error(None);
+            Err(e) => tracing::warn!(error = %e, "pruning the store failed"),
         }
-        Ok((mut batch, Err(error))) => {
-            tracing::error!(%error, records = batch.len(), "store write failed; keeping the records to retry");
-            health.set_error(Some(error));
-            batch.append(pending);
-            if batch.len() > MAX_PENDING {
-                let excess = batch.len() - MAX_PENDING;
-                batch.drain(..excess);
-                health.dropped.fetch_add(excess as u64, Ordering::Relaxed);
-            }
-            *pending = batch;
-        }
-        Err(join_error) => {
-            tracing::error!(%join_error, "store writer thread failed");
-            health.set_error(Some(join_error.to_string()));
-        }
-    }
-}
-
-async fn prune(store: &Arc<Mutex<Box<dyn Store>>>, retention: Duration, health: &StoreHealth) {
-    let store = store.clone();
-    let before = now_ms() - millis(retention);
-    let result = tokio::task::spawn_blocking(move || match store.lock() {
-        Ok(mut store) => store.prune(before).map_err(|e| e.to_string()),
-        Err(_) => Err("store lock poisoned by an earlier panic".to_string()),
-    })
-    .await;
-    match result {
-        Ok(Ok(removed)) => tracing::debug!(removed, "pruned records past retention"),
-        Ok(Err(error)) => {
-            tracing::warn!(%error, "pruning the store failed");
-            health.set_error(Some(error));
-        }
-        Err(e) => tracing::warn!(error = %e, "pruning the store failed"),
     }
 }
