@@ -10,8 +10,11 @@
 
 FROM rust:1-bookworm AS build
 WORKDIR /src
+# Everything Cargo.toml names must be here (the bench target too):
+# tests/operations.rs stages exactly these COPY lines and builds them.
 COPY Cargo.toml Cargo.lock ./
 COPY src src
+COPY benches benches
 COPY config config
 RUN cargo build --release --locked \
  && strip target/release/mirrorgate \

@@ -230,7 +230,10 @@ fn init_logging(format: LogFormat, configured: Option<&str>, default: &str) -> m
     use std::io::IsTerminal;
     use tracing_subscriber::prelude::*;
     // RUST_LOG wins over the config so an operator can turn up one run.
-    let filter = EnvFilter::try_from_default_env()
+    let from_env = std::env::var("RUST_LOG").ok().filter(|v| !v.is_empty());
+    let filter = from_env
+        .ok_or(())
+        .and_then(|v| EnvFilter::try_new(v).map_err(|_| ()))
         .or_else(|_| EnvFilter::try_new(configured.unwrap_or(default)))
         .unwrap_or_else(|_| EnvFilter::new(default));
     let (filter, handle) = tracing_subscriber::reload::Layer::new(filter);

@@ -175,7 +175,9 @@ impl Reloader {
                 return;
             }
         };
-        let log_level_reloads = self.reload.set_log_level.is_some() && std::env::var_os("RUST_LOG").is_none();
+        // RUST_LOG, when set, wins over log.level until it is unset.
+        let rust_log_set = std::env::var_os("RUST_LOG").is_some_and(|v| !v.is_empty());
+        let log_level_reloads = self.reload.set_log_level.is_some() && !rust_log_set;
         for (key, effect) in changes(&self.running, &config, log_level_reloads) {
             match effect {
                 Effect::Applied => tracing::info!(key, "config key changed; applied"),

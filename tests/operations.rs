@@ -542,3 +542,202 @@ async fn the_container_health_check_and_entry_point_work() {
     let (code, _) = run(&["healthcheck"], &[("MIRRORGATE_CONFIG", "/nonexistent.toml")]);
     assert_eq!(code, Some(1));
 }
+
+/// Every key changed at once and SIGHUP: each is named in the log as applied
+/// or as needing a restart, and the applied ones show their effect.
+#[tokio::test]
+async fn a_reload_applies_every_key_or_names_it_as_needing_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let primary = serving(Page::Primary).await;
+    let config = dir.path().join("mirrorgate.toml");
+    let store = dir.path().join("s.db");
+    let sites = [SiteSpec::new("news", primary.url(), vec![], vec![ARTICLE])];
+    write_config(&config, &store, "", &sites);
+    let daemon = Daemon::start_with_env(&config, &[("RUST_LOG", "")]);
+    rounds_completed(&daemon, 1).await;
+    assert!(
+        daemon.log_entries(&[("message", "batch stored")]).is_empty(),
+        "info level: no debug lines yet"
+    );
+
+    const TOKEN: &str = "a-reloaded-token-0123456789";
+    let changed = config_text(
+        &dir.path().join("elsewhere.db"),
+        "interval = \"2h\"\ntimeout = \"3s\"\nconcurrency = 9\nper_host_rate = 50\nmax_body = \"2MiB\"\nuser_agent = \"reloaded/1\"\ndown_after = 4\nthreads = 1\nmax_age = \"7h\"",
+        &sites,
+    )
+    .replace(
+        "[server]\nlisten = \"127.0.0.1:0\"\n",
+        &format!(
+            "[server]\nlisten = \"127.0.0.1:1\"\nworkers = 1\nshutdown_grace = \"3s\"\nstatus_token = \"{TOKEN}\"\nrequest_header_timeout = \"4s\"\nmax_connections = 50\n"
+        ),
+    )
+    .replace(
+        "[store]\n",
+        "[store]\nbackend = \"none\"\nretention = \"9d\"\nraw_retention = \"1d\"\nbusy_timeout = \"2s\"\n",
+    ) + "\n[log]\nlevel = \"debug\"\n";
+    std::fs::write(&config, changed).unwrap();
+    daemon.signal("HUP");
+    eventually("the reload", Duration::from_secs(10), || async {
+        (!daemon.log_entries(&[("message", "config reloaded")]).is_empty()).then_some(())
+    })
+    .await;
+    let applied = [
+        "server.shutdown_grace",
+        "server.status_token",
+        "server.request_header_timeout",
+        "server.max_connections",
+        "store.retention",
+        "store.raw_retention",
+        "store.busy_timeout",
+        "probe.interval",
+        "probe.timeout",
+        "probe.concurrency",
+        "probe.per_host_rate",
+        "probe.max_body",
+        "probe.user_agent",
+        "probe.down_after",
+        "probe.max_age",
+        "log.level",
+    ];
+    let restart = [
+        "server.listen",
+        "server.workers",
+        "store.backend",
+        "store.path",
+        "probe.threads",
+    ];
+    for key in applied {
+        assert_eq!(
+            daemon
+                .log_entries(&[("key", key), ("message", "config key changed; applied")])
+                .len(),
+            1,
+            "{key}"
+        );
+    }
+    for key in restart {
+        let warned = daemon.log_entries(&[("key", key)]);
+        assert_eq!(warned.len(), 1, "{key}");
+        assert_eq!(warned[0]["level"], "WARN", "{key}");
+        assert!(
+            warned[0]["fields"]["message"].as_str().unwrap().contains("restart"),
+            "{key}: {}",
+            warned[0]
+        );
+    }
+    // The effects: the token is now required, debug lines flow, the listener stays.
+    assert_eq!(get(daemon.url("/status")).await.status(), 401);
+    let status = client()
+        .get(daemon.url("/status"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status.status(), 200);
+    let status: serde_json::Value = status.json().await.unwrap();
+    assert_eq!(status["config"]["last_reload_ok"], true);
+    eventually(
+        "debug lines after log.level = debug",
+        Duration::from_secs(10),
+        || async { (!daemon.log_entries(&[("message", "batch stored")]).is_empty()).then_some(()) },
+    )
+    .await;
+
+    // A broken config: the reason is in /status, not only in the metric.
+    std::fs::write(&config, "[server\n").unwrap();
+    daemon.signal("HUP");
+    let status = eventually("the failed reload in /status", Duration::from_secs(10), || {
+        let url = daemon.url("/status");
+        async move {
+            let status: serde_json::Value = client()
+                .get(url)
+                .bearer_auth(TOKEN)
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            (status["config"]["last_reload_ok"] == false).then_some(status)
+        }
+    })
+    .await;
+    assert!(
+        status["config"]["last_reload_error"]
+            .as_str()
+            .unwrap()
+            .contains("mirrorgate.toml:1"),
+        "{}",
+        status["config"]
+    );
+}
+
+/// No engine can pull base images here, so the image's build stage is
+/// staged by hand: exactly what its COPY lines copy, in an empty directory,
+/// then `cargo metadata` and `cargo check --locked` there. A file the
+/// manifest needs and the Dockerfile forgets fails this.
+#[test]
+fn the_container_build_stage_builds_from_what_it_copies() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dockerfile = std::fs::read_to_string(root.join("Dockerfile")).unwrap();
+    let stage = tempfile::tempdir().unwrap();
+    let build_stage = dockerfile
+        .lines()
+        .skip_while(|l| !l.starts_with("FROM "))
+        .skip(1)
+        .take_while(|l| !l.starts_with("FROM "));
+    let mut copied = 0;
+    for line in build_stage {
+        let Some(args) = line.strip_prefix("COPY ") else {
+            continue;
+        };
+        let words: Vec<&str> = args.split_whitespace().filter(|w| !w.starts_with("--")).collect();
+        let (destination, sources) = words.split_last().unwrap();
+        for source in sources {
+            let to = if destination.ends_with('/') || sources.len() > 1 {
+                stage.path().join(destination).join(source)
+            } else {
+                stage.path().join(destination)
+            };
+            copy_tree(&root.join(source), &to);
+            copied += 1;
+        }
+    }
+    assert!(copied >= 3, "found {copied} COPY sources in the build stage");
+    let cargo = |args: &[&str]| {
+        let output = Command::new(env!("CARGO"))
+            .args(args)
+            .current_dir(stage.path())
+            .env("CARGO_TARGET_DIR", root.join("target").join("container-stage"))
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "cargo {args:?} in the staged build context failed:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    cargo(&[
+        "metadata",
+        "--locked",
+        "--offline",
+        "--format-version",
+        "1",
+        "--no-deps",
+    ]);
+    cargo(&["check", "--locked", "--offline", "--release", "--bin", "mirrorgate"]);
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    if from.is_dir() {
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(from).unwrap() {
+            let entry = entry.unwrap();
+            copy_tree(&entry.path(), &to.join(entry.file_name()));
+        }
+    } else {
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(from, to).unwrap();
+    }
+}

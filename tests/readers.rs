@@ -335,3 +335,269 @@ async fn sixty_four_connections_of_redirects_while_rounds_run() {
         .unwrap();
     assert!(rounds_after > rounds_before, "probe rounds kept running under load");
 }
+
+/// Sends raw bytes on a new connection and returns everything written back.
+async fn raw_exchange(addr: std::net::SocketAddr, request: &[u8]) -> String {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request).await.unwrap();
+    let mut response = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut response)).await;
+    String::from_utf8_lossy(&response).into_owned()
+}
+
+fn header_values<'a>(response: &'a str, name: &str) -> Vec<&'a str> {
+    response
+        .split("\r\n\r\n")
+        .next()
+        .unwrap_or("")
+        .lines()
+        .filter_map(|line| line.split_once(':'))
+        .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.trim())
+        .collect()
+}
+
+/// What RFC 3986 allows in a URI (with `%` only as a `%XX` escape).
+fn uri_chars_only(url: &str) -> bool {
+    let bytes = url.as_bytes();
+    (0..bytes.len()).all(|at| {
+        let b = bytes[at];
+        b.is_ascii_alphanumeric()
+            || b"-._~:/?#[]@!$&'()*+,;=".contains(&b)
+            || (b == b'%' && bytes.len() > at + 2 && bytes[at + 1..at + 3].iter().all(u8::is_ascii_hexdigit))
+    })
+}
+
+#[tokio::test]
+async fn a_readers_path_cannot_add_link_values_or_leave_the_bases() {
+    let dir = tempfile::tempdir().unwrap();
+    let primary = serving(Page::Primary).await;
+    let mirror = serving(Page::Primary).await;
+    let config = dir.path().join("mirrorgate.toml");
+    write_config(
+        &config,
+        &dir.path().join("s.db"),
+        "",
+        &[SiteSpec::new("news", primary.url(), vec![mirror.url()], vec![ARTICLE])],
+    );
+    let daemon = Daemon::start(&config);
+    rounds_completed(&daemon, 1).await;
+    let bases = [primary.url(), mirror.url()];
+    let attacks = [
+        format!("/r/news{ARTICLE}>;rel=preload;as=script,<https://evil.example/x.js"),
+        format!("/r/news{ARTICLE}?a=>;rel=preload,<https://evil.example/x.js"),
+        "/r/news/a\"b`c{d}|e\\f^g".to_string(),
+        "/r/news/caf\u{e9}".to_string(),
+        "/r/news/%zz%3E".to_string(),
+        format!(
+            "/go?url={}",
+            url::form_urlencoded::byte_serialize(
+                format!("{}{ARTICLE}>;rel=preload,<https://evil.example/x.js", primary.url()).as_bytes()
+            )
+            .collect::<String>()
+        ),
+    ];
+    for target in &attacks {
+        let request = format!("GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        let response = raw_exchange(daemon.addr, request.as_bytes()).await;
+        if !response.starts_with("HTTP/1.1 302") {
+            // hyper refuses some raw bytes outright; that is no redirect at all.
+            assert!(response.starts_with("HTTP/1.1 400"), "{target}: {response}");
+            continue;
+        }
+        let locations = header_values(&response, "location");
+        assert_eq!(locations.len(), 1, "{target}: {response}");
+        let links = header_values(&response, "link");
+        assert!(!links.is_empty(), "{target}: the mirror is a duplicate: {response}");
+        let mut targets: Vec<&str> = locations.clone();
+        for link in &links {
+            let parsed = mirrorgate::route::parse_link_field(link)
+                .unwrap_or_else(|e| panic!("{target}: Link {link:?} does not parse: {e}"));
+            assert_eq!(parsed.len(), 1, "{target}: one link-value per Link: {link:?}");
+            assert!(link.ends_with("; rel=duplicate"), "{target}: {link:?}");
+            targets.extend(parsed);
+        }
+        for url in targets {
+            assert!(uri_chars_only(url), "{target}: {url:?} holds what a URI may not");
+            assert!(
+                bases
+                    .iter()
+                    .any(|b| url.strip_prefix(b.as_str()).is_some_and(|r| r.starts_with('/'))),
+                "{target}: {url:?} is off the bases"
+            );
+        }
+    }
+    // Raw '<', '>', '"' and '`' make the request-target invalid HTTP: both
+    // paths answer 400, with no Location or Link at all.
+    let request = format!("GET {} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", attacks[0]);
+    let response = raw_exchange(daemon.addr, request.as_bytes()).await;
+    assert!(response.starts_with("HTTP/1.1 400"), "{response}");
+    assert!(header_values(&response, "location").is_empty() && header_values(&response, "link").is_empty());
+    // Sent as a browser sends it, or inside `url=`: escaped in place.
+    let encoded = format!("{ARTICLE}%3E;rel=preload;as=script,%3Chttps://evil.example/x.js");
+    for target in [
+        format!("/r/news{encoded}"),
+        format!(
+            "/go?url={}",
+            url::form_urlencoded::byte_serialize(
+                format!(
+                    "{}{ARTICLE}>;rel=preload;as=script,<https://evil.example/x.js",
+                    primary.url()
+                )
+                .as_bytes()
+            )
+            .collect::<String>()
+        ),
+    ] {
+        let request = format!("GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        let response = raw_exchange(daemon.addr, request.as_bytes()).await;
+        let locations = header_values(&response, "location");
+        assert!(
+            locations == [format!("{}{encoded}", primary.url())] || locations == [format!("{}{encoded}", mirror.url())],
+            "{target}: {response}"
+        );
+        let links = header_values(&response, "link");
+        assert_eq!(links.len(), 1, "{response}");
+        assert_eq!(
+            mirrorgate::route::parse_link_field(links[0]).unwrap().len(),
+            1,
+            "{response}"
+        );
+    }
+    // What hyper takes raw ('|', '^', '{', non-ASCII) is encoded in the answer.
+    let response = raw_exchange(
+        daemon.addr,
+        "GET /r/news/a|b^c{d}\u{e9}?q=|x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".as_bytes(),
+    )
+    .await;
+    let locations = header_values(&response, "location");
+    assert_eq!(locations.len(), 1, "{response}");
+    assert!(locations[0].ends_with("/a%7Cb%5Ec%7Bd%7D%C3%A9?q=%7Cx"), "{response}");
+
+    // HTTP/1.0: answered as 1.0; keep-alive echoed and kept, else closed.
+    let request =
+        format!("GET /r/news{ARTICLE} HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET /r/news{ARTICLE} HTTP/1.0\r\n\r\n");
+    let response = raw_exchange(daemon.addr, request.as_bytes()).await;
+    assert_eq!(response.matches("HTTP/1.0 302 Found").count(), 2, "{response}");
+    assert_eq!(
+        response.to_ascii_lowercase().matches("connection: keep-alive").count(),
+        1,
+        "{response}"
+    );
+}
+
+#[tokio::test]
+async fn connections_past_the_cap_get_a_503_and_slow_readers_are_cut_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let primary = serving(Page::Primary).await;
+    let daemon = daemon_with(
+        dir.path(),
+        &primary,
+        "",
+        "max_connections = 4\nrequest_header_timeout = \"2s\"",
+    )
+    .await;
+    rounds_completed(&daemon, 1).await;
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        let mut stream = TcpStream::connect(daemon.addr).await.unwrap();
+        stream
+            .write_all(b"GET /r/news/x HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buffer = [0u8; 512];
+        let n = stream.read(&mut buffer).await.unwrap();
+        assert!(buffer[..n].starts_with(b"HTTP/1.1 302"));
+        held.push(stream);
+    }
+    let refused = raw_exchange(daemon.addr, b"GET /r/news/x HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    assert!(refused.starts_with("HTTP/1.1 503"), "{refused}");
+    assert_eq!(header_values(&refused, "retry-after"), ["1"], "{refused}");
+    drop(held);
+    let metrics = eventually("the connections to close", Duration::from_secs(5), || {
+        let url = daemon.url("/metrics");
+        async move {
+            let metrics = get_text(&url).await;
+            // This scrape's own connection is the one open.
+            (metric(&metrics, "mirrorgate_connections_open") == Some(1.0)).then_some(metrics)
+        }
+    })
+    .await;
+    assert!(metric(&metrics, "mirrorgate_connections_refused_total").unwrap() >= 1.0);
+
+    // A reader that pipelines without reading is cut off within the timeout.
+    let mut greedy = TcpStream::connect(daemon.addr).await.unwrap();
+    let batch = format!("GET /r/news{ARTICLE} HTTP/1.1\r\nHost: x\r\n\r\n").repeat(2000);
+    let started = std::time::Instant::now();
+    let mut closed = false;
+    for _ in 0..200 {
+        if tokio::time::timeout(Duration::from_secs(1), greedy.write_all(batch.as_bytes()))
+            .await
+            .is_err_and(|_| started.elapsed() > Duration::from_secs(1))
+        {
+            // Our side is blocked too now; the daemon's deadline runs.
+            tokio::time::sleep(Duration::from_secs(3)).await;
+        }
+        if started.elapsed() > Duration::from_secs(4) {
+            break;
+        }
+    }
+    let metrics = get_text(&daemon.url("/metrics")).await;
+    assert!(
+        metric(&metrics, "mirrorgate_writes_timed_out_total").unwrap() >= 1.0,
+        "{}",
+        metrics
+            .lines()
+            .filter(|l| l.contains("connections"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    let mut rest = Vec::new();
+    let drained = tokio::time::timeout(Duration::from_secs(5), greedy.read_to_end(&mut rest)).await;
+    closed |= matches!(drained, Ok(Ok(_)) | Ok(Err(_)));
+    assert!(closed, "the daemon closed the greedy connection");
+}
+
+#[tokio::test]
+async fn the_token_can_come_from_a_file_and_never_reaches_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let primary = serving(Page::Primary).await;
+    std::fs::write(dir.path().join("status.token"), format!("{TOKEN}\n")).unwrap();
+    let daemon = daemon_with(dir.path(), &primary, "", "status_token_file = \"status.token\"").await;
+    rounds_completed_with_token(&daemon).await;
+    for scheme in ["Bearer", "bearer", "BEARER"] {
+        let response = client()
+            .get(daemon.url("/status"))
+            .header("authorization", format!("{scheme} {TOKEN}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{scheme}");
+    }
+    assert_eq!(get(daemon.url("/status")).await.status(), 401);
+    daemon.signal("HUP");
+    eventually("the reload", Duration::from_secs(10), || async {
+        (!daemon.log_entries(&[("message", "config reloaded")]).is_empty()).then_some(())
+    })
+    .await;
+    assert!(!daemon.log_text().contains(TOKEN), "the token is in the log");
+}
+
+async fn rounds_completed_with_token(daemon: &Daemon) {
+    eventually("a first round", Duration::from_secs(20), || {
+        let url = daemon.url("/status");
+        async move {
+            let status: serde_json::Value = client()
+                .get(url)
+                .bearer_auth(TOKEN)
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            (status["round"]["completed"].as_u64()? >= 1).then_some(())
+        }
+    })
+    .await;
+}

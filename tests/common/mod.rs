@@ -356,6 +356,11 @@ impl Daemon {
             .collect()
     }
 
+    /// Every log line so far, as written.
+    pub fn log_text(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+
     pub fn pid(&self) -> i32 {
         self.child.id() as i32
     }
