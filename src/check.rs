@@ -52,21 +52,58 @@ impl Report {
         serde_json::to_string_pretty(&json).unwrap_or_default()
     }
 
+    /// Each site's bases first (state and verdict counts), then only the
+    /// articles that are not fine (some base not serving the reference), each
+    /// with every base's verdict and the evidence; a closing count.
     pub fn text(&self) -> String {
         let mut out = String::new();
         let (mut articles, mut unserved) = (0, 0);
         let store = self.evidence.lock().ok();
         for (meta, site) in self.snapshot.catalog.sites.iter().zip(&self.snapshot.sites) {
-            let _ = writeln!(out, "site {}", meta.name);
+            let _ = writeln!(
+                out,
+                "site {}: {} bases, {} articles",
+                meta.name,
+                meta.base_names.len(),
+                meta.articles.len()
+            );
+            let _ = writeln!(
+                out,
+                "  {:<8} {:<9} {:>5} {:>5} {:>8} {:>7} {:>7} {:>11}  base",
+                "role", "state", "same", "stale", "diverged", "missing", "unknown", "unreachable"
+            );
+            for (index, (url, base)) in meta.base_names.iter().zip(&site.bases).enumerate() {
+                let [same, stale, diverged, missing, unknown, unreachable] = base.verdict_counts;
+                let role = if index == 0 { "primary" } else { "mirror" };
+                let state = serde_json::to_value(base.state)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default();
+                let _ = writeln!(
+                    out,
+                    "  {role:<8} {state:<9} {same:>5} {stale:>5} {diverged:>8} {missing:>7} {unknown:>7} {unreachable:>11}  {url}"
+                );
+            }
+            let mut not_fine = 0;
             for (path, view) in meta.articles.iter().zip(&site.articles) {
-                let detail = status::article_detail(meta, path, view, store.as_deref());
                 articles += 1;
+                let fine = (0..meta.base_names.len()).all(|b| view.verdict(b) == Some(crate::verdict::Verdict::Same));
+                if !view.has_candidate() {
+                    unserved += 1;
+                }
+                if fine {
+                    continue;
+                }
+                if not_fine == 0 {
+                    let _ = writeln!(out, "  articles not served the same by every base:");
+                }
+                not_fine += 1;
+                let detail = status::article_detail(meta, path, view, store.as_deref());
                 match &detail.redirect_to {
                     Some(to) => {
                         let _ = writeln!(out, "  {path}  ->  {to}");
                     }
                     None => {
-                        unserved += 1;
                         let _ = writeln!(out, "  {path}  ->  NO BASE SERVES THE REFERENCE");
                     }
                 }
@@ -88,6 +125,9 @@ impl Report {
                         write_evidence(&mut out, evidence);
                     }
                 }
+            }
+            if not_fine == 0 {
+                let _ = writeln!(out, "  every base serves the reference of every article");
             }
         }
         let _ = writeln!(

@@ -117,7 +117,9 @@ fn main() -> ExitCode {
                 Ok(config) => config,
                 Err(code) => return code,
             };
-            init_logging(cli.log_format, config.log.level.as_deref(), "warn");
+            // The report says what the engine found (state changes and all);
+            // the log is for problems with the run itself.
+            init_logging(cli.log_format, None, "warn,mirrorgate::engine=error");
             runtime(config.server.workers, check(config, format))
         }
         Command::Healthcheck {

@@ -140,6 +140,12 @@ async fn check_reports_verdicts_and_exits_by_whether_every_article_is_served() {
         "{report}"
     );
     assert!(report.contains("1 of 1 articles have a live base"), "{report}");
+    // The bases first, then the articles that are not fine; no log lines.
+    let summary = report.find(&format!("  {}", mirror.url())).unwrap_or(usize::MAX);
+    let blocked_row = report.lines().find(|l| l.ends_with(&blocked.url())).unwrap_or("");
+    assert!(blocked_row.contains("mirror"), "{report}");
+    assert!(summary < report.find(&format!("{ARTICLE}  ->")).unwrap(), "{report}");
+    assert_eq!(text(&out.stderr), "", "check logs nothing when the run itself is fine");
     assert!(!dir.path().join("never-created.db").exists(), "check writes nothing");
 
     let out = check(&served, "json").await;
