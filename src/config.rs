@@ -219,6 +219,40 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
     Ok(config)
 }
 
+/// Problems that are not errors: a valid config that cannot do what it
+/// asks. Today: a host whose articles, at `per_host_rate`, take longer to
+/// probe than `interval`, so every round overruns.
+pub fn warnings(config: &Config) -> Vec<String> {
+    let rate = config.probe.per_host_rate;
+    if rate <= 0.0 {
+        return Vec::new();
+    }
+    // Requests per round per host:port: each article on each base there.
+    let mut per_host: Vec<(&str, usize)> = Vec::new();
+    for site in &config.sites {
+        for base in site.bases() {
+            let requests = site.articles.len();
+            match per_host.iter_mut().find(|(host, _)| *host == base.authority()) {
+                Some((_, total)) => *total += requests,
+                None => per_host.push((base.authority(), requests)),
+            }
+        }
+    }
+    per_host
+        .into_iter()
+        .filter_map(|(host, requests)| {
+            let round = Duration::from_secs_f64(requests as f64 / rate);
+            (round > config.probe.interval).then(|| {
+                format!(
+                    "{host}: {requests} articles at probe.per_host_rate = {rate}/s take at least {} per round, longer than probe.interval ({}); every round will overrun (raise per_host_rate or interval)",
+                    humantime::format_duration(Duration::from_secs(round.as_secs())),
+                    humantime::format_duration(config.probe.interval)
+                )
+            })
+        })
+        .collect()
+}
+
 /// Every key the config accepts, as `section.key` (sites' as `sites.key`).
 pub fn all_keys() -> Vec<String> {
     let sections: [(&str, &[&str]); 6] = [

@@ -112,6 +112,9 @@ impl Daemon {
         )?));
         let heartbeat = Heartbeat::new();
         let counters = Arc::new(Counters::default());
+        for warning in crate::config::warnings(&config) {
+            tracing::warn!("{warning}");
+        }
         if !config.server.listen.ip().is_loopback() && config.server.status_token.is_none() {
             tracing::warn!(
                 listen = %config.server.listen,

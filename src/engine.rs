@@ -168,9 +168,25 @@ impl Engine {
         };
         if let Some(restored) = restored {
             engine.restore(restored);
+            engine.adopt_restored_states();
         }
         engine.publish(false);
         engine
+    }
+
+    /// Takes each base's state from the restored observations as the last
+    /// one logged, so the first change after a restart reads "from=down",
+    /// not "from=unknown", and an unchanged state is not logged again.
+    fn adopt_restored_states(&mut self) {
+        let now = now_ms();
+        for trackers in &mut self.trackers {
+            for tracker in trackers.iter_mut() {
+                let view = base_view(tracker, self.down_after, now);
+                if view.verdict_counts.iter().sum::<usize>() > 0 {
+                    tracker.last_state = Some(view.state);
+                }
+            }
+        }
     }
 
     pub fn snapshots(&self) -> Arc<ArcSwap<Snapshot>> {
@@ -256,6 +272,7 @@ impl Engine {
             is_primary: base == 0,
             trusted,
             observation,
+            verdict: view.verdict(base),
         })
     }
 

@@ -92,6 +92,9 @@ fn main() -> ExitCode {
                     path.config.display(),
                     config.sites.len()
                 );
+                for warning in config::warnings(&config) {
+                    eprintln!("{}: warning: {warning}", path.config.display());
+                }
                 ExitCode::SUCCESS
             }
             Err(code) => code,

@@ -27,6 +27,30 @@ fn validate_accepts_the_shipped_example() {
 }
 
 #[test]
+fn validate_warns_when_a_round_cannot_fit_the_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("slow.toml");
+    let articles: Vec<String> = (0..700).map(|i| format!("\"/a/{i}\"")).collect();
+    std::fs::write(
+        &path,
+        format!(
+            "[probe]\ninterval = \"1m\"\nper_host_rate = 10\n\n[[sites]]\nname = \"a\"\nprimary = \"https://www.example.com\"\narticles = [{}]\n",
+            articles.join(", ")
+        ),
+    )
+    .unwrap();
+    let out = mirrorgate(&["validate", "--config", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "a warning is not an error");
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("www.example.com: 700 articles at probe.per_host_rate = 10/s take at least 1m 10s per round, longer than probe.interval (1m)"),
+        "{stderr}"
+    );
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/config/mirrorgate.toml");
+    assert_eq!(text(&mirrorgate(&["validate", "--config", example]).stderr), "");
+}
+
+#[test]
 fn validate_prints_every_problem_with_line_and_column() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bad.toml");

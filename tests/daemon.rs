@@ -519,3 +519,41 @@ async fn unchanged_pages_are_revalidated_and_changes_still_seen() {
     )
     .await;
 }
+
+/// The first state change after a restart is told from the restored state.
+#[tokio::test]
+async fn state_changes_after_a_restart_start_from_the_restored_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let primary = serving(Page::Primary).await;
+    let mirror = serving(Page::Primary).await;
+    let store = dir.path().join("state.db");
+    let config = dir.path().join("mirrorgate.toml");
+    write_config(
+        &config,
+        &store,
+        "interval = \"300ms\"\nmax_age = \"1m\"\ntimeout = \"2s\"\nper_host_rate = 100",
+        &[SiteSpec::new("news", primary.url(), vec![mirror.url()], vec![ARTICLE])],
+    );
+    let mut daemon = Daemon::start(&config);
+    rounds_completed(&daemon, 2).await;
+    let status = get_json(&daemon.url("/status")).await;
+    assert_eq!(status["sites"][0]["bases"][1]["state"], "up", "{status}");
+    daemon.signal("TERM");
+    assert_eq!(daemon.wait_exit(Duration::from_secs(10)), Some(0));
+    mirror.set(Behavior::Status(500));
+    let daemon = Daemon::start(&config);
+    let change = eventually("the mirror's state change", Duration::from_secs(20), || async {
+        daemon
+            .log_entries(&[("message", "base state changed"), ("base", mirror.url().as_str())])
+            .into_iter()
+            .next()
+    })
+    .await;
+    assert_eq!(change["fields"]["from"], "up", "{change}");
+    assert!(
+        daemon
+            .log_entries(&[("message", "base state changed"), ("base", primary.url().as_str())])
+            .is_empty(),
+        "the primary stayed up: nothing to log"
+    );
+}

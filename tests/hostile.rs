@@ -189,7 +189,22 @@ async fn misbehaving_bases_get_their_outcome_in_bounded_time_and_memory() {
     .await;
     let deeply_nested = TestOrigin::start(Behavior::Page(format!(
         "<article>{}deep</article>",
-        "<div>".repeat(100_000)
+        "<div>".repeat(300_000)
+    )))
+    .await;
+    // One element with 50,000 attributes (a quadratic duplicate check takes
+    // minutes on it), then 2,000 elements with 20 each.
+    let attribute_heavy = TestOrigin::start(Behavior::Page(format!(
+        "<article><div {}>one</div>{}</article>",
+        (0..50_000).map(|i| format!("a{i}=x")).collect::<Vec<_>>().join(" "),
+        format!(
+            "<p {}>many</p>",
+            (0..20)
+                .map(|i| format!("data-k{i}=\"v{i}\""))
+                .collect::<Vec<_>>()
+                .join(" ")
+        )
+        .repeat(2_000)
     )))
     .await;
 
@@ -214,6 +229,7 @@ async fn misbehaving_bases_get_their_outcome_in_bounded_time_and_memory() {
         (wrong_charset.url(), "ok"),
         (one_long_line.url(), "ok"),
         (deeply_nested.url(), "ok"),
+        (attribute_heavy.url(), "ok"),
         ("http://mirror.invalid".to_string(), "dns"),
     ];
     let config = dir.path().join("mirrorgate.toml");

@@ -198,6 +198,12 @@ pub(crate) struct Tokenizer {
     self_closing: bool,
     attributes: Vec<Attribute>,
     attribute_bytes: Vec<u8>,
+    /// For a tag with many attributes: each name's hash, to the index of the
+    /// first attribute with it, so the duplicate check stays linear in the
+    /// tag (a hostile tag carries 200,000 attributes). Random keys, so a
+    /// page cannot be built to collide.
+    attribute_index: std::collections::HashMap<u64, usize>,
+    attribute_hasher: std::collections::hash_map::RandomState,
     /// The name of the last start tag emitted, for "appropriate end tag".
     last_start_tag: Vec<u8>,
     /// The standard's temporary buffer.
@@ -208,6 +214,11 @@ pub(crate) struct Tokenizer {
     budget: usize,
     failed: bool,
 }
+
+/// Past this many attributes in one tag, duplicates are found by hash.
+const INDEXED_ATTRIBUTES: usize = 16;
+/// Attributes kept per tag; later ones are read and dropped.
+pub(crate) const MAX_ATTRIBUTES: usize = 1024;
 
 impl Tokenizer {
     /// `budget`: the longest token (text run, tag, comment) tokenized; a
@@ -223,6 +234,8 @@ impl Tokenizer {
             self_closing: false,
             attributes: Vec::new(),
             attribute_bytes: Vec::new(),
+            attribute_index: std::collections::HashMap::new(),
+            attribute_hasher: std::collections::hash_map::RandomState::new(),
             last_start_tag: Vec::new(),
             temp: Vec::new(),
             comment: Vec::new(),
@@ -376,6 +389,10 @@ impl Tokenizer {
         self.tag_is_end = false;
         self.self_closing = false;
         self.attributes.clear();
+        if !self.attribute_index.is_empty() {
+            self.attribute_index.clear();
+            self.attribute_index.shrink_to(256);
+        }
         self.attribute_bytes.clear();
     }
 
@@ -418,10 +435,32 @@ impl Tokenizer {
         }
         let (last, earlier) = self.attributes.split_last().expect("checked above");
         let bytes = &self.attribute_bytes;
-        if earlier
-            .iter()
-            .any(|a| bytes[a.name.clone()] == bytes[last.name.clone()])
-        {
+        let same_name = |a: &Attribute| bytes[a.name.clone()] == bytes[last.name.clone()];
+        let duplicate = if earlier.len() < INDEXED_ATTRIBUTES {
+            earlier.iter().any(same_name)
+        } else {
+            let hash = |name: &[u8]| std::hash::BuildHasher::hash_one(&self.attribute_hasher, name);
+            if self.attribute_index.is_empty() {
+                for (index, a) in earlier.iter().enumerate() {
+                    self.attribute_index
+                        .entry(hash(&bytes[a.name.clone()]))
+                        .or_insert(index);
+                }
+            }
+            match self.attribute_index.entry(hash(&bytes[last.name.clone()])) {
+                std::collections::hash_map::Entry::Vacant(slot) => {
+                    slot.insert(earlier.len());
+                    false
+                }
+                // Equal hashes: the same name, unless (almost never) two collide.
+                std::collections::hash_map::Entry::Occupied(first) => {
+                    same_name(&earlier[*first.get()]) || earlier.iter().any(same_name)
+                }
+            }
+        };
+        // Past the cap an attribute is read but not kept: no page has that
+        // many, and keeping them would make memory grow with the tag.
+        if duplicate || self.attributes.len() > MAX_ATTRIBUTES {
             let start = last.name.start;
             self.attributes.pop();
             self.attribute_bytes.truncate(start);
@@ -1631,6 +1670,29 @@ mod tests {
         assert_eq!(
             trace("<a href=1 href=2 =x title=\"t\"lang=en>"),
             "<a href=1 =x= title=t lang=en>"
+        );
+    }
+
+    #[test]
+    fn duplicates_among_many_attributes_lose_as_among_few() {
+        // Past the indexed threshold: names repeated, first value wins, order kept.
+        let names: Vec<String> = (0..40).map(|i| format!("a{}", i % 25)).collect();
+        let tag: String = names.iter().enumerate().map(|(i, n)| format!(" {n}={i}")).collect();
+        let expected: String = (0..25).map(|i| format!(" a{i}={i}")).collect();
+        assert_eq!(
+            trace(&format!("<p{tag}><i{tag}>")),
+            format!("<p{expected}><i{expected}>")
+        );
+        // Past MAX_ATTRIBUTES, attributes are dropped, whatever the chunking.
+        let many: String = (0..MAX_ATTRIBUTES + 10).map(|i| format!(" k{i}=v")).collect();
+        let kept = trace_in_pieces(&format!("<p{many}>"), 7);
+        assert_eq!(kept.matches("=v").count(), MAX_ATTRIBUTES);
+        assert_eq!(kept, trace_in_pieces(&format!("<p{many}>"), 100_000));
+        // The same name 5,000 times in one tag, then a small tag: one attribute each.
+        let repeated = " x=1".repeat(5_000);
+        assert_eq!(
+            trace_in_pieces(&format!("<b{repeated}><u y=2 y=3>"), 4096),
+            "<b x=1><u y=2>"
         );
     }
 

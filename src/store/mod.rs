@@ -56,6 +56,9 @@ pub struct ProbeRecord {
     /// version of the article (block and parking pages are not).
     pub trusted: bool,
     pub observation: Observation,
+    /// The base's verdict on the article after this probe (None when the
+    /// record was restored rather than probed).
+    pub verdict: Option<crate::verdict::Verdict>,
 }
 
 /// Everything the daemon needs to resume where it stopped.

@@ -9,6 +9,7 @@ use super::{MinuteCount, ProbeRecord, Store, StoreError, StoredState, StoredVers
 use crate::clock::UnixMillis;
 use crate::fingerprint::{Hash, PageClass, PageFacts};
 use crate::observation::{Observation, Outcome};
+use crate::verdict::Verdict;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS probes (
@@ -46,6 +47,44 @@ CREATE TABLE IF NOT EXISTS versions (
     first_seen INTEGER NOT NULL,
     last_seen INTEGER NOT NULL,
     PRIMARY KEY (site, article, hash)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS article_ids (
+    id INTEGER PRIMARY KEY,
+    site TEXT NOT NULL,
+    article TEXT NOT NULL,
+    UNIQUE (site, article)
+);
+CREATE TABLE IF NOT EXISTS base_hours (
+    site TEXT NOT NULL,
+    base TEXT NOT NULL,
+    hour INTEGER NOT NULL,
+    outcome TEXT NOT NULL,
+    verdict TEXT NOT NULL,
+    probes INTEGER NOT NULL,
+    latency_sum_ms INTEGER NOT NULL,
+    ms_le_50 INTEGER NOT NULL,
+    ms_le_100 INTEGER NOT NULL,
+    ms_le_250 INTEGER NOT NULL,
+    ms_le_500 INTEGER NOT NULL,
+    ms_le_1000 INTEGER NOT NULL,
+    ms_le_2500 INTEGER NOT NULL,
+    ms_le_5000 INTEGER NOT NULL,
+    ms_over_5000 INTEGER NOT NULL,
+    PRIMARY KEY (site, base, hour, outcome, verdict)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS article_hours (
+    article_id INTEGER NOT NULL,
+    hour INTEGER NOT NULL,
+    probes INTEGER NOT NULL,
+    ok INTEGER NOT NULL,
+    same INTEGER NOT NULL,
+    stale INTEGER NOT NULL,
+    diverged INTEGER NOT NULL,
+    missing INTEGER NOT NULL,
+    unknown INTEGER NOT NULL,
+    unreachable INTEGER NOT NULL,
+    latency_sum_ms INTEGER NOT NULL,
+    PRIMARY KEY (article_id, hour)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS base_minutes (
     base TEXT NOT NULL,
@@ -179,6 +218,7 @@ impl SqliteStore {
                  ON CONFLICT (site, article, hash) DO UPDATE SET last_seen = max(last_seen, excluded.last_seen),
                    rules = excluded.rules",
             )?;
+            let mut rollups = Rollups::default();
             let mut count_minute = tx.prepare_cached(
                 "INSERT INTO base_minutes (base, minute, probes, ok) VALUES (?1, ?2, 1, ?3)
                  ON CONFLICT (base, minute) DO UPDATE SET probes = probes + 1, ok = ok + excluded.ok",
@@ -235,7 +275,9 @@ impl SqliteStore {
                     o.checked_at.div_euclid(60_000),
                     o.is_ok() as i64
                 ])?;
+                rollups.add(record);
             }
+            rollups.write(&tx)?;
         }
         tx.commit()
     }
@@ -271,6 +313,7 @@ impl SqliteStore {
                     last_ok_at: row.get(10)?,
                     validators: None,
                 },
+                verdict: None,
             })
         })?;
         for row in rows {
@@ -340,6 +383,142 @@ impl SqliteStore {
     }
 }
 
+/// Upper bounds (ms) of the rollups' latency buckets; one more counts the rest.
+const LATENCY_BOUNDS_MS: [u32; 7] = [50, 100, 250, 500, 1000, 2500, 5000];
+
+/// One hour of one base, by outcome and verdict.
+#[derive(Default)]
+struct BaseHour {
+    probes: i64,
+    latency_sum_ms: i64,
+    /// Not cumulative: each probe counts in the first bucket its latency fits.
+    buckets: [i64; 8],
+}
+
+/// One hour of one article, over all its bases.
+#[derive(Default)]
+struct ArticleHour {
+    probes: i64,
+    ok: i64,
+    /// Indexed like [`Verdict::ALL`].
+    verdicts: [i64; 6],
+    latency_sum_ms: i64,
+}
+
+/// A batch's hourly aggregates, summed in memory first: a batch holds the
+/// same few base-hours and each article's bases together, so this turns
+/// thousands of records into far fewer upserts.
+#[derive(Default)]
+struct Rollups {
+    bases:
+        std::collections::HashMap<(std::sync::Arc<str>, std::sync::Arc<str>, i64, Outcome, Option<Verdict>), BaseHour>,
+    articles: std::collections::HashMap<(std::sync::Arc<str>, std::sync::Arc<str>, i64), ArticleHour>,
+}
+
+const HOUR_MS: i64 = 3_600_000;
+
+impl Rollups {
+    fn add(&mut self, record: &ProbeRecord) {
+        let o = &record.observation;
+        let hour = o.checked_at.div_euclid(HOUR_MS);
+        let latency = i64::from(o.latency_ms);
+        let base = self
+            .bases
+            .entry((
+                record.site.clone(),
+                record.base.clone(),
+                hour,
+                o.outcome,
+                record.verdict,
+            ))
+            .or_default();
+        base.probes += 1;
+        base.latency_sum_ms += latency;
+        let bucket = LATENCY_BOUNDS_MS
+            .iter()
+            .position(|&bound| o.latency_ms <= bound)
+            .unwrap_or(LATENCY_BOUNDS_MS.len());
+        base.buckets[bucket] += 1;
+        let article = self
+            .articles
+            .entry((record.site.clone(), record.article.clone(), hour))
+            .or_default();
+        article.probes += 1;
+        article.ok += i64::from(o.is_ok());
+        article.latency_sum_ms += latency;
+        if let Some(verdict) = record.verdict {
+            article.verdicts[verdict.index()] += 1;
+        }
+    }
+
+    fn write(self, tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
+        let mut base_hour = tx.prepare_cached(
+            "INSERT INTO base_hours (site, base, hour, outcome, verdict, probes, latency_sum_ms,
+                 ms_le_50, ms_le_100, ms_le_250, ms_le_500, ms_le_1000, ms_le_2500, ms_le_5000, ms_over_5000)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
+             ON CONFLICT (site, base, hour, outcome, verdict) DO UPDATE SET
+               probes = probes + excluded.probes, latency_sum_ms = latency_sum_ms + excluded.latency_sum_ms,
+               ms_le_50 = ms_le_50 + excluded.ms_le_50, ms_le_100 = ms_le_100 + excluded.ms_le_100,
+               ms_le_250 = ms_le_250 + excluded.ms_le_250, ms_le_500 = ms_le_500 + excluded.ms_le_500,
+               ms_le_1000 = ms_le_1000 + excluded.ms_le_1000, ms_le_2500 = ms_le_2500 + excluded.ms_le_2500,
+               ms_le_5000 = ms_le_5000 + excluded.ms_le_5000, ms_over_5000 = ms_over_5000 + excluded.ms_over_5000",
+        )?;
+        for ((site, base, hour, outcome, verdict), h) in self.bases {
+            let b = h.buckets;
+            base_hour.execute(params![
+                &*site,
+                &*base,
+                hour,
+                outcome.as_str(),
+                verdict.map_or("", Verdict::as_str),
+                h.probes,
+                h.latency_sum_ms,
+                b[0],
+                b[1],
+                b[2],
+                b[3],
+                b[4],
+                b[5],
+                b[6],
+                b[7]
+            ])?;
+        }
+        // The article's id, created at its first probe; upsert so RETURNING
+        // answers for an existing row too.
+        let mut article_id = tx.prepare_cached(
+            "INSERT INTO article_ids (site, article) VALUES (?1, ?2)
+             ON CONFLICT (site, article) DO UPDATE SET site = excluded.site RETURNING id",
+        )?;
+        let mut article_hour = tx.prepare_cached(
+            "INSERT INTO article_hours (article_id, hour, probes, ok, same, stale, diverged, missing, unknown, unreachable, latency_sum_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+             ON CONFLICT (article_id, hour) DO UPDATE SET
+               probes = probes + excluded.probes, ok = ok + excluded.ok,
+               same = same + excluded.same, stale = stale + excluded.stale, diverged = diverged + excluded.diverged,
+               missing = missing + excluded.missing, unknown = unknown + excluded.unknown,
+               unreachable = unreachable + excluded.unreachable, latency_sum_ms = latency_sum_ms + excluded.latency_sum_ms",
+        )?;
+        for ((site, article, hour), h) in self.articles {
+            let id: i64 = article_id.query_row(params![&*site, &*article], |row| row.get(0))?;
+            let v = h.verdicts;
+            article_hour.execute(params![
+                id,
+                hour,
+                h.probes,
+                h.ok,
+                v[0],
+                v[1],
+                v[2],
+                v[3],
+                v[4],
+                v[5],
+                h.latency_sum_ms
+            ])?;
+        }
+        Ok(())
+    }
+}
+
 fn hash_column(bytes: Option<Vec<u8>>) -> Option<Hash> {
     let bytes: [u8; 32] = bytes?.try_into().ok()?;
     Some(Hash(bytes))
@@ -369,6 +548,9 @@ impl Store for SqliteStore {
                 "DELETE FROM base_minutes WHERE minute < ?1",
                 [before.div_euclid(60_000)],
             )?;
+            let hour = before.div_euclid(HOUR_MS);
+            removed += tx.execute("DELETE FROM base_hours WHERE hour < ?1", [hour])?;
+            removed += tx.execute("DELETE FROM article_hours WHERE hour < ?1", [hour])?;
             tx.commit()?;
             Ok(removed as u64)
         })();
@@ -404,6 +586,7 @@ mod tests {
                 last_ok_at: Some(at),
                 validators: None,
             },
+            verdict: Some(if ok { Verdict::Same } else { Verdict::Unreachable }),
         }
     }
 
@@ -461,5 +644,91 @@ mod tests {
             .query_row("PRAGMA journal_mode", [], |r| r.get(0))
             .unwrap();
         assert_eq!(mode, "wal");
+    }
+}
+
+#[cfg(test)]
+mod rollup_tests {
+    use super::*;
+
+    fn probe(base: &str, article: &str, at: i64, ok: bool, latency_ms: u32) -> ProbeRecord {
+        ProbeRecord {
+            site: "s".into(),
+            base: base.into(),
+            article: article.into(),
+            is_primary: false,
+            trusted: false,
+            observation: Observation {
+                outcome: if ok { Outcome::Ok } else { Outcome::Connect },
+                http_status: ok.then_some(200),
+                latency_ms,
+                raw_hash: ok.then_some(Hash([1; 32])),
+                hash: ok.then_some(Hash([1; 32])),
+                page: PageFacts::default(),
+                rules: 1,
+                checked_at: at,
+                last_ok_at: None,
+                validators: None,
+            },
+            verdict: Some(if ok { Verdict::Same } else { Verdict::Unreachable }),
+        }
+    }
+
+    fn count(store: &SqliteStore, table: &str) -> i64 {
+        store
+            .connection
+            .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+            .unwrap()
+    }
+
+    #[test]
+    fn raw_rows_go_after_raw_retention_and_hourly_rollups_stay_for_retention() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = SqliteStore::open(&dir.path().join("r.db"), Duration::from_secs(1)).unwrap();
+        // Two hours of probes every 5 minutes: 2 bases x 2 articles.
+        let mut batch = Vec::new();
+        for minute in (0..120).step_by(5) {
+            let at = minute * 60_000;
+            for base in ["https://p", "https://m"] {
+                for article in ["/a", "/b"] {
+                    let ok = !(base == "https://m" && article == "/b");
+                    batch.push(probe(base, article, at, ok, 30 + minute as u32 * 10));
+                }
+            }
+        }
+        store.record_round(&batch).unwrap();
+        assert_eq!(count(&store, "probes"), 96);
+        // Per hour: 2 bases, the mirror split by outcome and verdict.
+        assert_eq!(count(&store, "base_hours"), 2 * 3);
+        assert_eq!(count(&store, "article_hours"), 2 * 2);
+        let (probes, ok, same, unreachable, latency): (i64, i64, i64, i64, i64) = store
+            .connection
+            .query_row(
+                "SELECT probes, ok, same, unreachable, latency_sum_ms FROM article_hours
+                 JOIN article_ids ON id = article_id WHERE article = '/b' AND hour = 0",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+            )
+            .unwrap();
+        assert_eq!((probes, ok, same, unreachable), (24, 12, 12, 12));
+        let expected: i64 = (0..60).step_by(5).map(|m| 2 * (30 + m * 10)).sum();
+        assert_eq!(latency, expected);
+        let buckets: i64 = store
+            .connection
+            .query_row(
+                "SELECT sum(ms_le_50 + ms_le_100 + ms_le_250 + ms_le_500 + ms_le_1000 + ms_le_2500 + ms_le_5000 + ms_over_5000) - sum(probes) FROM base_hours",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(buckets, 0, "every probe in exactly one bucket");
+        // Raw rows older than the first hour go; every rollup stays.
+        store.prune(HOUR_MS, 0).unwrap();
+        assert_eq!(count(&store, "probes"), 48);
+        assert_eq!(count(&store, "article_hours"), 4);
+        // Past retention, the first hour's rollups go too.
+        store.prune(HOUR_MS, HOUR_MS).unwrap();
+        assert_eq!(count(&store, "article_hours"), 2);
+        assert_eq!(count(&store, "base_hours"), 3);
     }
 }
