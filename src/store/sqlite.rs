@@ -1,6 +1,8 @@
 //! The embedded SQLite store (WAL, one writer connection).
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, params};
@@ -410,10 +412,12 @@ struct ArticleHour {
 /// thousands of records into far fewer upserts.
 #[derive(Default)]
 struct Rollups {
-    bases:
-        std::collections::HashMap<(std::sync::Arc<str>, std::sync::Arc<str>, i64, Outcome, Option<Verdict>), BaseHour>,
-    articles: std::collections::HashMap<(std::sync::Arc<str>, std::sync::Arc<str>, i64), ArticleHour>,
+    bases: HashMap<BaseHourKey, BaseHour>,
+    articles: HashMap<(Arc<str>, Arc<str>, i64), ArticleHour>,
 }
+
+/// Site, base, hour, outcome, verdict.
+type BaseHourKey = (Arc<str>, Arc<str>, i64, Outcome, Option<Verdict>);
 
 const HOUR_MS: i64 = 3_600_000;
 
