@@ -1277,6 +1277,19 @@ prefer_primary = true
     }
 
     #[test]
+    fn the_status_token_never_shows_in_debug_output() {
+        let text = "[server]\nstatus_token = \"a-very-secret-token-123\"\n[[sites]]\nname = \"n\"\nprimary = \"https://a.example\"\narticles = [\"/a\"]\n";
+        let config = parse("t.toml", text).unwrap();
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("a-very-secret-token-123"), "{shown}");
+        assert!(shown.contains("Secret(<redacted>)"));
+        assert_eq!(config.server.status_token.unwrap().expose(), "a-very-secret-token-123");
+        let both = text.replace("[server]\n", "[server]\nstatus_token_file = \"x\"\n");
+        let errors = parse("t.toml", &both).unwrap_err().to_string();
+        assert!(errors.contains("not both"), "{errors}");
+    }
+
+    #[test]
     fn accepts_the_documented_example() {
         let config = parse("test.toml", GOOD).unwrap();
         assert_eq!(config.probe.interval, Duration::from_secs(300));

@@ -741,3 +741,46 @@ fn copy_tree(from: &Path, to: &Path) {
         std::fs::copy(from, to).unwrap();
     }
 }
+
+/// Logs to a pipe (the journal, a file) are plain text: no colour codes.
+#[test]
+fn logs_to_a_pipe_carry_no_colour_codes() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("mirrorgate.toml");
+    write_config(
+        &config,
+        &dir.path().join("s.db"),
+        "",
+        &[SiteSpec::new(
+            "news",
+            "http://127.0.0.1:9".to_string(),
+            vec![],
+            vec![ARTICLE],
+        )],
+    );
+    for env in [vec![], vec![("NO_COLOR", "1")]] {
+        let mut child = Command::new(binary())
+            .args(["run", "--config"])
+            .arg(&config)
+            .env_remove("RUST_LOG")
+            .envs(env.iter().copied())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = Vec::new();
+        for line in BufReader::new(child.stderr.take().unwrap()).lines() {
+            let line = line.unwrap();
+            let serving = line.contains("serving");
+            lines.push(line);
+            if serving {
+                break;
+            }
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        let text = lines.join("\n");
+        assert!(text.contains("INFO"), "{text}");
+        assert!(!text.contains('\u{1b}'), "colour codes in a pipe ({env:?}): {text:?}");
+    }
+}

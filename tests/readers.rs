@@ -601,3 +601,58 @@ async fn rounds_completed_with_token(daemon: &Daemon) {
     })
     .await;
 }
+
+#[tokio::test]
+async fn error_pages_are_html_for_browsers_json_otherwise_and_replaceable() {
+    let dir = tempfile::tempdir().unwrap();
+    let primary = TestOrigin::start(Behavior::Status(502)).await;
+    let pages = dir.path().join("pages");
+    std::fs::create_dir(&pages).unwrap();
+    std::fs::write(
+        pages.join("503.html"),
+        "<html><body><h1>Our mirrors are being renewed</h1><p>{{site}} {{path}}</p><ul>{{bases}}</ul></body></html>",
+    )
+    .unwrap();
+    let daemon = daemon_with(dir.path(), &primary, "", "error_page_dir = \"pages\"").await;
+    rounds_completed(&daemon, 1).await;
+    let browser = |path: &str| {
+        client()
+            .get(daemon.url(path))
+            .header("accept", "text/html,application/xhtml+xml,*/*;q=0.8")
+            .send()
+    };
+    // 503: the operator's template, filled and escaped.
+    let response = browser(&format!("/r/news{ARTICLE}?a=<b>")).await.unwrap();
+    assert_eq!(response.status(), 503);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let page = response.text().await.unwrap();
+    assert!(page.contains("Our mirrors are being renewed"), "{page}");
+    assert!(page.contains(&format!("news {ARTICLE}?a=%3Cb%3E")), "{page}");
+    assert!(
+        page.contains(&format!("<li><a href=\"{}{ARTICLE}", primary.url())),
+        "{page}"
+    );
+    // 400 and 404: the built-in pages for browsers, JSON for tools.
+    for (path, status) in [("/go?url=https://evil.example/a", 400), ("/r/nope/a", 404)] {
+        let response = browser(path).await.unwrap();
+        assert_eq!(response.status(), status, "{path}");
+        assert!(
+            response.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/html"),
+            "{path}"
+        );
+        let page = response.text().await.unwrap();
+        assert!(page.contains("<h1>"), "{path}: {page}");
+        let response = get(daemon.url(path)).await;
+        assert_eq!(response.status(), status, "{path}");
+        let json: serde_json::Value = response.json().await.unwrap();
+        assert!(json["error"].is_string(), "{path}: {json}");
+    }
+}
