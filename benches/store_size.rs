@@ -110,6 +110,17 @@ fn main() {
         rounds * articles * BASES.len() as i64,
         elapsed.as_secs_f64()
     );
+    // Bytes per table with its indexes, from SQLite's own page accounting.
+    let bytes = |name: &str| -> i64 {
+        connection
+            .query_row(
+                "SELECT coalesce(sum(pgsize), 0) FROM dbstat WHERE name = ?1 OR name IN
+                   (SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = ?1)",
+                [name],
+                |r| r.get(0),
+            )
+            .unwrap_or(0)
+    };
     for table in [
         "probes",
         "latest",
@@ -119,8 +130,17 @@ fn main() {
         "base_hours",
         "base_minutes",
     ] {
-        println!("  {table:<14} {:>12} rows", rows(table));
+        let (count, size) = (rows(table), bytes(table));
+        println!(
+            "  {table:<14} {count:>12} rows {:>10.1} MiB with indexes, {:>5} B per row",
+            size as f64 / 1048576.0,
+            size.checked_div(count).unwrap_or(0)
+        );
     }
+    let free: i64 = connection
+        .query_row("SELECT freelist_count * page_size FROM pragma_freelist_count, pragma_page_size", [], |r| r.get(0))
+        .unwrap_or(0);
+    println!("  free pages     {:>10.1} MiB (reused by later writes)", free as f64 / 1048576.0);
     let per_article = size as f64 / articles as f64;
     println!(
         "store file (measured): {:.1} MiB, {:.0} bytes per article",

@@ -217,6 +217,32 @@ fn no_candidate(
 /// of a URI (RFC 3986 §3.3–3.4: unreserved, sub-delims, `:`, `@`, `/`, and
 /// `?` in a query). `%` is judged with what follows it.
 pub fn uri_byte_allowed(byte: u8, query: bool) -> bool {
+    let class = URI_BYTES[usize::from(byte)];
+    class == PATH_BYTE || (query && class == QUERY_BYTE)
+}
+
+const OTHER_BYTE: u8 = 0;
+const PATH_BYTE: u8 = 1;
+const QUERY_BYTE: u8 = 2;
+
+/// [`uri_byte_allowed`] as a table: every reader's target is checked on the
+/// fast path, so one load per byte.
+static URI_BYTES: [u8; 256] = {
+    let mut table = [OTHER_BYTE; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        let b = byte as u8;
+        if allowed_in_path(b) {
+            table[byte] = PATH_BYTE;
+        } else if b == b'?' {
+            table[byte] = QUERY_BYTE;
+        }
+        byte += 1;
+    }
+    table
+};
+
+const fn allowed_in_path(byte: u8) -> bool {
     byte.is_ascii_alphanumeric()
         || matches!(
             byte,
@@ -238,7 +264,6 @@ pub fn uri_byte_allowed(byte: u8, query: bool) -> bool {
                 | b'@'
                 | b'/'
         )
-        || (query && byte == b'?')
 }
 
 /// Whether `text[at..]` starts a well-formed `%XX` escape.
