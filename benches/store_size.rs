@@ -138,9 +138,16 @@ fn main() {
         );
     }
     let free: i64 = connection
-        .query_row("SELECT freelist_count * page_size FROM pragma_freelist_count, pragma_page_size", [], |r| r.get(0))
+        .query_row(
+            "SELECT freelist_count * page_size FROM pragma_freelist_count, pragma_page_size",
+            [],
+            |r| r.get(0),
+        )
         .unwrap_or(0);
-    println!("  free pages     {:>10.1} MiB (reused by later writes)", free as f64 / 1048576.0);
+    println!(
+        "  free pages     {:>10.1} MiB (reused by later writes)",
+        free as f64 / 1048576.0
+    );
     let per_article = size as f64 / articles as f64;
     println!(
         "store file (measured): {:.1} MiB, {:.0} bytes per article",

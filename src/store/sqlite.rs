@@ -86,7 +86,9 @@ CREATE TABLE IF NOT EXISTS article_hours (
     unknown INTEGER NOT NULL,
     unreachable INTEGER NOT NULL,
     latency_sum_ms INTEGER NOT NULL,
-    PRIMARY KEY (article_id, hour)
+    -- Hour first: a batch touches one hour's rows, side by side, and pruning
+    -- removes a range.
+    PRIMARY KEY (hour, article_id)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS base_minutes (
     base TEXT NOT NULL,
@@ -487,23 +489,27 @@ impl Rollups {
                 b[7]
             ])?;
         }
-        // The article's id, created at its first probe; upsert so RETURNING
-        // answers for an existing row too.
-        let mut article_id = tx.prepare_cached(
-            "INSERT INTO article_ids (site, article) VALUES (?1, ?2)
-             ON CONFLICT (site, article) DO UPDATE SET site = excluded.site RETURNING id",
-        )?;
+        // The article's id, created at its first probe. Looked up first: an
+        // upsert would rewrite the row on every batch.
+        let mut find_article = tx.prepare_cached("SELECT id FROM article_ids WHERE site = ?1 AND article = ?2")?;
+        let mut new_article =
+            tx.prepare_cached("INSERT INTO article_ids (site, article) VALUES (?1, ?2) RETURNING id")?;
         let mut article_hour = tx.prepare_cached(
             "INSERT INTO article_hours (article_id, hour, probes, ok, same, stale, diverged, missing, unknown, unreachable, latency_sum_ms)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
-             ON CONFLICT (article_id, hour) DO UPDATE SET
+             ON CONFLICT (hour, article_id) DO UPDATE SET
                probes = probes + excluded.probes, ok = ok + excluded.ok,
                same = same + excluded.same, stale = stale + excluded.stale, diverged = diverged + excluded.diverged,
                missing = missing + excluded.missing, unknown = unknown + excluded.unknown,
                unreachable = unreachable + excluded.unreachable, latency_sum_ms = latency_sum_ms + excluded.latency_sum_ms",
         )?;
         for ((site, article, hour), h) in self.articles {
-            let id: i64 = article_id.query_row(params![&*site, &*article], |row| row.get(0))?;
+            let id: i64 = match find_article.query_row(params![&*site, &*article], |row| row.get(0)) {
+                Err(rusqlite::Error::QueryReturnedNoRows) => {
+                    new_article.query_row(params![&*site, &*article], |row| row.get(0))?
+                }
+                found => found?,
+            };
             let v = h.verdicts;
             article_hour.execute(params![
                 id,
