@@ -784,3 +784,82 @@ fn logs_to_a_pipe_carry_no_colour_codes() {
         assert!(!text.contains('\u{1b}'), "colour codes in a pipe ({env:?}): {text:?}");
     }
 }
+
+/// Listening beyond loopback with no token: said at start (the container's
+/// CMD listens on 0.0.0.0).
+#[test]
+fn listening_beyond_loopback_without_a_token_is_warned_about() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("mirrorgate.toml");
+    write_config(
+        &config,
+        &dir.path().join("s.db"),
+        "",
+        &[SiteSpec::new(
+            "news",
+            "http://127.0.0.1:9".to_string(),
+            vec![],
+            vec![ARTICLE],
+        )],
+    );
+    for (listen, warned) in [("0.0.0.0:0", true), ("127.0.0.1:0", false)] {
+        let mut child = Command::new(binary())
+            .args(["--log-format", "json", "run", "--listen", listen, "--config"])
+            .arg(&config)
+            .env_remove("RUST_LOG")
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = Vec::new();
+        for line in BufReader::new(child.stderr.take().unwrap()).lines() {
+            let line = line.unwrap();
+            let serving = line.contains("\"serving\"");
+            lines.push(line);
+            if serving {
+                break;
+            }
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        let found = lines
+            .iter()
+            .any(|l| l.contains("WARN") && l.contains("without server.status_token"));
+        assert_eq!(found, warned, "{listen}: {lines:#?}");
+    }
+}
+
+/// A round longer than the interval is counted and logged with its duration.
+#[tokio::test]
+async fn rounds_that_outlast_the_interval_are_counted_and_logged() {
+    let dir = tempfile::tempdir().unwrap();
+    let primary = serving(Page::Primary).await;
+    let hanging = TestOrigin::start(Behavior::Hang).await;
+    let config = dir.path().join("mirrorgate.toml");
+    write_config(
+        &config,
+        &dir.path().join("s.db"),
+        "interval = \"300ms\"\nmax_age = \"1m\"\ntimeout = \"1s\"\nper_host_rate = 100",
+        &[SiteSpec::new("news", primary.url(), vec![hanging.url()], vec![ARTICLE])],
+    );
+    let daemon = Daemon::start(&config);
+    rounds_completed(&daemon, 2).await;
+    let status = get_json(&daemon.url("/status")).await;
+    assert!(
+        status["round"]["overruns"].as_u64().unwrap() >= 1,
+        "{}",
+        status["round"]
+    );
+    let metrics = get_text(&daemon.url("/metrics")).await;
+    assert!(metric(&metrics, "mirrorgate_rounds_overrun_total").unwrap() >= 1.0);
+    let logged = daemon.log_entries(&[(
+        "message",
+        "probe round took longer than probe.interval; the next one starts at once (raise probe.interval or probe.per_host_rate, or lower the article count)",
+    )]);
+    assert!(!logged.is_empty());
+    assert!(
+        logged[0]["fields"]["duration_ms"].as_u64().unwrap() >= 1000,
+        "{}",
+        logged[0]
+    );
+}
