@@ -290,62 +290,42 @@ pub fn render(snapshot: &Snapshot, counters: &Counters, store: Option<&StoreHeal
             crate::status::articles_without_base(view)
         );
     }
-    header(
+    unlabelled(
         &mut out,
         "mirrorgate_rounds_overrun_total",
         "counter",
         "Rounds that took longer than probe.interval.",
+        load(&counters.rounds_overrun),
     );
-    let _ = writeln!(
-        out,
-        "mirrorgate_rounds_overrun_total {}",
-        load(&counters.rounds_overrun)
-    );
-    header(
+    unlabelled(
         &mut out,
         "mirrorgate_connections_open",
         "gauge",
         "Reader connections open now.",
+        counters.connections_open.load(Ordering::Relaxed) as u64,
     );
-    let _ = writeln!(
-        out,
-        "mirrorgate_connections_open {}",
-        counters.connections_open.load(Ordering::Relaxed)
-    );
-    header(
+    unlabelled(
         &mut out,
         "mirrorgate_connections_refused_total",
         "counter",
         "Reader connections refused with 503 at server.max_connections.",
+        load(&counters.connections_refused),
     );
-    let _ = writeln!(
-        out,
-        "mirrorgate_connections_refused_total {}",
-        load(&counters.connections_refused)
-    );
-    header(
+    unlabelled(
         &mut out,
         "mirrorgate_writes_timed_out_total",
         "counter",
         "Connections closed because the reader did not take an answer within request_header_timeout.",
-    );
-    let _ = writeln!(
-        out,
-        "mirrorgate_writes_timed_out_total {}",
-        load(&counters.writes_timed_out)
+        load(&counters.writes_timed_out),
     );
 
     if let Some(store) = store {
-        header(
+        unlabelled(
             &mut out,
             "mirrorgate_store_write_failures_total",
             "counter",
             "Store write attempts that failed (each retried after a back-off).",
-        );
-        let _ = writeln!(
-            out,
-            "mirrorgate_store_write_failures_total {}",
-            load(&store.failed_writes)
+            load(&store.failed_writes),
         );
         header(
             &mut out,
@@ -385,6 +365,12 @@ pub fn render(snapshot: &Snapshot, counters: &Counters, store: Option<&StoreHeal
 
 fn header(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+/// A series without labels: its header and its one value.
+fn unlabelled(out: &mut String, name: &str, kind: &str, help: &str, value: u64) {
+    header(out, name, kind, help);
+    let _ = writeln!(out, "{name} {value}");
 }
 
 fn bases(snapshot: &Snapshot) -> impl Iterator<Item = (String, String, &crate::snapshot::BaseView)> {

@@ -650,15 +650,7 @@ async fn a_reload_applies_every_key_or_names_it_as_needing_a_restart() {
     let status = eventually("the failed reload in /status", Duration::from_secs(10), || {
         let url = daemon.url("/status");
         async move {
-            let status: serde_json::Value = client()
-                .get(url)
-                .bearer_auth(TOKEN)
-                .send()
-                .await
-                .ok()?
-                .json()
-                .await
-                .ok()?;
+            let status = get_json_authorized(&url, TOKEN).await?;
             (status["config"]["last_reload_ok"] == false).then_some(status)
         }
     })
@@ -742,43 +734,52 @@ fn copy_tree(from: &Path, to: &Path) {
     }
 }
 
+/// Starts the daemon (RUST_LOG unset) and returns its log lines up to the
+/// one that says it is serving, then stops it.
+fn log_until_serving(mut command: Command) -> Vec<String> {
+    use std::io::{BufRead, BufReader};
+    let mut child = command
+        .env_remove("RUST_LOG")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = Vec::new();
+    for line in BufReader::new(child.stderr.take().unwrap()).lines() {
+        let line = line.unwrap();
+        let serving = line.contains("serving");
+        lines.push(line);
+        if serving {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    lines
+}
+
+/// A config whose one base never answers (port 9, discard): for tests of
+/// what the daemon says at start.
+fn one_site_config(dir: &Path) -> std::path::PathBuf {
+    let config = dir.join("mirrorgate.toml");
+    let sites = [SiteSpec::new(
+        "news",
+        "http://127.0.0.1:9".to_string(),
+        vec![],
+        vec![ARTICLE],
+    )];
+    write_config(&config, &dir.join("s.db"), "", &sites);
+    config
+}
+
 /// Logs to a pipe (the journal, a file) are plain text: no colour codes.
 #[test]
 fn logs_to_a_pipe_carry_no_colour_codes() {
-    use std::io::{BufRead, BufReader};
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("mirrorgate.toml");
-    write_config(
-        &config,
-        &dir.path().join("s.db"),
-        "",
-        &[SiteSpec::new(
-            "news",
-            "http://127.0.0.1:9".to_string(),
-            vec![],
-            vec![ARTICLE],
-        )],
-    );
+    let config = one_site_config(dir.path());
     for env in [vec![], vec![("NO_COLOR", "1")]] {
-        let mut child = Command::new(binary())
-            .args(["run", "--config"])
-            .arg(&config)
-            .env_remove("RUST_LOG")
-            .envs(env.iter().copied())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut lines = Vec::new();
-        for line in BufReader::new(child.stderr.take().unwrap()).lines() {
-            let line = line.unwrap();
-            let serving = line.contains("serving");
-            lines.push(line);
-            if serving {
-                break;
-            }
-        }
-        let _ = child.kill();
-        let _ = child.wait();
+        let mut command = Command::new(binary());
+        command.args(["run", "--config"]).arg(&config).envs(env.iter().copied());
+        let lines = log_until_serving(command);
         let text = lines.join("\n");
         assert!(text.contains("INFO"), "{text}");
         assert!(!text.contains('\u{1b}'), "colour codes in a pipe ({env:?}): {text:?}");
@@ -789,39 +790,14 @@ fn logs_to_a_pipe_carry_no_colour_codes() {
 /// CMD listens on 0.0.0.0).
 #[test]
 fn listening_beyond_loopback_without_a_token_is_warned_about() {
-    use std::io::{BufRead, BufReader};
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("mirrorgate.toml");
-    write_config(
-        &config,
-        &dir.path().join("s.db"),
-        "",
-        &[SiteSpec::new(
-            "news",
-            "http://127.0.0.1:9".to_string(),
-            vec![],
-            vec![ARTICLE],
-        )],
-    );
+    let config = one_site_config(dir.path());
     for (listen, warned) in [("0.0.0.0:0", true), ("127.0.0.1:0", false)] {
-        let mut child = Command::new(binary())
+        let mut command = Command::new(binary());
+        command
             .args(["--log-format", "json", "run", "--listen", listen, "--config"])
-            .arg(&config)
-            .env_remove("RUST_LOG")
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut lines = Vec::new();
-        for line in BufReader::new(child.stderr.take().unwrap()).lines() {
-            let line = line.unwrap();
-            let serving = line.contains("\"serving\"");
-            lines.push(line);
-            if serving {
-                break;
-            }
-        }
-        let _ = child.kill();
-        let _ = child.wait();
+            .arg(&config);
+        let lines = log_until_serving(command);
         let found = lines
             .iter()
             .any(|l| l.contains("WARN") && l.contains("without server.status_token"));

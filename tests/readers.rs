@@ -587,15 +587,7 @@ async fn rounds_completed_with_token(daemon: &Daemon) {
     eventually("a first round", Duration::from_secs(20), || {
         let url = daemon.url("/status");
         async move {
-            let status: serde_json::Value = client()
-                .get(url)
-                .bearer_auth(TOKEN)
-                .send()
-                .await
-                .ok()?
-                .json()
-                .await
-                .ok()?;
+            let status = get_json_authorized(&url, TOKEN).await?;
             (status["round"]["completed"].as_u64()? >= 1).then_some(())
         }
     })

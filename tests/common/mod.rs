@@ -492,3 +492,17 @@ pub fn article_of<'a>(detail: &'a Value, path: &str) -> &'a Value {
         .find(|a| a["path"] == path)
         .unwrap()
 }
+
+/// A JSON document fetched with a bearer token; None on any failure, for
+/// `eventually` loops.
+pub async fn get_json_authorized(url: &str, token: &str) -> Option<Value> {
+    client()
+        .get(url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()
+}
