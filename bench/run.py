@@ -217,6 +217,30 @@ def timed(command):
     return wall, peak, result.returncode
 
 
+def cpu_flags_and_model():
+    model, flags = "unknown", set()
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and model == "unknown":
+                    model = value.strip()
+                elif key.strip() == "flags" and not flags:
+                    flags = set(value.split())
+    except OSError:
+        pass
+    return model, flags
+
+
+def cpu_model():
+    return cpu_flags_and_model()[0]
+
+
+def has_sha_extensions():
+    # x86's SHA-NI; ARM's sha2 feature shows as "sha2" in Features.
+    return "sha_ni" in cpu_flags_and_model()[1]
+
+
 class Report:
     def __init__(self):
         self.rows, self.raw = [], []
@@ -230,7 +254,8 @@ class Report:
         self.rows.append((name, value, target_text, "PASS" if ok else "MISS"))
 
     def print(self):
-        print(f"\nmirrorgate benchmarks — {time.strftime('%Y-%m-%d %H:%M %Z')}, {CORES} cores\n")
+        print(f"\nmirrorgate benchmarks — {time.strftime('%Y-%m-%d %H:%M %Z')}, {CORES} cores")
+        print(f"CPU: {cpu_model()}; SHA extensions: {'yes (sha_ni)' if has_sha_extensions() else 'no'}\n")
         print(f"| {'target':<58} | {'measured':>14} | {'target':>12} | result |")
         print(f"|{'-' * 60}|{'-' * 16}|{'-' * 14}|--------|")
         for name, value, target, verdict in self.rows:

@@ -28,5 +28,9 @@ if [ ! -x "$cache/lychee/bin/lychee" ]; then
   cargo install lychee --locked --quiet --root "$cache/lychee"
 fi
 
+# Every table is only as good as the CPU it ran on: SHA-256 is several
+# times faster with SHA extensions, and machines of this kind come either way.
+echo "CPU: $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo); SHA extensions: $(grep -qw sha_ni /proc/cpuinfo && echo 'yes (sha_ni)' || echo no)" >&2
+
 cargo build --release --quiet
 exec python3 bench/run.py --lychee "$cache/lychee/bin/lychee" --mirrorgate target/release/mirrorgate "$@"

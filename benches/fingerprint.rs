@@ -2,7 +2,7 @@
 //! and hash at 300 MB/s per core), beside raw SHA-256 for the ceiling.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use mirrorgate::fingerprint::{ContentSelector, Hash, Normalizer};
+use mirrorgate::fingerprint::{ContentSelector, Hash, Normalizer, RawHash};
 use mirrorgate::origin::Origin;
 
 /// The same shape as bench/run.py's corpus: a long menu, inline scripts,
@@ -52,6 +52,7 @@ fn fingerprint(c: &mut Criterion) {
         b.iter(|| normalizer.fingerprint(body.as_bytes(), Some("text/html; charset=utf-8")))
     });
     group.bench_function("raw_sha256", |b| b.iter(|| Hash::of(body.as_bytes())));
+    group.bench_function("raw_blake3", |b| b.iter(|| RawHash::of(body.as_bytes())));
     group.finish();
 }
 

@@ -11,7 +11,7 @@
 
 use std::time::{Duration, Instant};
 
-use mirrorgate::fingerprint::{Hash, PageFacts};
+use mirrorgate::fingerprint::{Hash, PageFacts, RawHash};
 use mirrorgate::observation::{Observation, Outcome};
 use mirrorgate::store::{ProbeRecord, SqliteStore, Store};
 use mirrorgate::verdict::Verdict;
@@ -74,7 +74,7 @@ fn main() {
                         outcome,
                         http_status: ok.then_some(200),
                         latency_ms: 20 + (seed as u32 * 17) % 900,
-                        raw_hash: ok.then_some(hash),
+                        raw_hash: ok.then_some(RawHash(hash.0)),
                         hash: ok.then_some(hash),
                         page: PageFacts::default(),
                         rules: 42,

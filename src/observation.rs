@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use crate::clock::UnixMillis;
-use crate::fingerprint::{Hash, PageFacts};
+use crate::fingerprint::{Hash, PageFacts, RawHash};
 
 /// How a probe ended. Every probe ends in exactly one of these.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
@@ -157,7 +157,7 @@ pub struct Observation {
     pub http_status: Option<u16>,
     pub latency_ms: u32,
     /// Both hashes are set exactly when the outcome is `ok`.
-    pub raw_hash: Option<Hash>,
+    pub raw_hash: Option<RawHash>,
     pub hash: Option<Hash>,
     /// What the page is besides its hash (for `ok`), or what the answer
     /// was recognised as (a redirect to a parking host, a block page).

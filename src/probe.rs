@@ -19,14 +19,13 @@ use reqwest::header::{
     LOCATION, RETRY_AFTER,
 };
 use reqwest::{Client, StatusCode};
-use sha2::{Digest, Sha256};
 use url::Url;
 
 use crate::clock::{UnixMillis, now_ms};
 use crate::config::ProbeConfig;
 use crate::engine::ProbeDetail;
 use crate::fingerprint::classify::parking_redirect;
-use crate::fingerprint::{Fingerprint, Fingerprinter, Hash, Normalizer, PageClass, PageFacts};
+use crate::fingerprint::{Fingerprint, Fingerprinter, Normalizer, PageClass, PageFacts, RawHash};
 use crate::observation::{Observation, Outcome, Validators};
 use crate::origin::Origin;
 
@@ -318,11 +317,11 @@ impl Prober {
         let url = response.url().clone();
         let mut reader = match previous {
             Some(previous) => BodyReader::Held {
-                raw: Sha256::new(),
+                raw: Box::new(blake3::Hasher::new()),
                 body: Vec::with_capacity(declared_length.unwrap_or(0).min(HELD_BODY_LIMIT as u64) as usize),
                 previous,
             },
-            None => BodyReader::Streaming(normalizer.start(content_type, Some(&url))),
+            None => BodyReader::Streaming(Box::new(normalizer.start(content_type, Some(&url)))),
         };
         let mut received: u64 = 0;
         loop {
@@ -371,18 +370,19 @@ const HELD_BODY_LIMIT: usize = 2 * 1024 * 1024;
 
 /// How a body becomes a fingerprint.
 enum BodyReader {
-    /// The base served this article before: hash the raw bytes only (at
-    /// SHA hardware speed) and hold them; normalize only if they changed.
+    /// The base served this article before: hash the raw bytes only (BLAKE3,
+    /// several GiB/s) and hold them; normalize only if they changed.
     /// Most probes in a steady state find nothing changed. (The same bytes
     /// under a changed charset header keep their old normalization: rare,
     /// and corrected by the next change of bytes.)
     Held {
-        raw: Sha256,
+        // Boxed: a BLAKE3 hasher keeps its chunk stack inline (~2 KB).
+        raw: Box<blake3::Hasher>,
         body: Vec<u8>,
         previous: Fingerprint,
     },
     /// First sight, or a body past the hold limit: normalize as it streams.
-    Streaming(Fingerprinter),
+    Streaming(Box<Fingerprinter>),
 }
 
 impl BodyReader {
@@ -393,7 +393,7 @@ impl BodyReader {
                 let mut fingerprinter = normalizer.start(content_type, Some(url));
                 fingerprinter.update(body);
                 fingerprinter.update(chunk);
-                *self = BodyReader::Streaming(fingerprinter);
+                *self = BodyReader::Streaming(Box::new(fingerprinter));
             }
             BodyReader::Held { raw, body, .. } => {
                 raw.update(chunk);
@@ -413,7 +413,7 @@ impl BodyReader {
         let reading = match self {
             BodyReader::Streaming(fingerprinter) => fingerprinter.finish(),
             BodyReader::Held { raw, body, previous } => {
-                if Hash(raw.finalize().into()) == previous.raw {
+                if RawHash(*raw.finalize().as_bytes()) == previous.raw {
                     return (previous, None);
                 }
                 normalizer.read(&body, content_type, Some(url))

@@ -457,7 +457,7 @@ articles = ["/x"]
                 outcome,
                 http_status: hash.map(|_| 200),
                 latency_ms: 5,
-                raw_hash: hash,
+                raw_hash: hash.map(|h| crate::fingerprint::RawHash(h.0)),
                 hash,
                 page: Default::default(),
                 rules: catalog.sites[0].normalizer.key(),

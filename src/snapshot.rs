@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use crate::clock::UnixMillis;
 use crate::config::Config;
-use crate::fingerprint::{Hash, Normalizer, PageFacts, SiteSpec};
+use crate::fingerprint::{Hash, Normalizer, PageFacts, RawHash, SiteSpec};
 use crate::observation::{Observation, Outcome, Validators};
 use crate::origin::Origin;
 use crate::uptime::Uptime;
@@ -140,7 +140,7 @@ struct BaseSlot {
     page: PageFacts,
     /// Both hashes mean something only for an ok outcome, as in [`Observation`].
     normalized: Hash,
-    raw: Hash,
+    raw: RawHash,
     rules: u64,
     checked_at: UnixMillis,
     /// `NEVER` when the base has not served the article ok.
@@ -164,7 +164,7 @@ impl BaseSlot {
             class: None,
         },
         normalized: Hash([0; 32]),
-        raw: Hash([0; 32]),
+        raw: RawHash([0; 32]),
         rules: 0,
         checked_at: 0,
         last_ok_at: NEVER,
@@ -405,7 +405,7 @@ mod tests {
             outcome,
             http_status: Some(if ok { 200 } else { 503 }),
             latency_ms: 12,
-            raw_hash: ok.then_some(Hash([hash ^ 0xff; 32])),
+            raw_hash: ok.then_some(RawHash([hash ^ 0xff; 32])),
             hash: ok.then_some(Hash([hash; 32])),
             page: PageFacts {
                 flags: if ok { PageFacts::HTML } else { 0 },

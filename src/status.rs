@@ -141,7 +141,7 @@ pub struct BaseDetail<'a> {
     pub http_status: Option<u16>,
     pub latency_ms: Option<u32>,
     pub hash: Option<Hash>,
-    pub raw_hash: Option<Hash>,
+    pub raw_hash: Option<crate::fingerprint::RawHash>,
     pub checked_at: Option<String>,
     pub last_ok_at: Option<String>,
 }

@@ -44,7 +44,7 @@ use urls::SiteHosts;
 pub const CANONICAL_FORM_VERSION: u32 = 2;
 
 /// A SHA-256 digest, written `sha256:<hex>`.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub struct Hash(pub [u8; 32]);
 
 impl Hash {
@@ -72,6 +72,42 @@ impl fmt::Display for Hash {
             write!(f, "{byte:02x}")?;
         }
         Ok(())
+    }
+}
+
+/// BLAKE3 of the bytes as served, written `blake3:<hex>`. It only tells
+/// "the same bytes as last time" (skip normalizing them again), so it must
+/// resist collisions (a mirror could otherwise craft a body that passes for
+/// an old faithful one) but need not be SHA-256, which is slow on CPUs
+/// without SHA extensions; BLAKE3 is fast everywhere through SIMD.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct RawHash(pub [u8; 32]);
+
+impl RawHash {
+    pub fn of(bytes: &[u8]) -> Self {
+        RawHash(*blake3::hash(bytes).as_bytes())
+    }
+}
+
+impl fmt::Display for RawHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("blake3:")?;
+        for byte in self.0 {
+            write!(f, "{byte:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for RawHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl serde::Serialize for RawHash {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
     }
 }
 
@@ -160,7 +196,7 @@ pub fn title_words(title: &str) -> u32 {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Fingerprint {
-    pub raw: Hash,
+    pub raw: RawHash,
     pub normalized: Hash,
     pub page: PageFacts,
 }
@@ -284,7 +320,8 @@ impl Normalizer {
     /// which relative links are resolved against).
     pub fn start(&self, content_type: Option<&str>, url: Option<&Url>) -> Fingerprinter {
         Fingerprinter {
-            raw: Sha256::new(),
+            raw: Box::new(blake3::Hasher::new()),
+            plain: Some(Sha256::new()),
             state: State::Undecided {
                 content_type: content_type.map(str::to_string),
                 head: Vec::new(),
@@ -329,7 +366,13 @@ impl Normalizer {
 /// A fingerprint in progress: bodies are hashed and normalized as they
 /// stream in, so no body is ever held whole.
 pub struct Fingerprinter {
-    raw: Sha256,
+    /// Boxed: a BLAKE3 hasher keeps its chunk stack inline (~2 KB).
+    raw: Box<blake3::Hasher>,
+    /// SHA-256 of the body as served, which is the fingerprint of a body that is
+    /// not HTML. It runs until the body is known to be read as HTML (past
+    /// the bytes that could still call it binary), so an HTML page pays
+    /// for one chunk of it, not the whole body.
+    plain: Option<Sha256>,
     state: State,
     normalizer: Normalizer,
     url: Option<Url>,
@@ -362,6 +405,9 @@ const SNIFF_BYTES: usize = 512;
 impl Fingerprinter {
     pub fn update(&mut self, chunk: &[u8]) {
         self.raw.update(chunk);
+        if let Some(plain) = &mut self.plain {
+            plain.update(chunk);
+        }
         self.total += chunk.len() as u64;
         let sniffing = self.first_bytes.len() < SNIFF_BYTES;
         if sniffing {
@@ -374,6 +420,10 @@ impl Fingerprinter {
         if sniffing && self.html_looks_binary() {
             self.binary = true;
             self.state = State::Plain;
+        }
+        // Read as HTML and past the sniffed bytes: it can no longer turn plain.
+        if matches!(self.state, State::Html(_)) && self.first_bytes.len() >= SNIFF_BYTES {
+            self.plain = None;
         }
         match &mut self.state {
             State::Plain => {}
@@ -411,7 +461,8 @@ impl Fingerprinter {
                 self.state = State::Plain;
             }
         }
-        let raw = Hash(self.raw.finalize().into());
+        let raw = RawHash(*self.raw.finalize().as_bytes());
+        let plain = self.plain.take().map(|sha| Hash(sha.finalize().into()));
         let block = self.scan.and_then(classify::BodyScan::finish);
         let (normalized, mut page, mut rule, title, text) = match self.state {
             State::Html(pass) => {
@@ -459,7 +510,14 @@ impl Fingerprinter {
                 let text = finished.evidence.map(|t| String::from_utf8_lossy(&t).into_owned());
                 (finished.hash, page, class.map(|c| c.rule), reading.title.clone(), text)
             }
-            _ => (raw, PageFacts::default(), None, String::new(), None),
+            // Plain bodies keep their SHA-256 from the first byte (see `plain`).
+            _ => (
+                plain.unwrap_or_default(),
+                PageFacts::default(),
+                None,
+                String::new(),
+                None,
+            ),
         };
         if self.total == 0 {
             page.class = Some(PageClass::NotHtml);

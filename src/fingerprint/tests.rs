@@ -513,8 +513,23 @@ fn non_html_is_hashed_as_is() {
     let n = normalizer(None);
     let body = br#"{"url":"https://www.example.co.uk/a"}"#;
     let fp = n.fingerprint(body, Some("application/json"));
-    assert_eq!(fp.raw, fp.normalized);
-    assert_eq!(fp.raw, Hash::of(body));
+    // Not HTML: the fingerprint is the SHA-256 of the bytes as served; the
+    // raw hash (BLAKE3) only says whether they changed.
+    assert_eq!(fp.normalized, Hash::of(body));
+    assert_eq!(fp.raw, RawHash::of(body));
+    // The same for a body that only turns out binary after it was taken for HTML.
+    let mut binary = b"<html>".to_vec();
+    binary.extend(std::iter::repeat_n(0u8, 100_000));
+    let fp = n.fingerprint(&binary, Some("text/html"));
+    assert_eq!(fp.normalized, Hash::of(&binary));
+    assert_eq!(fp.raw, RawHash::of(&binary));
+    // And for a long HTML page fed in chunks, the raw hash covers every byte.
+    let page = format!("<article><p>{}</p></article>", "word ".repeat(50_000));
+    let mut fingerprinter = n.start(Some("text/html"), None);
+    for chunk in page.as_bytes().chunks(1000) {
+        fingerprinter.update(chunk);
+    }
+    assert_eq!(fingerprinter.finish().fingerprint.raw, RawHash::of(page.as_bytes()));
 }
 
 #[test]

@@ -9,7 +9,7 @@ use rusqlite::{Connection, OpenFlags, params};
 
 use super::{MinuteCount, ProbeRecord, Store, StoreError, StoredState, StoredVersion};
 use crate::clock::UnixMillis;
-use crate::fingerprint::{Hash, PageClass, PageFacts};
+use crate::fingerprint::{Hash, PageClass, PageFacts, RawHash};
 use crate::observation::{Observation, Outcome};
 use crate::verdict::Verdict;
 
@@ -304,7 +304,7 @@ impl SqliteStore {
                     outcome: Outcome::parse(&outcome).unwrap_or(Outcome::Connect),
                     http_status: row.get(6)?,
                     latency_ms: row.get(7)?,
-                    raw_hash: hash_column(row.get(8)?),
+                    raw_hash: hash_column(row.get(8)?).map(|h| RawHash(h.0)),
                     hash: hash_column(row.get(9)?),
                     page: PageFacts {
                         text_len: row.get(11)?,
@@ -583,7 +583,7 @@ mod tests {
                 outcome: if ok { Outcome::Ok } else { Outcome::Timeout },
                 http_status: ok.then_some(200),
                 latency_ms: 7,
-                raw_hash: ok.then_some(Hash([hash; 32])),
+                raw_hash: ok.then_some(RawHash([hash; 32])),
                 hash: ok.then_some(Hash([hash; 32])),
                 page: PageFacts {
                     text_len: 100,
@@ -672,7 +672,7 @@ mod rollup_tests {
                 outcome: if ok { Outcome::Ok } else { Outcome::Connect },
                 http_status: ok.then_some(200),
                 latency_ms,
-                raw_hash: ok.then_some(Hash([1; 32])),
+                raw_hash: ok.then_some(RawHash([1; 32])),
                 hash: ok.then_some(Hash([1; 32])),
                 page: PageFacts::default(),
                 rules: 1,
