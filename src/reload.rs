@@ -29,13 +29,15 @@ pub enum Effect {
 
 /// Every key whose value differs between `old` and `new`, with its effect.
 /// `log_level_reloads` says whether the running logger can change level.
-pub fn changes(old: &Config, new: &Config, log_level_reloads: bool) -> Vec<(&'static str, Effect)> {
+/// Sites' keys are named per site (`sites[news].articles`), added and
+/// removed sites as `sites[name]`; all of them apply.
+pub fn changes(old: &Config, new: &Config, log_level_reloads: bool) -> Vec<(String, Effect)> {
     use Effect::{Applied, RestartNeeded};
     let (os, ns) = (&old.server, &new.server);
     let (ost, nst) = (&old.store, &new.store);
     let (op, np) = (&old.probe, &new.probe);
     let log_effect = if log_level_reloads { Applied } else { RestartNeeded };
-    let keys: [(&'static str, bool, Effect); 28] = [
+    let keys: [(&'static str, bool, Effect); 27] = [
         ("server.listen", os.listen != ns.listen, RestartNeeded),
         ("server.workers", os.workers != ns.workers, RestartNeeded),
         ("server.shutdown_grace", os.shutdown_grace != ns.shutdown_grace, Applied),
@@ -74,21 +76,62 @@ pub fn changes(old: &Config, new: &Config, log_level_reloads: bool) -> Vec<(&'st
                 || old.verdicts.blockpage_fingerprints.digest() != new.verdicts.blockpage_fingerprints.digest(),
             Applied,
         ),
-        (
-            "sites",
-            format!("{:?}", old.sites) != format!("{:?}", new.sites),
-            Applied,
-        ),
         // Keys whose change shows only through another's value are listed
         // for the coverage test; they never fire on their own.
         ("server.status_token_file", false, Applied),
         ("verdicts", false, Applied),
         ("log", false, Applied),
     ];
-    keys.into_iter()
+    let mut changed: Vec<(String, Effect)> = keys
+        .into_iter()
         .filter(|(_, changed, _)| *changed)
-        .map(|(key, _, effect)| (key, effect))
-        .collect()
+        .map(|(key, _, effect)| (key.to_string(), effect))
+        .collect();
+    changed.extend(
+        site_changes(&old.sites, &new.sites)
+            .into_iter()
+            .map(|key| (key, Applied)),
+    );
+    changed
+}
+
+/// The sites' changed keys, by site name.
+fn site_changes(old: &[crate::config::SiteConfig], new: &[crate::config::SiteConfig]) -> Vec<String> {
+    let mut keys = Vec::new();
+    for site in new {
+        let Some(before) = old.iter().find(|o| o.name == site.name) else {
+            keys.push(format!("sites[{}]", site.name));
+            continue;
+        };
+        let debug = |v: &dyn std::fmt::Debug| format!("{v:?}");
+        let fields: [(&str, bool); 7] = [
+            ("primary", before.primary != site.primary),
+            ("mirrors", before.mirrors != site.mirrors),
+            ("aliases", before.aliases != site.aliases),
+            ("articles", before.articles != site.articles),
+            (
+                "content_selector",
+                debug(&before.content_selector) != debug(&site.content_selector),
+            ),
+            (
+                "content_exclude",
+                debug(&before.content_exclude) != debug(&site.content_exclude),
+            ),
+            ("prefer_primary", before.prefer_primary != site.prefer_primary),
+        ];
+        keys.extend(
+            fields
+                .iter()
+                .filter(|(_, changed)| *changed)
+                .map(|(field, _)| format!("sites[{}].{field}", site.name)),
+        );
+    }
+    for site in old {
+        if !new.iter().any(|n| n.name == site.name) {
+            keys.push(format!("sites[{}]", site.name));
+        }
+    }
+    keys
 }
 
 /// Sets the running logger's filter (`log.level` syntax).
@@ -179,6 +222,7 @@ impl Reloader {
         let rust_log_set = std::env::var_os("RUST_LOG").is_some_and(|v| !v.is_empty());
         let log_level_reloads = self.reload.set_log_level.is_some() && !rust_log_set;
         for (key, effect) in changes(&self.running, &config, log_level_reloads) {
+            let key = key.as_str();
             match effect {
                 Effect::Applied => tracing::info!(key, "config key changed; applied"),
                 Effect::RestartNeeded => tracing::warn!(
@@ -308,18 +352,29 @@ articles = ["/a"]
         }
         assert_eq!(
             changes(&base, &with("server", "listen", "\"127.0.0.1:9090\""), true),
-            [("server.listen", Effect::RestartNeeded)]
+            [("server.listen".to_string(), Effect::RestartNeeded)]
         );
         assert_eq!(
             changes(&base, &with("store", "busy_timeout", "\"1s\""), true),
-            [("store.busy_timeout", Effect::Applied)]
+            [("store.busy_timeout".to_string(), Effect::Applied)]
         );
+        // Sites' keys by site.
+        let edited = config::parse(
+            "test.toml",
+            &BASE.replace(
+                "articles = [\"/a\"]",
+                "articles = [\"/a\", \"/b\"]\ncontent_selector = \"article\"",
+            ),
+        )
+        .unwrap();
+        let names: Vec<String> = changes(&base, &edited, true).into_iter().map(|(k, _)| k).collect();
+        assert_eq!(names, ["sites[news].articles", "sites[news].content_selector"]);
     }
 
     #[test]
     fn every_key_the_config_accepts_has_a_reload_decision() {
         let base = config::parse("test.toml", BASE).unwrap();
-        let listed: Vec<&str> = changes(&base, &base, true).iter().map(|(k, _)| *k).collect();
+        let listed: Vec<String> = changes(&base, &base, true).into_iter().map(|(k, _)| k).collect();
         assert!(listed.is_empty(), "nothing changed, yet {listed:?}");
         for key in config::all_keys() {
             let known = CHANGED.iter().any(|(s, k, _)| format!("{s}.{k}") == key)
@@ -329,7 +384,19 @@ articles = ["/a"]
                     "verdicts.blockpage_fingerprints",
                 ]
                 .contains(&key.as_str())
-                || key.starts_with("sites");
+                // `name` shows as a site added or removed; the rest as sites[name].key.
+                || key.strip_prefix("sites.").is_some_and(|field| {
+                    [
+                        "name",
+                        "primary",
+                        "mirrors",
+                        "articles",
+                        "content_selector",
+                        "content_exclude",
+                        "prefer_primary",
+                    ]
+                    .contains(&field)
+                });
             assert!(
                 known,
                 "{key}: add it to `changes` (applied or restart) and to this test"
