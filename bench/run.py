@@ -46,8 +46,10 @@ def wait_for(what, check, seconds=600):
 
 
 def page(i):
-    """A news page of about 130 KB: a long navigation menu, inline scripts,
-    one article of several paragraphs, absolute links."""
+    """The first corpus's page, kept for continuity (and served for any path
+    that is no article): about 130 KB, a long navigation menu, inline
+    scripts, one article of several paragraphs, absolute links to a host that
+    is no configured base, the same bytes on every base."""
     nav = "".join(f'<li><a href="https://news.example/section/{k}">Section {k}</a></li>\n' for k in range(600))
     script = "<script>window.cfg=" + json.dumps({"ads": list(range(3000)), "rendered": 1485250000}) + ";</script>\n"
     paragraphs = "".join(
@@ -63,39 +65,102 @@ def page(i):
     )
 
 
-def write_corpus(root, n):
-    os.makedirs(f"{root}/news", exist_ok=True)
-    for i in range(n):
-        with open(f"{root}/news/{i}.html", "w") as f:
-            f.write(page(i))
-    # Any other article path gets this page.
-    with open(f"{root}/page.html", "w") as f:
-        f.write(page(-1))
-    # The redirect target's 100,000 articles: their first round only has to
-    # establish candidates, so they are small.
-    with open(f"{root}/tiny.html", "w") as f:
-        f.write("<!DOCTYPE html><html><body><article><p>short</p></article></body></html>\n")
+# What each of the four bases is, in order: the primary, two mirrors that
+# serve the site under their own host (a proxy, a synced copy), and a
+# crawler's copy with page-relative links.
+ROLES = ("primary", "proxy", "synced", "crawler")
+
+
+def json_escaped(text):
+    """As PHP's json_encode writes URLs into inline scripts: `\\/` for `/`."""
+    return json.dumps(text).replace("/", "\\/")
+
+
+def realistic_page(i, origin, role, primary_origin):
+    """A news page of about 130 KB as `role` serves it from `origin`: every
+    absolute link carries that base's own origin (also `//host` and
+    JSON-escaped in inline scripts), mirrors add a banner and scripts of
+    their own, and the crawler's copy links page-relative."""
+    host = origin.split("://", 1)[1]
+    crawler = role == "crawler"
+
+    def link(path, n):
+        if crawler:
+            return f"../{path.strip('/')}.html"
+        # Every third link protocol-relative, as templates often write them.
+        return f"//{host}{path}" if n % 3 == 0 else f"{origin}{path}"
+
+    nav = "".join(f'<li><a href="{link(f"/section/{k}", k)}">Section {k}</a></li>\n' for k in range(600))
+    # A crawler copies scripts as they were: the primary's origin stays in them.
+    script_origin = primary_origin if crawler else origin
+    config = {"ads": list(range(2400)), "rendered": 1485250000}
+    urls = ",".join(json_escaped(f"{script_origin}/Detail/{i}/{k}") for k in range(40))
+    script = (
+        "<script>window.cfg=" + json.dumps(config) + ";window.related=[" + urls + "];"
+        f"window.canonical={json_escaped(f'{script_origin}/news/{i}.html')};</script>\n"
+    )
+    extra = ""
+    banner = ""
+    if role == "proxy":
+        extra = f"<script src=\"{origin}/proxy/inject.js?v=3\"></script><script>var _mirror={{'id':'p1'}};</script>\n"
+        banner = f'<div class="mirror-banner">You are reading a mirror of this site at {host}.</div>\n'
+    elif role == "synced":
+        extra = "<script>(function(){var a=document.createElement('script');a.src='https://stats.example.net/a.js';})();</script>\n"
+        banner = '<div id="notice">This website can also be accessed at the following alternate addresses.</div>\n'
+    paragraphs = "".join(
+        f"<p>Paragraph {p} of article {i}: the quick brown fox jumps over the lazy dog, "
+        f"as reported by the correspondent on the scene. " * 3 + "</p>\n"
+        for p in range(12)
+    )
+    images = "".join(f'<img src="{link(f"/images/{i}/{k}", k)}" alt="Photo {k}">' for k in range(4))
+    related = "".join(f'<li><a href="{link(f"/Detail/{i}/{k}", k)}">Related story {k}</a></li>\n' for k in range(700))
+    return (
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>Article {i}</title>"
+        f'<link rel="canonical" href="{link(f"/news/{i}", 1)}">{script}{script}{extra}</head><body>\n{banner}'
+        f"<nav><ul>{nav}</ul></nav>\n<article><h1>Article {i}</h1>\n{images}{paragraphs}</article>\n"
+        f"<aside><ul>{related}</ul></aside><footer>Also at alternate addresses.</footer></body></html>\n"
+    )
+
+
+def write_corpus(root, n, origins):
+    """One directory per base role; `origins[role]` is that base's origin."""
+    primary = origins[0]
+    for index, role in enumerate(ROLES):
+        os.makedirs(f"{root}/{role}/news", exist_ok=True)
+        for i in range(n):
+            with open(f"{root}/{role}/news/{i}.html", "w") as f:
+                f.write(realistic_page(i, origins[index], role, primary))
+        # Any other article path gets the first corpus's page.
+        with open(f"{root}/{role}/page.html", "w") as f:
+            f.write(page(-1))
+        # The redirect target's 100,000 articles: their first round only has
+        # to establish candidates, so they are small.
+        with open(f"{root}/{role}/tiny.html", "w") as f:
+            f.write("<!DOCTYPE html><html><body><article><p>short</p></article></body></html>\n")
 
 
 class Nginx:
     """One worker, pinned to core 0: four ports serving the corpus as the
     four bases, and one answering `return 302` for the redirect comparison."""
 
-    def __init__(self, work, root):
+    def __init__(self, work, root, articles):
         self.bases = [free_port() for _ in range(4)]
         # The same four bases again, but without validators: no ETag, and
-        # If-Modified-Since ignored, so every answer is a full 200.
+        # If-Modified-Since ignored, so every answer is a full 200. They
+        # serve the same files, so their links carry the other four's
+        # origins.
         self.plain = [free_port() for _ in range(4)]
         self.redirect = free_port()
+        write_corpus(root, articles, [f"http://127.0.0.1:{p}" for p in self.bases])
         servers = "".join(
-            f"server {{ listen 127.0.0.1:{p}; root {root}; location / {{ try_files $uri /page.html; }} "
+            f"server {{ listen 127.0.0.1:{p}; root {root}/{role}; location / {{ try_files $uri /page.html; }} "
             f"location /tiny/ {{ try_files /tiny.html =404; }} }}\n"
-            for p in self.bases
+            for p, role in zip(self.bases, ROLES)
         )
         servers += "".join(
-            f"server {{ listen 127.0.0.1:{p}; root {root}; etag off; if_modified_since off; "
+            f"server {{ listen 127.0.0.1:{p}; root {root}/{role}; etag off; if_modified_since off; "
             f"location / {{ try_files $uri /page.html; }} }}\n"
-            for p in self.plain
+            for p, role in zip(self.plain, ROLES)
         )
         servers += (
             f"server {{ listen 127.0.0.1:{self.redirect}; "
@@ -386,17 +451,26 @@ def bench_memory(args, nginx, work, report):
 
 def bench_fingerprint(args, report):
     out = subprocess.run(["cargo", "bench", "--quiet", "--bench", "fingerprint"], capture_output=True, text=True).stdout
-    for name, target in [("normalize_and_hash", 300.0), ("raw_sha256", None)]:
-        found = re.search(rf"{name}.*?thrpt:\s+\[[\d.]+ \w+/s ([\d.]+) (\w+)/s", out, re.S)
+    sha = has_sha_extensions()
+    # The issue's targets are set for CPUs without SHA extensions; on one
+    # with them the same floor is reported (SHA-256 is then cheaper).
+    targets = [
+        ("normalize_and_hash", 400.0, "5. normalize + hash, mirror page, selector, one core"),
+        ("normalize_and_hash_no_selector", 200.0, "5. normalize + hash, mirror page, no selector"),
+        ("normalize_and_hash_first_corpus_page", None, None),
+        ("raw_sha256", None, None),
+        ("raw_blake3", None, None),
+    ]
+    for name, target, label in targets:
+        found = re.search(rf"fingerprint/{name}\s.*?thrpt:\s+\[[\d.]+ \w+/s ([\d.]+) (\w+)/s", out, re.S)
         if not found:
             report.raw.append(f"criterion {name}: not found in output")
             continue
         value, unit = float(found.group(1)), found.group(2)
         mb = value * {"KiB": 1 / 1024, "MiB": 1.0, "GiB": 1024.0}.get(unit, 1.0)
-        report.raw.append(f"criterion {name}: {mb:,.0f} MiB/s on the 130 KB page")
+        report.raw.append(f"criterion {name}: {mb:,.0f} MiB/s (SHA extensions: {'yes' if sha else 'no'})")
         if target:
-            report.figure("5. normalize + hash throughput, one core", f"{mb:,.0f} MiB/s", f">= {target:.0f} MiB/s",
-                          mb >= target)
+            report.figure(label, f"{mb:,.0f} MiB/s", f">= {target:.0f} MiB/s", mb >= target)
 
 
 def main():
@@ -409,8 +483,7 @@ def main():
     work = tempfile.mkdtemp(prefix="mirrorgate-bench-")
     report = Report()
     print(f"corpus: {args.articles} pages in {work}", file=sys.stderr)
-    write_corpus(f"{work}/www", args.articles)
-    nginx = Nginx(work, f"{work}/www")
+    nginx = Nginx(work, f"{work}/www", args.articles)
     try:
         if "redirect" in args.targets:
             bench_redirect(args, nginx, work, report)
