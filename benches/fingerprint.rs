@@ -47,7 +47,7 @@ fn mirror_page(origin: &str) -> String {
     let i = 1;
     let host = origin.split_once("://").map_or(origin, |(_, h)| h);
     let link = |path: String, n: usize| {
-        if n % 3 == 0 {
+        if n.is_multiple_of(3) {
             format!("//{host}{path}")
         } else {
             format!("{origin}{path}")
