@@ -75,10 +75,7 @@ impl Report {
             for (index, (url, base)) in meta.base_names.iter().zip(&site.bases).enumerate() {
                 let [same, stale, diverged, missing, unknown, unreachable] = base.verdict_counts;
                 let role = if index == 0 { "primary" } else { "mirror" };
-                let state = serde_json::to_value(base.state)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_string))
-                    .unwrap_or_default();
+                let state = base.state.as_str();
                 let _ = writeln!(
                     out,
                     "  {role:<8} {state:<9} {same:>5} {stale:>5} {diverged:>8} {missing:>7} {unknown:>7} {unreachable:>11}  {url}"

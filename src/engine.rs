@@ -671,13 +671,8 @@ fn examples(meta: &crate::snapshot::SiteMeta, articles: &[Arc<ArticleView>], bas
 fn log_transition(site: &str, base: &str, tracker: &BaseTracker, view: &BaseView, examples: &[String]) {
     let counts = view.verdict_counts;
     let count = |v: Verdict| counts[v.index()];
-    let name = |s: BaseState| match s {
-        BaseState::Up => "up",
-        BaseState::Degraded => "degraded",
-        BaseState::Down => "down",
-    };
-    let from = tracker.last_state.map_or("unknown", name);
-    let to = name(view.state);
+    let from = tracker.last_state.map_or("unknown", BaseState::as_str);
+    let to = view.state.as_str();
     let failure = tracker.last_failure.map_or("none", |o| o.as_str());
     let reasons: Vec<String> = Reason::ALL
         .iter()

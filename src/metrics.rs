@@ -168,12 +168,8 @@ pub fn render(snapshot: &Snapshot, counters: &Counters, store: Option<&StoreHeal
         "1 for the base's current state (up, degraded, down).",
     );
     for (site, base, view) in bases(snapshot) {
-        for (state, name) in [
-            (BaseState::Up, "up"),
-            (BaseState::Degraded, "degraded"),
-            (BaseState::Down, "down"),
-        ] {
-            let value = u8::from(view.state == state);
+        for state in BaseState::ALL {
+            let (name, value) = (state.as_str(), u8::from(view.state == state));
             let _ = writeln!(
                 out,
                 "mirrorgate_base_state{{site=\"{site}\",base=\"{base}\",state=\"{name}\"}} {value}"

@@ -324,6 +324,53 @@ articles = ["/a"]
         ("log", "level", "\"debug\""),
     ];
 
+    /// One change per site key: (key, text in BASE, its replacement).
+    const SITE_CHANGED: &[(&str, &str, &str)] = &[
+        ("name", "name = \"news\"", "name = \"other\""),
+        (
+            "primary",
+            "primary = \"https://www.example.com\"",
+            "primary = \"https://www.example.net\"",
+        ),
+        ("articles", "articles = [\"/a\"]", "articles = [\"/b\"]"),
+        (
+            "mirrors",
+            "articles = [\"/a\"]",
+            "articles = [\"/a\"]\nmirrors = [\"https://m.example.org\"]",
+        ),
+        (
+            "content_selector",
+            "articles = [\"/a\"]",
+            "articles = [\"/a\"]\ncontent_selector = \"article\"",
+        ),
+        (
+            "content_exclude",
+            "articles = [\"/a\"]",
+            "articles = [\"/a\"]\ncontent_exclude = [\".ad\"]",
+        ),
+        (
+            "prefer_primary",
+            "articles = [\"/a\"]",
+            "articles = [\"/a\"]\nprefer_primary = false",
+        ),
+    ];
+
+    #[test]
+    fn every_changed_site_key_is_named_by_site() {
+        let base = config::parse("test.toml", BASE).unwrap();
+        for (field, from, to) in SITE_CHANGED {
+            let edited = config::parse("test.toml", &BASE.replace(from, to)).unwrap();
+            let names: Vec<String> = changes(&base, &edited, true).into_iter().map(|(k, _)| k).collect();
+            // A renamed site is one removed and one added.
+            let expected = if *field == "name" {
+                vec!["sites[other]".to_string(), "sites[news]".to_string()]
+            } else {
+                vec![format!("sites[news].{field}")]
+            };
+            assert_eq!(names, expected, "{field}");
+        }
+    }
+
     fn with(section: &str, key: &str, value: &str) -> Config {
         let text = if section == "server" {
             let base = BASE.replace("listen = \"127.0.0.1:8080\"\n", "");
@@ -384,19 +431,9 @@ articles = ["/a"]
                     "verdicts.blockpage_fingerprints",
                 ]
                 .contains(&key.as_str())
-                // `name` shows as a site added or removed; the rest as sites[name].key.
-                || key.strip_prefix("sites.").is_some_and(|field| {
-                    [
-                        "name",
-                        "primary",
-                        "mirrors",
-                        "articles",
-                        "content_selector",
-                        "content_exclude",
-                        "prefer_primary",
-                    ]
-                    .contains(&field)
-                });
+                || key
+                    .strip_prefix("sites.")
+                    .is_some_and(|field| SITE_CHANGED.iter().any(|(f, _, _)| *f == field));
             assert!(
                 known,
                 "{key}: add it to `changes` (applied or restart) and to this test"

@@ -198,8 +198,7 @@ fn no_candidate(
         ),
         Candidates::Fallback(_) => snapshot.sites.get(site_index).is_none_or(|site| {
             let counts = &site.bases[base].verdict_counts;
-            let index = |v: Verdict| Verdict::ALL.iter().position(|&x| x == v).unwrap_or(0);
-            counts[index(Verdict::Diverged)] <= counts[index(Verdict::Same)]
+            counts[Verdict::Diverged.index()] <= counts[Verdict::Same.index()]
         }),
     };
     Decision::NoCandidate {

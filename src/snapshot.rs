@@ -112,6 +112,19 @@ pub enum BaseState {
     Down,
 }
 
+impl BaseState {
+    pub const ALL: [BaseState; 3] = [BaseState::Up, BaseState::Degraded, BaseState::Down];
+
+    /// The name `/status`, the metrics and the logs use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BaseState::Up => "up",
+            BaseState::Degraded => "degraded",
+            BaseState::Down => "down",
+        }
+    }
+}
+
 /// One article across all bases of its site.
 ///
 /// A million articles on four bases means four million of these slots, so

@@ -67,11 +67,7 @@ impl Hash {
 
 impl fmt::Display for Hash {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("sha256:")?;
-        for byte in self.0 {
-            write!(f, "{byte:02x}")?;
-        }
-        Ok(())
+        write_digest(f, "sha256:", &self.0)
     }
 }
 
@@ -91,12 +87,17 @@ impl RawHash {
 
 impl fmt::Display for RawHash {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("blake3:")?;
-        for byte in self.0 {
-            write!(f, "{byte:02x}")?;
-        }
-        Ok(())
+        write_digest(f, "blake3:", &self.0)
     }
+}
+
+/// `prefix` then the digest in lower-case hex.
+fn write_digest(f: &mut fmt::Formatter<'_>, prefix: &str, digest: &[u8; 32]) -> fmt::Result {
+    f.write_str(prefix)?;
+    for byte in digest {
+        write!(f, "{byte:02x}")?;
+    }
+    Ok(())
 }
 
 impl fmt::Debug for RawHash {

@@ -154,13 +154,7 @@ impl Writer {
                         }
                     }
                     Some(Command::Flush(ack)) => {
-                        if let Some(job) = in_flight.take() {
-                            self.finished(job.await);
-                        }
-                        if !self.pending.is_empty() {
-                            let job = self.start_write();
-                            self.finished(job.await);
-                        }
+                        self.write_everything(&mut in_flight).await;
                         let _ = ack.send(());
                     }
                     Some(Command::Configure(retention)) => {
@@ -170,13 +164,7 @@ impl Writer {
                         next_prune = Instant::now();
                     }
                     None => {
-                        if let Some(job) = in_flight.take() {
-                            self.finished(job.await);
-                        }
-                        if !self.pending.is_empty() {
-                            let job = self.start_write();
-                            self.finished(job.await);
-                        }
+                        self.write_everything(&mut in_flight).await;
                         return;
                     }
                 },
@@ -194,6 +182,18 @@ impl Writer {
                 }
             }
             self.health.pending.store(self.pending.len(), Ordering::Relaxed);
+        }
+    }
+
+    /// Waits for the write in flight, then writes what is pending now,
+    /// back-off or not (a flush, or the last write before stopping).
+    async fn write_everything(&mut self, in_flight: &mut Option<WriteJob>) {
+        if let Some(job) = in_flight.take() {
+            self.finished(job.await);
+        }
+        if !self.pending.is_empty() {
+            let job = self.start_write();
+            self.finished(job.await);
         }
     }
 
