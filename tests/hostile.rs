@@ -189,11 +189,11 @@ async fn misbehaving_bases_get_their_outcome_in_bounded_time_and_memory() {
     .await;
     let deeply_nested = TestOrigin::start(Behavior::Page(format!(
         "<article>{}deep</article>",
-        "<div>".repeat(300_000)
+        "<div>".repeat(200_000)
     )))
     .await;
     // One element with 50,000 attributes (a quadratic duplicate check takes
-    // minutes on it), then 2,000 elements with 20 each.
+    // minutes on it), then 1,000 elements with 20 each.
     let attribute_heavy = TestOrigin::start(Behavior::Page(format!(
         "<article><div {}>one</div>{}</article>",
         (0..50_000).map(|i| format!("a{i}=x")).collect::<Vec<_>>().join(" "),
@@ -204,7 +204,7 @@ async fn misbehaving_bases_get_their_outcome_in_bounded_time_and_memory() {
                 .collect::<Vec<_>>()
                 .join(" ")
         )
-        .repeat(2_000)
+        .repeat(1_000)
     )))
     .await;
 
