@@ -18,7 +18,7 @@ use regex::bytes::Regex;
 use sha2::{Digest, Sha256};
 
 /// Why a page is not the article (the reasons verdicts carry).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PageClass {
     BlockPage,

@@ -41,7 +41,7 @@ use urls::SiteHosts;
 
 /// Changes whenever what a canonical form holds changes: hashes computed
 /// under other rules are never reused.
-pub const CANONICAL_FORM_VERSION: u32 = 2;
+pub const CANONICAL_FORM_VERSION: u32 = 3;
 
 /// A SHA-256 digest, written `sha256:<hex>`.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]

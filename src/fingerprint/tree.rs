@@ -1014,25 +1014,28 @@ impl<S: TreeSink> TreeBuilder<S> {
     fn push_formatting(&mut self, tag: &Tag<'_>) {
         let name = Name::of(tag.name);
         let attrs = pack(tag.attributes());
-        // Noah's Ark: at most three identical entries after the last marker.
-        let same: Vec<usize> = self
-            .active
-            .iter()
-            .enumerate()
-            .rev()
-            .take_while(|(_, f)| !matches!(f, Formatting::Marker))
-            .filter(|(_, f)| match f {
+        // Noah's Ark: at most three identical entries after the last marker;
+        // the earliest goes. Counted without collecting: this runs for every `<a>`.
+        let mut same = 0;
+        let mut earliest = None;
+        for (i, f) in self.active.iter().enumerate().rev() {
+            match f {
+                Formatting::Marker => break,
                 Formatting::Element {
                     name: other,
                     attrs: other_attrs,
                     ..
-                } => *other == name && same_attributes(other_attrs, &attrs),
-                Formatting::Marker => false,
-            })
-            .map(|(i, _)| i)
-            .collect();
-        if same.len() >= 3 {
-            self.active.remove(*same.last().expect("three or more"));
+                } if *other == name && same_attributes(other_attrs, &attrs) => {
+                    same += 1;
+                    earliest = Some(i);
+                }
+                Formatting::Element { .. } => {}
+            }
+        }
+        if same >= 3
+            && let Some(earliest) = earliest
+        {
+            self.active.remove(earliest);
         }
         let id = self.insert_html(tag);
         self.active.push(Formatting::Element { id, name, attrs });
