@@ -21,6 +21,9 @@ use std::sync::Arc;
 use crate::fingerprint::{BlockFingerprints, ContentSelector};
 use crate::origin::Origin;
 
+mod vantage;
+pub use vantage::{AgentConfig, GeoipConfig, VantageConfig};
+
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/mirrorgate/mirrorgate.toml";
 
 #[derive(Clone, Debug)]
@@ -30,6 +33,8 @@ pub struct Config {
     pub probe: ProbeConfig,
     pub verdicts: VerdictsConfig,
     pub log: LogConfig,
+    pub geoip: GeoipConfig,
+    pub vantage: VantageConfig,
     pub sites: Vec<SiteConfig>,
 }
 
@@ -59,6 +64,8 @@ pub struct ServerConfig {
     /// Templates for the readers' error pages (`503.html`, `400.html`,
     /// `404.html`) that replace the built-in ones, if set.
     pub error_page_dir: Option<PathBuf>,
+    /// Proxies whose `X-Forwarded-For` / `Forwarded` names the reader.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// A credential: compared and used, never printed (`Debug` shows only that
@@ -255,8 +262,10 @@ pub fn warnings(config: &Config) -> Vec<String> {
 
 /// Every key the config accepts, as `section.key` (sites' as `sites.key`).
 pub fn all_keys() -> Vec<String> {
-    let sections: [(&str, &[&str]); 6] = [
+    let sections: [(&str, &[&str]); 8] = [
         ("server", SERVER_KEYS),
+        ("geoip", vantage::GEOIP_KEYS),
+        ("vantage", vantage::VANTAGE_KEYS),
         ("store", STORE_KEYS),
         ("probe", PROBE_KEYS),
         ("log", LOG_KEYS),
@@ -321,7 +330,9 @@ struct Walker<'a> {
     errors: Vec<ConfigError>,
 }
 
-const ROOT_KEYS: &[&str] = &["server", "store", "probe", "verdicts", "log", "sites"];
+const ROOT_KEYS: &[&str] = &[
+    "server", "store", "probe", "verdicts", "log", "geoip", "vantage", "sites",
+];
 const VERDICTS_KEYS: &[&str] = &["blockpage_fingerprints"];
 const BASE_KEYS: &[&str] = &["url", "aliases"];
 const SERVER_KEYS: &[&str] = &[
@@ -333,6 +344,7 @@ const SERVER_KEYS: &[&str] = &[
     "request_header_timeout",
     "max_connections",
     "error_page_dir",
+    "trusted_proxies",
 ];
 const STORE_KEYS: &[&str] = &["backend", "path", "retention", "raw_retention", "busy_timeout"];
 const PROBE_KEYS: &[&str] = &[
@@ -377,11 +389,15 @@ impl Walker<'_> {
         let probe = self.section(root, "probe").unwrap_or(&empty);
         let verdicts = self.section(root, "verdicts").unwrap_or(&empty);
         let log = self.section(root, "log").unwrap_or(&empty);
+        let geoip = self.section(root, "geoip").unwrap_or(&empty);
+        let vantage = self.section(root, "vantage").unwrap_or(&empty);
         let server = self.server(server);
         let store = self.store(store);
         let probe = self.probe(probe);
         let verdicts = self.verdicts(verdicts);
         let log = self.log(log);
+        let geoip = self.geoip(geoip);
+        let vantage = self.vantage(vantage);
         let sites = self.sites(root);
         Some(Config {
             server: server?,
@@ -389,6 +405,8 @@ impl Walker<'_> {
             probe: probe?,
             verdicts: verdicts?,
             log: log?,
+            geoip: geoip?,
+            vantage: vantage?,
             sites: sites?,
         })
     }
@@ -451,7 +469,9 @@ impl Walker<'_> {
                 }
             }
         };
+        let trusted_proxies = self.trusted_proxies(table);
         Some(ServerConfig {
+            trusted_proxies: trusted_proxies?,
             listen: listen?,
             workers: workers?,
             shutdown_grace: shutdown_grace?,

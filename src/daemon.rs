@@ -43,6 +43,8 @@ pub enum StartError {
     Client(#[from] ClientError),
     #[error("cannot start the probe runtime: {0}")]
     Runtime(std::io::Error),
+    #[error("GeoIP: {0}")]
+    Geoip(String),
 }
 
 pub struct Daemon {
@@ -145,7 +147,19 @@ impl Daemon {
             (writer, writer_task, events, engine_task, rounds)
         };
         let settings = Arc::new(ArcSwap::from_pointee(ServerSettings::from_config(&config.server)));
+        let geo = crate::geoip::Geo::new(crate::geoip::Databases::open(&config.geoip).map_err(StartError::Geoip)?);
+        tokio::spawn(watch_geoip(geo.clone(), shutdown.clone()));
+        let countries: Arc<ArcSwap<crate::vantage::view::VantageView>> = Default::default();
+        let vantage = (!config.vantage.agents.is_empty()).then(|| {
+            let board = crate::vantage::board::Board::new(&config, geo.clone());
+            let vantage = crate::vantage::Vantage::new(board, countries.clone());
+            tokio::spawn(vantage.clone().upkeep(snapshots.clone(), shutdown.clone()));
+            vantage
+        });
         let app = AppState {
+            geo: geo.clone(),
+            countries,
+            vantage,
             snapshots: snapshots.clone(),
             evidence: evidence.clone(),
             counters: counters.clone(),
@@ -169,6 +183,7 @@ impl Daemon {
                 settings,
                 grace_ms: grace_ms.clone(),
                 writer: writer.clone(),
+                geo,
             };
             tokio::spawn(reloader.run(shutdown.clone()))
         });
@@ -221,6 +236,26 @@ impl Daemon {
         // Dropping a runtime from async code would block: let it go in the background.
         self.probe_runtime.shutdown_background();
         self.server.await.unwrap_or(Ok(()))
+    }
+}
+
+/// Reopens the GeoIP databases when a file changes on disk (a weekly
+/// `geoipupdate` replaces them), as SIGHUP does.
+async fn watch_geoip(geo: crate::geoip::Geo, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+        }
+        if geo.changed_on_disk() {
+            // The files in use now: a reload may have named others since start.
+            match geo.reopen(&geo.files()) {
+                Ok(()) => tracing::info!("a GeoIP database changed on disk; reopened"),
+                Err(error) => {
+                    tracing::error!(%error, "a GeoIP database changed on disk but cannot be read; the old one stays")
+                }
+            }
+        }
     }
 }
 

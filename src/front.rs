@@ -29,7 +29,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
-use crate::route::{self, Decision};
+use crate::route::{self, Decision, ReaderPlace};
 use crate::serve::{AppState, MAX_HEADERS, MAX_URI_BYTES, http1_builder};
 
 /// What a connection needs besides its socket.
@@ -57,6 +57,7 @@ impl Front {
     /// passes, `shutdown` fires between requests, or it is handed to hyper.
     pub async fn serve(self, mut stream: TcpStream, watcher: Watcher, shutdown: CancellationToken) {
         let timeout = self.state.settings.load().header_timeout;
+        let peer = stream.peer_addr().ok();
         let mut input = BytesMut::with_capacity(4096);
         let mut output = Vec::with_capacity(1024);
         // When the request being waited for must be complete. Set at the
@@ -70,7 +71,7 @@ impl Front {
                 let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
                 let mut request = httparse::Request::new(&mut headers);
                 match request.parse(&input) {
-                    Ok(httparse::Status::Complete(length)) => match self.answer(&request, &mut output) {
+                    Ok(httparse::Status::Complete(length)) => match self.answer(&request, peer, &mut output) {
                         Answer::Written { keep_alive: keep } => {
                             input.advance(length);
                             keep_alive = keep;
@@ -117,7 +118,7 @@ impl Front {
             }
             // A partial request past the URI limit goes to hyper for its 414/431.
             if handed_off || input.len() > MAX_URI_BYTES {
-                return self.hand_off(stream, input, watcher).await;
+                return self.hand_off(stream, peer, input, watcher).await;
             }
             let until = *deadline.get_or_insert_with(|| tokio::time::Instant::now() + timeout);
             if input.capacity() - input.len() < 1024 {
@@ -135,9 +136,17 @@ impl Front {
         }
     }
 
-    async fn hand_off(self, stream: TcpStream, read: BytesMut, watcher: Watcher) {
+    async fn hand_off(self, stream: TcpStream, peer: Option<std::net::SocketAddr>, read: BytesMut, watcher: Watcher) {
         let timeout = self.state.settings.load().header_timeout;
-        let service = TowerToHyperService::new(self.router);
+        let router = self.router.layer(axum::middleware::map_request(
+            move |mut request: axum::extract::Request| async move {
+                if let Some(peer) = peer {
+                    request.extensions_mut().insert(crate::serve::Peer(peer));
+                }
+                request
+            },
+        ));
+        let service = TowerToHyperService::new(router);
         let io = Replay {
             read,
             stream,
@@ -151,7 +160,12 @@ impl Front {
             .await;
     }
 
-    fn answer(&self, request: &httparse::Request<'_, '_>, output: &mut Vec<u8>) -> Answer {
+    fn answer(
+        &self,
+        request: &httparse::Request<'_, '_>,
+        peer: Option<std::net::SocketAddr>,
+        output: &mut Vec<u8>,
+    ) -> Answer {
         let (Some(method), Some(target), Some(version)) = (request.method, request.path, request.version) else {
             return Answer::HandOff;
         };
@@ -209,6 +223,17 @@ impl Front {
             None => (target, None),
         };
         let snapshot = self.state.snapshots.load();
+        let view = self.state.countries.load();
+        // A country is only looked up when agents report on some country.
+        let place = if view.routes.is_empty() {
+            ReaderPlace::default()
+        } else {
+            let fields = request.headers.iter().map(|h| (h.name, h.value));
+            ReaderPlace {
+                view: Some(&view),
+                country: self.state.reader_country(peer.map(|p| p.ip()), fields),
+            }
+        };
         if let Some(rest) = path.strip_prefix("/r/") {
             let (Ok(site), article) = route::split_site(rest) else {
                 return Answer::HandOff;
@@ -220,7 +245,7 @@ impl Front {
             match route::candidates_for(&snapshot, site_index, article, query) {
                 Ok(candidates) => {
                     let bases = &snapshot.catalog.sites[site_index].bases;
-                    let mut urls = candidates.iter().map(|b| Url {
+                    let mut urls = candidates.ordered(place.routes(site_index)).map(|b| Url {
                         base: bases[b].as_str(),
                         path: article,
                         query,
@@ -231,7 +256,7 @@ impl Front {
             }
         } else if path == "/go" {
             let url = route::url_parameter(query);
-            let Decision::Redirect { location, alternates } = route::go(&snapshot, url.as_deref()) else {
+            let Decision::Redirect { location, alternates } = route::go_from(&snapshot, place, url.as_deref()) else {
                 return Answer::HandOff;
             };
             let location = Url::whole(&location);
@@ -468,6 +493,7 @@ mod differential {
             header_timeout: Duration::from_secs(5),
             max_connections: 64,
             error_pages: Default::default(),
+            trusted_proxies: Arc::from([]),
         };
         let state = AppState::new(Arc::new(arc_swap::ArcSwap::new(route::sample_snapshot())), settings);
         Front {
@@ -488,7 +514,7 @@ mod differential {
             if fast {
                 front().serve(stream, watcher, CancellationToken::new()).await;
             } else {
-                front().hand_off(stream, BytesMut::new(), watcher).await;
+                front().hand_off(stream, None, BytesMut::new(), watcher).await;
             }
         });
         let mut client = TcpStream::connect(addr).await.unwrap();

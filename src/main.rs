@@ -72,6 +72,18 @@ enum Command {
         #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
         timeout: std::time::Duration,
     },
+    /// Probe the bases from this network for a daemon (a vantage point in a country).
+    Agent {
+        /// The daemon's URL, e.g. https://mirrorgate.example.org/
+        #[arg(long, env = "MIRRORGATE_SERVER")]
+        server: String,
+        /// File holding this agent's bearer token (its first line).
+        #[arg(long, env = "MIRRORGATE_TOKEN_FILE")]
+        token_file: PathBuf,
+        /// This agent's name in the daemon's [[vantage.agents]] (checked by the daemon).
+        #[arg(long)]
+        name: Option<String>,
+    },
     /// Run the daemon against built-in loopback origins (nothing else needed).
     Demo {
         /// Address for the daemon; a free port is used if it is taken.
@@ -148,6 +160,21 @@ fn main() -> ExitCode {
                 Err(why) => fail(format!("unhealthy: {why}")),
             }
         }
+        Command::Agent {
+            server,
+            token_file,
+            name,
+        } => {
+            let options = match agent_options(&server, &token_file, name) {
+                Ok(options) => options,
+                Err(message) => {
+                    eprintln!("mirrorgate agent: {message}");
+                    return ExitCode::from(2);
+                }
+            };
+            init_logging(cli.log_format, None, "info");
+            runtime(None, agent(options))
+        }
         Command::Demo { listen } => {
             init_logging(cli.log_format, None, "info");
             match tokio::runtime::Runtime::new() {
@@ -202,6 +229,46 @@ async fn check(config: Config, format: ReportFormat) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
+    }
+}
+
+/// The agent's options, checked before anything starts.
+fn agent_options(
+    server: &str,
+    token_file: &std::path::Path,
+    name: Option<String>,
+) -> Result<mirrorgate::vantage::agent::AgentOptions, String> {
+    let mut server = url::Url::parse(server).map_err(|e| format!("--server \"{server}\" is not a URL: {e}"))?;
+    if !matches!(server.scheme(), "http" | "https") {
+        return Err(format!("--server \"{server}\" must be an http or https URL"));
+    }
+    // Paths are joined onto it: it must end in a slash to keep its own path.
+    if !server.path().ends_with('/') {
+        server.set_path(&format!("{}/", server.path()));
+    }
+    let text = std::fs::read_to_string(token_file)
+        .map_err(|e| format!("--token-file \"{}\" cannot be read: {e}", token_file.display()))?;
+    let token = text.lines().next().unwrap_or("").trim();
+    if token.len() < 16 || !token.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(format!(
+            "the token in --token-file \"{}\" must be at least 16 printable characters without spaces",
+            token_file.display()
+        ));
+    }
+    Ok(mirrorgate::vantage::agent::AgentOptions {
+        server,
+        token: config::Secret::new(token),
+        name,
+    })
+}
+
+async fn agent(options: mirrorgate::vantage::agent::AgentOptions) -> ExitCode {
+    let shutdown = CancellationToken::new();
+    tokio::spawn(stop_on_signal(shutdown.clone()));
+    tracing::info!(server = %options.server, name = options.name.as_deref().unwrap_or(""), "agent starting");
+    match mirrorgate::vantage::agent::run(options, shutdown).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(e),
     }
 }
 

@@ -78,7 +78,12 @@ impl Counters {
     }
 }
 
-pub fn render(snapshot: &Snapshot, counters: &Counters, store: Option<&StoreHealth>) -> String {
+pub fn render(
+    snapshot: &Snapshot,
+    counters: &Counters,
+    store: Option<&StoreHealth>,
+    vantage: &crate::vantage::view::VantageView,
+) -> String {
     let mut out = String::with_capacity(16 * 1024);
     let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
 
@@ -160,6 +165,8 @@ pub fn render(snapshot: &Snapshot, counters: &Counters, store: Option<&StoreHeal
             );
         }
     }
+
+    render_vantage(&mut out, snapshot, vantage);
 
     header(
         &mut out,
@@ -357,6 +364,70 @@ pub fn render(snapshot: &Snapshot, counters: &Counters, store: Option<&StoreHeal
         let _ = writeln!(out, "mirrorgate_store_records_dropped_total {}", load(&store.dropped));
     }
     out
+}
+
+/// Per-country base states and agents: countries and agents are bounded
+/// by the config, so their labels are too.
+fn render_vantage(out: &mut String, snapshot: &Snapshot, vantage: &crate::vantage::view::VantageView) {
+    use crate::vantage::view::CountryState;
+    if vantage.agents.is_empty() {
+        return;
+    }
+    header(
+        out,
+        "mirrorgate_base_country_state",
+        "gauge",
+        "1 for the base's state as the agents in a country see it (reachable, blocked, down, unknown).",
+    );
+    for (meta, per_base) in snapshot.catalog.sites.iter().zip(&vantage.countries) {
+        for (base, countries) in meta.base_names.iter().zip(per_base) {
+            for (country, status) in countries {
+                for state in CountryState::ALL {
+                    let _ = writeln!(
+                        out,
+                        "mirrorgate_base_country_state{{site=\"{}\",base=\"{}\",country=\"{country}\",state=\"{}\"}} {}",
+                        escape(&meta.name),
+                        escape(base),
+                        state.as_str(),
+                        u8::from(status.state == state)
+                    );
+                }
+            }
+        }
+    }
+    header(
+        out,
+        "mirrorgate_agent_online",
+        "gauge",
+        "1 while the agent reports and reaches its control.",
+    );
+    for agent in &vantage.agents {
+        let _ = writeln!(
+            out,
+            "mirrorgate_agent_online{{agent=\"{}\",country=\"{}\"}} {}",
+            escape(&agent.name),
+            agent.country,
+            u8::from(agent.online)
+        );
+    }
+    header(
+        out,
+        "mirrorgate_agent_results_total",
+        "counter",
+        "Agent results taken or refused.",
+    );
+    for agent in &vantage.agents {
+        for (result, count) in [
+            ("accepted", agent.results_accepted),
+            ("rejected", agent.results_rejected),
+        ] {
+            let _ = writeln!(
+                out,
+                "mirrorgate_agent_results_total{{agent=\"{}\",result=\"{result}\"}} {count}",
+                escape(&agent.name)
+            );
+        }
+    }
 }
 
 fn header(out: &mut String, name: &str, kind: &str, help: &str) {

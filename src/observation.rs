@@ -6,7 +6,7 @@ use crate::clock::UnixMillis;
 use crate::fingerprint::{Hash, PageFacts, RawHash};
 
 /// How a probe ended. Every probe ends in exactly one of these.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     Ok,

@@ -37,7 +37,14 @@ pub fn changes(old: &Config, new: &Config, log_level_reloads: bool) -> Vec<(Stri
     let (ost, nst) = (&old.store, &new.store);
     let (op, np) = (&old.probe, &new.probe);
     let log_effect = if log_level_reloads { Applied } else { RestartNeeded };
-    let keys: [(&'static str, bool, Effect); 27] = [
+    let (ov, nv) = (&old.vantage, &new.vantage);
+    let agents = |v: &crate::config::VantageConfig| {
+        v.agents
+            .iter()
+            .map(|a| (a.name.clone(), a.country, a.asn, a.token.clone()))
+            .collect::<Vec<_>>()
+    };
+    let keys: [(&'static str, bool, Effect); 35] = [
         ("server.listen", os.listen != ns.listen, RestartNeeded),
         ("server.workers", os.workers != ns.workers, RestartNeeded),
         ("server.shutdown_grace", os.shutdown_grace != ns.shutdown_grace, Applied),
@@ -54,6 +61,24 @@ pub fn changes(old: &Config, new: &Config, log_level_reloads: bool) -> Vec<(Stri
             Applied,
         ),
         ("server.error_page_dir", os.error_page_dir != ns.error_page_dir, Applied),
+        (
+            "server.trusted_proxies",
+            os.trusted_proxies != ns.trusted_proxies,
+            Applied,
+        ),
+        // The databases are reopened on every reload, changed or not.
+        (
+            "geoip.country_db",
+            old.geoip.country_db != new.geoip.country_db,
+            Applied,
+        ),
+        ("geoip.asn_db", old.geoip.asn_db != new.geoip.asn_db, Applied),
+        // The agents' board is built at start with its state.
+        ("vantage.control_url", ov.control_url != nv.control_url, RestartNeeded),
+        ("vantage.quorum", ov.quorum != nv.quorum, RestartNeeded),
+        ("vantage.cycle", ov.cycle != nv.cycle, RestartNeeded),
+        ("vantage.sample", ov.sample != nv.sample, RestartNeeded),
+        ("vantage.agents", agents(ov) != agents(nv), RestartNeeded),
         ("store.backend", ost.backend != nst.backend, RestartNeeded),
         ("store.path", ost.path != nst.path, RestartNeeded),
         ("store.retention", ost.retention != nst.retention, Applied),
@@ -170,6 +195,7 @@ pub struct Reloader {
     pub settings: Arc<ArcSwap<ServerSettings>>,
     pub grace_ms: Arc<AtomicU64>,
     pub writer: StoreWriter,
+    pub geo: crate::geoip::Geo,
 }
 
 impl Reloader {
@@ -250,6 +276,9 @@ impl Reloader {
         self.schedulers.store(Arc::new(scheduler));
         self.settings
             .store(Arc::new(ServerSettings::from_config(&config.server)));
+        if let Err(error) = self.geo.reopen(&config.geoip) {
+            tracing::error!(%error, "GeoIP databases not reopened; the ones in use stay");
+        }
         self.grace_ms
             .store(config.server.shutdown_grace.as_millis() as u64, Ordering::Relaxed);
         self.writer
@@ -307,6 +336,13 @@ articles = ["/a"]
         ("server", "request_header_timeout", "\"2s\""),
         ("server", "max_connections", "77"),
         ("server", "error_page_dir", "\".\""),
+        ("server", "trusted_proxies", "[\"10.0.0.0/8\"]"),
+        ("geoip", "country_db", "\"tests/geoip/GeoLite2-Country-Test.mmdb\""),
+        ("geoip", "asn_db", "\"tests/geoip/GeoLite2-ASN-Test.mmdb\""),
+        ("vantage", "control_url", "\"http://127.0.0.1:1/\""),
+        ("vantage", "quorum", "2"),
+        ("vantage", "cycle", "\"5m\""),
+        ("vantage", "sample", "5"),
         ("store", "backend", "\"none\""),
         ("store", "path", "\"other.db\""),
         ("store", "retention", "\"7d\""),
@@ -429,6 +465,7 @@ articles = ["/a"]
                     "server.status_token_file",
                     "probe.ca_file",
                     "verdicts.blockpage_fingerprints",
+                    "vantage.agents",
                 ]
                 .contains(&key.as_str())
                 || key

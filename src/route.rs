@@ -6,8 +6,25 @@
 //! from the catalog, never from the request, so no path, query or `url=`
 //! trick can move the reader to another host.
 
+use crate::geoip::Country;
 use crate::snapshot::{ArticleView, SiteMeta, SiteView, Snapshot};
+use crate::vantage::view::{SiteRoutes, VantageView, order_for_country};
 use crate::verdict::Verdict;
+
+/// Where the reader is, as far as routing goes: the agents' per-country
+/// view and the reader's country (either may be unknown, and then readers
+/// are routed as from anywhere).
+#[derive(Clone, Copy, Default)]
+pub struct ReaderPlace<'a> {
+    pub view: Option<&'a VantageView>,
+    pub country: Option<Country>,
+}
+
+impl<'a> ReaderPlace<'a> {
+    pub fn routes(&self, site: usize) -> Option<&'a SiteRoutes> {
+        self.view?.site_routes(self.country, site)
+    }
+}
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Decision {
@@ -52,16 +69,32 @@ pub fn url_parameter(query: Option<&str>) -> Option<std::borrow::Cow<'_, str>> {
 /// `GET /r/{site}/{path}?{query}`: `site` is percent-decoded, `path` (from
 /// its leading `/`) and `query` are exactly as the reader sent them.
 pub fn redirect(snapshot: &Snapshot, site: &str, path: &str, query: Option<&str>) -> Decision {
+    redirect_from(snapshot, ReaderPlace::default(), site, path, query)
+}
+
+/// [`redirect`] for a reader at `place`.
+pub fn redirect_from(
+    snapshot: &Snapshot,
+    place: ReaderPlace<'_>,
+    site: &str,
+    path: &str,
+    query: Option<&str>,
+) -> Decision {
     let Some(&site_index) = snapshot.catalog.by_name.get(site) else {
         return Decision::NotFound {
             message: format!("no site named \"{site}\" is configured"),
         };
     };
-    choose(snapshot, site_index, path, query)
+    choose(snapshot, place, site_index, path, query)
 }
 
 /// `GET /go?url=...`: `url` is the decoded parameter, if present.
 pub fn go(snapshot: &Snapshot, url: Option<&str>) -> Decision {
+    go_from(snapshot, ReaderPlace::default(), url)
+}
+
+/// [`go`] for a reader at `place`.
+pub fn go_from(snapshot: &Snapshot, place: ReaderPlace<'_>, url: Option<&str>) -> Decision {
     let bad = |message: String| Decision::BadRequest {
         parameter: "url",
         message,
@@ -85,10 +118,10 @@ pub fn go(snapshot: &Snapshot, url: Option<&str>) -> Decision {
     let Some(&(site_index, _)) = snapshot.catalog.by_origin.get(origin.as_str()) else {
         return bad(format!("`url` origin {origin} is not a configured base of any site"));
     };
-    choose(snapshot, site_index, parsed.path(), parsed.query())
+    choose(snapshot, place, site_index, parsed.path(), parsed.query())
 }
 
-fn choose(snapshot: &Snapshot, site_index: usize, path: &str, query: Option<&str>) -> Decision {
+fn choose(snapshot: &Snapshot, place: ReaderPlace<'_>, site_index: usize, path: &str, query: Option<&str>) -> Decision {
     let meta = &snapshot.catalog.sites[site_index];
     let candidates = match candidates_for(snapshot, site_index, path, query) {
         Ok(candidates) => candidates,
@@ -96,7 +129,7 @@ fn choose(snapshot: &Snapshot, site_index: usize, path: &str, query: Option<&str
     };
     let (encoded_path, encoded_query) = (uri_encoded(path, false), query.map(|q| uri_encoded(q, true)));
     let mut urls = candidates
-        .iter()
+        .ordered(place.routes(site_index))
         .map(|b| with_path(meta.bases[b].as_str(), &encoded_path, encoded_query.as_deref()));
     match urls.next() {
         Some(location) => Decision::Redirect {
@@ -149,6 +182,7 @@ fn candidates<'v>(view: &'v SiteView, meta: &SiteMeta, path: &str, query: Option
     match article {
         Some(&index) => Candidates::Article {
             view: &view.articles[index],
+            index,
             prefer_primary: meta.prefer_primary,
         },
         None => Candidates::Fallback(&view.fallback),
@@ -161,6 +195,8 @@ fn candidates<'v>(view: &'v SiteView, meta: &SiteMeta, path: &str, query: Option
 pub enum Candidates<'v> {
     Article {
         view: &'v ArticleView,
+        /// Its index in the site's articles.
+        index: usize,
         prefer_primary: bool,
     },
     Fallback(&'v [usize]),
@@ -170,10 +206,28 @@ impl<'v> Candidates<'v> {
     /// Base indices, best first.
     pub fn iter(self) -> impl Iterator<Item = usize> + 'v {
         let (article, fallback) = match self {
-            Candidates::Article { view, prefer_primary } => (Some(view.candidates(prefer_primary)), None),
+            Candidates::Article {
+                view, prefer_primary, ..
+            } => (Some(view.candidates(prefer_primary)), None),
             Candidates::Fallback(order) => (None, Some(order.iter().copied())),
         };
         article.into_iter().flatten().chain(fallback.into_iter().flatten())
+    }
+
+    /// Base indices, best first, for a reader in the country of `routes`
+    /// (see [`order_for_country`]); [`Self::iter`] without routes.
+    pub fn ordered(self, routes: Option<&SiteRoutes>) -> impl Iterator<Item = usize> + 'v {
+        let (plain, by_country) = match routes {
+            None => (Some(self.iter()), None),
+            Some(routes) => {
+                let article = match self {
+                    Candidates::Article { index, .. } => Some(index),
+                    Candidates::Fallback(_) => None,
+                };
+                (None, Some(order_for_country(self.iter(), Some(routes), article)))
+            }
+        };
+        plain.into_iter().flatten().chain(by_country.into_iter().flatten())
     }
 }
 

@@ -34,10 +34,11 @@ use crate::clock::now_ms;
 use crate::config::Secret;
 use crate::front::Front;
 use crate::metrics::Counters;
-use crate::route::{self, Decision};
+use crate::route::{self, Decision, ReaderPlace};
 use crate::snapshot::Snapshot;
 use crate::status;
 use crate::store::StoreHealth;
+use crate::vantage::view::VantageView;
 
 pub type Snapshots = Arc<ArcSwap<Snapshot>>;
 
@@ -61,6 +62,12 @@ pub struct AppState {
     pub settings: Arc<ArcSwap<ServerSettings>>,
     /// Whether the daemon's loops are turning, for `/healthz`.
     pub liveness: Option<Arc<crate::notify::Heartbeat>>,
+    /// The readers' country database.
+    pub geo: crate::geoip::Geo,
+    /// What agents see from each country (empty without agents).
+    pub countries: Arc<ArcSwap<VantageView>>,
+    /// The agents' endpoints, when agents are configured.
+    pub vantage: Option<crate::vantage::Vantage>,
 }
 
 /// The part of `[server]` that takes effect on reload.
@@ -72,6 +79,8 @@ pub struct ServerSettings {
     pub header_timeout: Duration,
     pub max_connections: usize,
     pub error_pages: crate::pages::ErrorPages,
+    /// Proxies whose forwarding headers name the reader.
+    pub trusted_proxies: Arc<[ipnet::IpNet]>,
 }
 
 impl ServerSettings {
@@ -81,6 +90,7 @@ impl ServerSettings {
             header_timeout: server.request_header_timeout,
             max_connections: server.max_connections,
             error_pages: crate::pages::ErrorPages::load(server.error_page_dir.as_deref()),
+            trusted_proxies: server.trusted_proxies.clone().into(),
         }
     }
 }
@@ -95,9 +105,27 @@ impl AppState {
             store: None,
             settings: Arc::new(ArcSwap::from_pointee(settings)),
             liveness: None,
+            geo: Default::default(),
+            countries: Default::default(),
+            vantage: None,
         }
     }
+
+    /// Where the reader of a request from `peer` with these headers is.
+    pub fn reader_country<'h>(
+        &self,
+        peer: Option<std::net::IpAddr>,
+        headers: impl Iterator<Item = (&'h str, &'h [u8])> + Clone,
+    ) -> Option<crate::geoip::Country> {
+        let peer = peer?;
+        let settings = self.settings.load();
+        crate::reader::reader_country(peer, &settings.trusted_proxies, headers, &self.geo.load())
+    }
 }
+
+/// The socket's peer, which hyper-served requests carry as an extension.
+#[derive(Clone, Copy, Debug)]
+pub struct Peer(pub std::net::SocketAddr);
 
 pub fn router(state: AppState) -> Router {
     let operators = Router::new()
@@ -109,6 +137,16 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/r/{*rest}", get(redirect))
         .route("/go", get(go))
+        .route(
+            crate::vantage::protocol::WORK_PATH,
+            get(crate::vantage::endpoints::work),
+        )
+        .route(
+            crate::vantage::protocol::RESULTS_PATH,
+            axum::routing::post(crate::vantage::endpoints::results).layer(axum::extract::DefaultBodyLimit::max(
+                crate::vantage::endpoints::MAX_RESULTS_BODY,
+            )),
+        )
         .route("/healthz", get(healthz))
         .merge(operators)
         .fallback(not_found)
@@ -248,20 +286,42 @@ async fn require_token(State(state): State<AppState>, request: Request, next: Ne
 
 /// The credentials of `Authorization: Bearer <token>`; the scheme is
 /// case-insensitive (RFC 9110 §11.1), with one or more spaces after it.
-fn bearer_token(value: &str) -> Option<&str> {
+pub(crate) fn bearer_token(value: &str) -> Option<&str> {
     let (scheme, rest) = value.split_once(' ')?;
     scheme
         .eq_ignore_ascii_case("bearer")
         .then(|| rest.trim_start_matches(' '))
 }
 
-async fn redirect(State(state): State<AppState>, uri: Uri, headers: HeaderMap) -> Response {
+/// The reader's place for a request hyper parsed.
+fn place_of<'v>(state: &AppState, peer: Option<&Peer>, headers: &HeaderMap, view: &'v VantageView) -> ReaderPlace<'v> {
+    if view.routes.is_empty() {
+        return ReaderPlace::default();
+    }
+    let fields: Vec<(&str, &[u8])> = headers
+        .iter()
+        .map(|(name, value)| (name.as_str(), value.as_bytes()))
+        .collect();
+    ReaderPlace {
+        view: Some(view),
+        country: state.reader_country(peer.map(|p| p.0.ip()), fields.iter().copied()),
+    }
+}
+
+async fn redirect(
+    State(state): State<AppState>,
+    peer: Option<axum::Extension<Peer>>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
     // The raw path, not axum's decoded one: the reader's path and query are
     // passed on exactly as sent.
     let rest = uri.path().strip_prefix("/r/").unwrap_or("");
     let (site, path) = route::split_site(rest);
+    let view = state.countries.load();
+    let place = place_of(&state, peer.as_deref(), &headers, &view);
     let decision = match site {
-        Ok(site) => route::redirect(&state.snapshots.load(), &site, path, uri.query()),
+        Ok(site) => route::redirect_from(&state.snapshots.load(), place, &site, path, uri.query()),
         Err(_) => Decision::BadRequest {
             parameter: "site",
             message: "the site name is not valid UTF-8".into(),
@@ -270,16 +330,33 @@ async fn redirect(State(state): State<AppState>, uri: Uri, headers: HeaderMap) -
     respond(decision, &headers, &state)
 }
 
-async fn go(State(state): State<AppState>, uri: Uri, headers: HeaderMap) -> Response {
+async fn go(
+    State(state): State<AppState>,
+    peer: Option<axum::Extension<Peer>>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
     let url = route::url_parameter(uri.query());
-    respond(route::go(&state.snapshots.load(), url.as_deref()), &headers, &state)
+    let view = state.countries.load();
+    let place = place_of(&state, peer.as_deref(), &headers, &view);
+    respond(
+        route::go_from(&state.snapshots.load(), place, url.as_deref()),
+        &headers,
+        &state,
+    )
 }
 
 async fn overview(State(state): State<AppState>) -> Response {
     let snapshot = state.snapshots.load();
     json(
         StatusCode::OK,
-        &status::overview(&snapshot, state.store.as_deref(), Some(&state.counters), now_ms()),
+        &status::overview(
+            &snapshot,
+            state.store.as_deref(),
+            Some(&state.counters),
+            Some(&state.countries.load()),
+            now_ms(),
+        ),
     )
 }
 
@@ -370,7 +447,12 @@ async fn evidence(State(state): State<AppState>, Path(site): Path<String>, uri: 
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
-    let body = crate::metrics::render(&state.snapshots.load(), &state.counters, state.store.as_deref());
+    let body = crate::metrics::render(
+        &state.snapshots.load(),
+        &state.counters,
+        state.store.as_deref(),
+        &state.countries.load(),
+    );
     let content_type = [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")];
     (StatusCode::OK, content_type, body).into_response()
 }
@@ -509,7 +591,7 @@ fn html(status: StatusCode, body: String) -> Response {
     response
 }
 
-fn json<T: Serialize>(status: StatusCode, value: &T) -> Response {
+pub(crate) fn json<T: Serialize>(status: StatusCode, value: &T) -> Response {
     match serde_json::to_vec(value) {
         Ok(body) => {
             let mut response = Response::new(Body::from(body));
@@ -523,7 +605,7 @@ fn json<T: Serialize>(status: StatusCode, value: &T) -> Response {
     }
 }
 
-fn error(status: StatusCode, message: String, parameter: Option<&str>) -> Response {
+pub(crate) fn error(status: StatusCode, message: String, parameter: Option<&str>) -> Response {
     #[derive(Serialize)]
     struct ErrorBody<'a> {
         error: String,

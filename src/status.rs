@@ -10,9 +10,11 @@ use serde::Serialize;
 use crate::clock::{UnixMillis, rfc3339};
 use crate::evidence::{Evidence, EvidenceStore};
 use crate::fingerprint::Hash;
+use crate::geoip::Country;
 use crate::observation::Outcome;
 use crate::snapshot::{ArticleView, BaseState, SiteMeta, Snapshot};
 use crate::store::StoreHealth;
+use crate::vantage::view::{AgentStatus, CountryStatus, VantageView};
 use crate::verdict::{Reason, Source, Verdict};
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -22,6 +24,8 @@ pub struct Overview<'a> {
     pub round: Round,
     pub store: StoreStatus,
     pub config: ConfigStatus,
+    /// Vantage-point agents (`[[vantage.agents]]`).
+    pub agents: Vec<AgentStatus>,
     pub sites: Vec<SiteSummary<'a>>,
 }
 
@@ -77,6 +81,8 @@ pub struct BaseSummary<'a> {
     pub verdicts: VerdictCounts,
     /// Diverged articles by reason (every reason, zero or not).
     pub reasons: BTreeMap<&'static str, usize>,
+    /// The base as agents in each country with agents see it.
+    pub countries: BTreeMap<Country, CountryStatus>,
 }
 
 #[derive(Serialize)]
@@ -164,6 +170,7 @@ pub fn overview<'a>(
     snapshot: &'a Snapshot,
     store: Option<&StoreHealth>,
     counters: Option<&crate::metrics::Counters>,
+    vantage: Option<&VantageView>,
     now: UnixMillis,
 ) -> Overview<'a> {
     let store_error = store.and_then(StoreHealth::last_error);
@@ -172,7 +179,8 @@ pub fn overview<'a>(
         .sites
         .iter()
         .zip(&snapshot.sites)
-        .map(|(meta, view)| SiteSummary {
+        .enumerate()
+        .map(|(site_index, (meta, view))| SiteSummary {
             name: &meta.name,
             articles: meta.articles.len(),
             articles_without_base: articles_without_base(view),
@@ -209,6 +217,9 @@ pub fn overview<'a>(
                             .iter()
                             .map(|r| (r.as_str(), base.reason_counts[r.index()]))
                             .collect(),
+                        countries: vantage
+                            .and_then(|v| v.countries.get(site_index)?.get(index).cloned())
+                            .unwrap_or_default(),
                     }
                 })
                 .collect(),
@@ -244,6 +255,7 @@ pub fn overview<'a>(
                 reloads_failed: c.reloads_failed.load(Relaxed),
             }
         }),
+        agents: vantage.map(|v| v.agents.clone()).unwrap_or_default(),
         sites,
     }
 }

@@ -1,0 +1,384 @@
+//! Vantage-point agents and routing by the reader's country, on loopback:
+//! the real daemon with MaxMind's test country database, agents speaking
+//! the agent protocol (the test itself, to report what a censored network
+//! would see; and the real `mirrorgate agent` process), and readers behind
+//! a trusted proxy. The censored network itself is `tests/censorship.rs`.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+use serde_json::{Value, json};
+
+const GEOIP: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/geoip/GeoLite2-Country-Test.mmdb");
+/// In MaxMind's test database: 111.235.160.0/22 is CN, 89.160.20.128/25 SE.
+const READER_CN: &str = "111.235.160.7";
+const READER_SE: &str = "89.160.20.130";
+
+const TOKENS: [(&str, &str, &str); 3] = [
+    ("cn-1", "CN", "cn-one-token-0123456789"),
+    ("cn-2", "CN", "cn-two-token-0123456789"),
+    ("se-1", "SE", "se-one-token-0123456789"),
+];
+
+/// The config for `sites` with GeoIP, a trusted proxy on loopback and the
+/// agents of [`TOKENS`].
+fn vantage_config(dir: &Path, sites: &[SiteSpec], cycle: &str) -> PathBuf {
+    let mut text = config_text(&dir.join("store.db"), "", sites).replace(
+        "[server]\nlisten = \"127.0.0.1:0\"\n",
+        "[server]\nlisten = \"127.0.0.1:0\"\ntrusted_proxies = [\"127.0.0.1/32\", \"::1\"]\n",
+    );
+    text.push_str(&format!(
+        "\n[geoip]\ncountry_db = \"{GEOIP}\"\n\n[vantage]\ncycle = \"{cycle}\"\n"
+    ));
+    for (name, country, token) in TOKENS {
+        let file = dir.join(format!("{name}.token"));
+        std::fs::write(&file, format!("{token}\n")).unwrap();
+        text.push_str(&format!(
+            "\n[[vantage.agents]]\nname = \"{name}\"\ncountry = \"{country}\"\ntoken_file = \"{}\"\n",
+            file.display()
+        ));
+    }
+    let path = dir.join("mirrorgate.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+async fn work(daemon: &Daemon, token: &str) -> Value {
+    let response = client()
+        .get(daemon.url("/agent/v1/work"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    response.json().await.unwrap()
+}
+
+async fn post(daemon: &Daemon, token: &str, body: &Value) -> (u16, Value) {
+    let response = client()
+        .post(daemon.url("/agent/v1/results"))
+        .bearer_auth(token)
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+/// One result as an agent reports it.
+fn probed(base: &str, outcome: &str, hash: Option<&str>) -> Value {
+    json!({
+        "site": "news", "base": base, "article": ARTICLE, "checked_at": now_ms(),
+        "outcome": outcome, "http_status": if outcome == "ok" { Some(200) } else { None },
+        "latency_ms": 12, "hash": hash,
+        "page": {"text_len": 1000, "title_words": 0, "flags": 1, "class": null},
+        "addresses": []
+    })
+}
+
+/// A redirect for a reader at `reader`, arriving through the trusted proxy.
+async fn location_for(daemon: &Daemon, reader: Option<&str>) -> String {
+    let mut request = client().get(daemon.url(&format!("/r/news{ARTICLE}")));
+    if let Some(reader) = reader {
+        // The left-most entry is the reader's own claim, never believed.
+        request = request.header("X-Forwarded-For", format!("{READER_SE}, {reader}"));
+    }
+    let response = request.send().await.unwrap();
+    assert_eq!(response.status(), 302, "reader {reader:?}");
+    response.headers()["location"].to_str().unwrap().to_string()
+}
+
+fn country_of(status: &Value, base: &str, country: &str) -> Value {
+    base_summary(&status["sites"][0], base)["countries"][country].clone()
+}
+
+#[tokio::test]
+async fn agents_reports_block_bases_per_country_and_readers_there_go_around_them() {
+    let primary = serving(Page::Primary).await;
+    let reset = serving(Page::Faithful).await;
+    let poisoned = serving(Page::Faithful).await;
+    let clean = serving(Page::Relative).await;
+    let dir = tempfile::tempdir().unwrap();
+    let bases = [primary.url(), reset.url(), poisoned.url(), clean.url()];
+    let site = SiteSpec::new("news", primary.url(), bases[1..].to_vec(), vec![ARTICLE]);
+    let config = vantage_config(dir.path(), &[site], "1s");
+    let daemon = Daemon::start(&config);
+    rounds_completed(&daemon, 1).await;
+    let detail = get_json(&daemon.url("/status/news")).await;
+    let reference = article_of(&detail, ARTICLE)["reference"].as_str().unwrap().to_string();
+
+    // Agents must identify themselves, as themselves.
+    let anonymous = client().get(daemon.url("/agent/v1/work")).send().await.unwrap();
+    assert_eq!(anonymous.status(), 401);
+    let wrong = client()
+        .get(daemon.url("/agent/v1/work"))
+        .bearer_auth("not-a-token-of-anyone-at-all")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    let impostor = client()
+        .get(daemon.url("/agent/v1/work"))
+        .bearer_auth(TOKENS[0].2)
+        .header("X-Mirrorgate-Agent", "se-1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(impostor.status(), 403);
+    assert!(!daemon.log().contains(TOKENS[0].2), "a token reached the log");
+
+    // Before any agent reports, readers everywhere get the daemon's order.
+    assert_eq!(
+        location_for(&daemon, Some(READER_CN)).await,
+        format!("{}{ARTICLE}", bases[0])
+    );
+
+    // What a censored network's agents would see: the primary reset at TCP,
+    // one mirror's name answering elsewhere, one mirror clean. Two cycles,
+    // since a state holds for two before it counts.
+    let report = |work_id: u64| {
+        json!({
+            "work_id": work_id, "control_ok": true,
+            "results": [
+                probed(&bases[0], "connect", None),
+                probed(&bases[1], "connect", None),
+                probed(&bases[2], "dns", None),
+                probed(&bases[3], "ok", Some(&reference)),
+            ]
+        })
+    };
+    let mut accepted = 0;
+    for _ in 0..3 {
+        for (_, _, token) in &TOKENS[..2] {
+            let work = work(&daemon, token).await;
+            assert_eq!(work["country"], "CN");
+            assert_eq!(work["sites"][0]["articles"][0], ARTICLE);
+            let (status, answer) = post(&daemon, token, &report(work["work_id"].as_u64().unwrap())).await;
+            assert_eq!(status, 200, "{answer}");
+            assert_eq!(answer["accepted"], 4, "{answer}");
+            accepted += 4;
+        }
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+    }
+    let status = eventually("CN states", Duration::from_secs(10), || {
+        let (url, clean) = (daemon.url("/status"), bases[3].clone());
+        async move {
+            let status = get_json(&url).await;
+            (country_of(&status, &clean, "CN")["state"] == "reachable").then_some(status)
+        }
+    })
+    .await;
+    assert_eq!(country_of(&status, &bases[0], "CN")["state"], "blocked", "{status}");
+    assert_eq!(country_of(&status, &bases[0], "CN")["kind"], "tcp_ip");
+    assert_eq!(country_of(&status, &bases[2], "CN")["kind"], "dns");
+    assert_eq!(country_of(&status, &bases[3], "CN")["agents"], 2);
+    // Sweden's agent never reported: nothing is known there.
+    assert_eq!(country_of(&status, &bases[0], "SE")["state"], "unknown");
+    let agents = status["agents"].as_array().unwrap();
+    let cn1 = agents.iter().find(|a| a["name"] == "cn-1").unwrap();
+    assert_eq!(cn1["online"], true);
+    assert_eq!(cn1["country"], "CN");
+    assert_eq!(cn1["results_accepted"].as_u64().unwrap() * 2, accepted);
+    assert_eq!(agents.iter().find(|a| a["name"] == "se-1").unwrap()["online"], false);
+
+    // Readers in China go to the clean mirror, everyone else to the primary;
+    // a reader's own X-Forwarded-For claim (left of the proxy's) changes nothing.
+    assert_eq!(
+        location_for(&daemon, Some(READER_CN)).await,
+        format!("{}{ARTICLE}", bases[3])
+    );
+    assert_eq!(
+        location_for(&daemon, Some(READER_SE)).await,
+        format!("{}{ARTICLE}", bases[0])
+    );
+    assert_eq!(location_for(&daemon, None).await, format!("{}{ARTICLE}", bases[0]));
+    let go = client()
+        .get(daemon.url(&format!("/go?url={}{ARTICLE}", bases[0])))
+        .header("Forwarded", format!("for={READER_CN}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(go.headers()["location"], format!("{}{ARTICLE}", bases[3]).as_str());
+
+    let metrics = get_text(&daemon.url("/metrics")).await;
+    let series = format!(
+        "mirrorgate_base_country_state{{site=\"news\",base=\"{}\",country=\"CN\",state=\"blocked\"}}",
+        bases[2]
+    );
+    assert_eq!(metric(&metrics, &series), Some(1.0), "{metrics}");
+    assert_eq!(
+        metric(&metrics, "mirrorgate_agent_online{agent=\"cn-1\",country=\"CN\"}"),
+        Some(1.0)
+    );
+}
+
+#[tokio::test]
+async fn results_are_checked_against_the_work_given() {
+    let primary = serving(Page::Primary).await;
+    let mirror = serving(Page::Faithful).await;
+    let dir = tempfile::tempdir().unwrap();
+    let site = SiteSpec::new("news", primary.url(), vec![mirror.url()], vec![ARTICLE, "/other"]);
+    let config = vantage_config(dir.path(), &[site], "1m");
+    let daemon = Daemon::start(&config);
+    rounds_completed(&daemon, 1).await;
+    let token = TOKENS[2].2;
+    let work = work(&daemon, token).await;
+    let id = work["work_id"].as_u64().unwrap();
+    assert_eq!(work["agent"], "se-1");
+    assert!(work["cycle_secs"].as_u64().unwrap() == 60);
+
+    // Work never given, or another agent's.
+    let (status, _) = post(
+        &daemon,
+        token,
+        &json!({"work_id": id + 1000, "control_ok": true, "results": []}),
+    )
+    .await;
+    assert_eq!(status, 409);
+    let (status, _) = post(
+        &daemon,
+        TOKENS[0].2,
+        &json!({"work_id": id, "control_ok": true, "results": []}),
+    )
+    .await;
+    assert_eq!(status, 409);
+    let (status, _) = post(&daemon, token, &json!({"work_id": "x"})).await;
+    assert_eq!(status, 400);
+
+    // Unknown site, base or article, impossible times: refused one by one.
+    let mut foreign = probed(&primary.url(), "ok", Some("sha256:00"));
+    foreign["hash"] = json!("sha256:zz");
+    let mut old = probed(&primary.url(), "connect", None);
+    old["checked_at"] = json!(1_000);
+    let mut not_base = probed("https://elsewhere.example", "connect", None);
+    not_base["site"] = json!("news");
+    let mut not_site = probed(&primary.url(), "connect", None);
+    not_site["site"] = json!("other");
+    let mut not_article = probed(&primary.url(), "connect", None);
+    not_article["article"] = json!("/never-configured");
+    let body = json!({"work_id": id, "control_ok": true,
+        "results": [probed(&mirror.url(), "connect", None), foreign, old, not_base, not_site, not_article]});
+    let (status, answer) = post(&daemon, token, &body).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["accepted"], 1, "{answer}");
+    assert_eq!(answer["rejected"], 5, "{answer}");
+    let errors = answer["errors"].to_string();
+    for expected in ["sha256", "checked_at", "not a base", "unknown site", "not in the work"] {
+        assert!(errors.contains(expected), "{expected} in {errors}");
+    }
+    let status = get_json(&daemon.url("/status")).await;
+    let se1 = status["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "se-1")
+        .unwrap()
+        .clone();
+    assert_eq!(se1["results_rejected"], 5);
+
+    // A flood is cut short.
+    let mut limited = false;
+    for _ in 0..40 {
+        let response = client()
+            .get(daemon.url("/agent/v1/work"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        if response.status() == 429 {
+            limited = true;
+            break;
+        }
+    }
+    assert!(limited, "40 requests at once were all answered");
+}
+
+struct Agent(Child);
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn the_agent_process_probes_and_reports() {
+    let primary = serving(Page::Primary).await;
+    let mirror = serving(Page::Faithful).await;
+    let dir = tempfile::tempdir().unwrap();
+    let site = SiteSpec::new("news", primary.url(), vec![mirror.url()], vec![ARTICLE]);
+    let config = vantage_config(dir.path(), &[site], "1s");
+    let daemon = Daemon::start(&config);
+    rounds_completed(&daemon, 1).await;
+    let _agent = Agent(
+        Command::new(binary())
+            .args([
+                "--log-format",
+                "json",
+                "agent",
+                "--server",
+                &daemon.url("/"),
+                "--name",
+                "se-1",
+            ])
+            .arg("--token-file")
+            .arg(dir.path().join("se-1.token"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    // From loopback the agent sees what the daemon sees: reachable.
+    let status = eventually("the agent's reports", Duration::from_secs(20), || {
+        let url = daemon.url("/status");
+        async move {
+            let status = get_json(&url).await;
+            let reachable = status["sites"][0]["bases"]
+                .as_array()?
+                .iter()
+                .all(|b| b["countries"]["SE"]["state"] == "reachable");
+            reachable.then_some(status)
+        }
+    })
+    .await;
+    let se1 = status["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "se-1")
+        .unwrap()
+        .clone();
+    assert_eq!(se1["online"], true, "{se1}");
+    assert_eq!(se1["results_rejected"], 0, "{se1}");
+    // Two cycles' batches, a probe per base each: a state holds two cycles before it counts.
+    assert!(se1["results_accepted"].as_u64().unwrap() >= 4, "{se1}");
+    assert_eq!(
+        location_for(&daemon, Some(READER_SE)).await,
+        format!("{}{ARTICLE}", primary.url())
+    );
+
+    // A token that is not in the file is a usage error, before anything runs.
+    let bad = dir.path().join("short.token");
+    std::fs::write(&bad, "short\n").unwrap();
+    let output = Command::new(binary())
+        .args(["agent", "--server", &daemon.url("/")])
+        .arg("--token-file")
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("short.token"));
+}
