@@ -182,7 +182,7 @@ http {{ access_log off; sendfile on; keepalive_requests 1000000; default_type te
 
 
 def mirrorgate_config(path, nginx, articles, store, probe=None, server="", backend="sqlite", prefix="/news",
-                      validators=True):
+                      validators=True, extra=""):
     bases = [f"http://127.0.0.1:{p}" for p in (nginx.bases if validators else nginx.plain)]
     settings = {"interval": '"1h"', "timeout": '"10s"', "concurrency": "64", "per_host_rate": "0", **(probe or {})}
     with open(path, "w") as f:
@@ -193,6 +193,7 @@ def mirrorgate_config(path, nginx, articles, store, probe=None, server="", backe
         f.write('content_selector = "article"\narticles = [\n')
         f.writelines(f'"{prefix}/{i}.html",\n' for i in range(articles))
         f.write("]\n")
+        f.write(extra)
     with open(path) as f:
         listen = re.search(r'listen = "([^"]+)"', f.read()).group(1)
     return f"http://{listen}"
@@ -260,10 +261,11 @@ class Daemon:
         self.process.wait()
 
 
-def wrk(url, seconds=10):
+def wrk(url, seconds=10, headers=()):
     """wrk -t1 -c64 on core 1: requests/s and p99 latency (ms)."""
     out = subprocess.run(
-        ["taskset", "-c", "1", "wrk", "-t1", "-c64", f"-d{seconds}s", "--latency", url],
+        ["taskset", "-c", "1", "wrk", "-t1", "-c64", f"-d{seconds}s", "--latency"]
+        + [arg for header in headers for arg in ("-H", header)] + [url],
         capture_output=True, text=True, check=True,
     ).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
@@ -358,6 +360,39 @@ def bench_redirect(args, nginx, work, report):
         f"mirrorgate /r during a probe round (round still running at the end: {busy}): "
         f"{round_rps:,.0f} req/s, p99 {round_p99:.2f} ms, non-3xx {round_bad}",
     ]
+    bench_redirect_by_country(args, nginx, work, report, path)
+
+
+def bench_redirect_by_country(args, nginx, work, report, path):
+    """The same redirect with a country database loaded, agents configured
+    and every request through a trusted proxy naming a reader in China (in
+    MaxMind's test database): each one looks its country up and is routed
+    by what that country's agents report."""
+    geoip = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "geoip",
+                         "GeoLite2-Country-Test.mmdb")
+    token = f"{work}/agent.token"
+    with open(token, "w") as f:
+        f.write("bench-agent-token-0123456789\n")
+    extra = (f'\n[geoip]\ncountry_db = "{geoip}"\n\n[vantage]\ncycle = "1m"\n\n'
+             f'[[vantage.agents]]\nname = "cn-1"\ncountry = "CN"\ntoken_file = "{token}"\n')
+    url = mirrorgate_config(f"{work}/redirect-geo.toml", nginx, 100_000, f"{work}/redirect-geo.db",
+                            server='workers = 1\ntrusted_proxies = ["127.0.0.1"]', backend="none",
+                            prefix="/tiny", extra=extra)
+    daemon = Daemon(args.mirrorgate, f"{work}/redirect-geo.toml", url, env={"TOKIO_WORKER_THREADS": "1"}, core=0)
+    daemon.wait_rounds(1)
+    reader = ("X-Forwarded-For: 111.235.160.7",)
+    runs = [(wrk(f"http://127.0.0.1:{nginx.redirect}{path}"), wrk(f"{url}/r/news{path}", headers=reader))
+            for _ in range(3)]
+    daemon.stop()
+    nginx_rps, nginx_p99 = (statistics.median(run[0][i] for run in runs) for i in (0, 1))
+    mg_rps, mg_p99 = (statistics.median(run[1][i] for run in runs) for i in (0, 1))
+    mg_bad = sum(run[1][2] for run in runs)
+    report.ratio("1. redirect req/s vs nginx, GeoIP + agents, reader by country", mg_rps / nginx_rps, 1.0, True)
+    report.figure("1. redirect p99 vs nginx p99, GeoIP + agents", f"{mg_p99:.2f} ms", f"<= {nginx_p99:.2f} ms",
+                  mg_p99 <= nginx_p99)
+    report.raw.append(f"mirrorgate /r with GeoIP and agents, X-Forwarded-For from CN (median of 3, alternating "
+                      f"with nginx): {mg_rps:,.0f} req/s, p99 {mg_p99:.2f} ms, non-3xx {mg_bad}; "
+                      f"nginx {nginx_rps:,.0f} req/s, p99 {nginx_p99:.2f} ms")
 
 
 def bench_rounds(args, nginx, work, report):

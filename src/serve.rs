@@ -364,7 +364,9 @@ async fn site_status(State(state): State<AppState>, Path(site): Path<String>) ->
     let snapshot = state.snapshots.load();
     match snapshot.catalog.by_name.get(&site) {
         Some(&index) if index < snapshot.sites.len() => {
-            json(StatusCode::OK, &status::site_detail(&snapshot, index, now_ms(), None))
+            let mut detail = status::site_detail(&snapshot, index, now_ms(), None);
+            status::add_country_verdicts(&mut detail, index, &state.countries.load());
+            json(StatusCode::OK, &detail)
         }
         _ => error(
             StatusCode::NOT_FOUND,

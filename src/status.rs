@@ -150,6 +150,9 @@ pub struct BaseDetail<'a> {
     pub raw_hash: Option<crate::fingerprint::RawHash>,
     pub checked_at: Option<String>,
     pub last_ok_at: Option<String>,
+    /// The verdict agents in each country got, when they probed it lately.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub countries: BTreeMap<Country, Verdict>,
 }
 
 /// Articles of a site that no base serves the reference of now.
@@ -282,6 +285,23 @@ pub fn site_detail<'a>(
     }
 }
 
+/// Adds what each country's agents got for each article of `site`.
+pub fn add_country_verdicts(detail: &mut SiteDetail<'_>, site: usize, vantage: &VantageView) {
+    for (&country, sites) in &vantage.routes {
+        let Some(routes) = sites.get(site) else { continue };
+        for (&article, verdicts) in &routes.articles {
+            let Some(entry) = detail.articles.get_mut(article as usize) else {
+                continue;
+            };
+            for (base, verdict) in entry.bases.iter_mut().zip(verdicts.iter()) {
+                if let Some(verdict) = verdict {
+                    base.countries.insert(country, *verdict);
+                }
+            }
+        }
+    }
+}
+
 /// Where one base's evidence for an article is served.
 pub fn evidence_link(site: &str, path: &str, base: &str) -> String {
     let query: String = url::form_urlencoded::Serializer::new(String::new())
@@ -328,6 +348,7 @@ pub fn article_detail<'a>(
                     raw_hash: observation.and_then(|o| o.raw_hash),
                     checked_at: time(observation.map(|o| o.checked_at)),
                     last_ok_at: time(observation.and_then(|o| o.last_ok_at)),
+                    countries: BTreeMap::new(),
                 }
             })
             .collect(),

@@ -419,22 +419,45 @@ async fn a_base_state_change_is_logged_once_with_its_reason() {
 
 #[test]
 fn systemd_unit_is_hardened_and_verifies() {
-    let unit = Path::new(env!("CARGO_MANIFEST_DIR")).join("systemd/mirrorgate.service");
+    check_unit(
+        "mirrorgate.service",
+        &[
+            "Type=notify",
+            "ExecStart=/usr/bin/mirrorgate run",
+            "ExecReload=/bin/kill -HUP $MAINPID",
+            "StateDirectory=mirrorgate",
+            "ConfigurationDirectory=mirrorgate",
+        ],
+    );
+}
+
+#[test]
+fn agent_unit_is_hardened_and_verifies() {
+    check_unit(
+        "mirrorgate-agent.service",
+        &[
+            "ExecStart=/usr/bin/mirrorgate agent --server",
+            "--token-file ${CREDENTIALS_DIRECTORY}/agent_token",
+            "LoadCredential=agent_token:/etc/mirrorgate/agent.token",
+        ],
+    );
+}
+
+/// The unit in systemd/ carries `directives` and the hardening both units
+/// share, scores at most 1.5 in `systemd-analyze security` and verifies.
+fn check_unit(name: &str, directives: &[&str]) {
+    let unit = Path::new(env!("CARGO_MANIFEST_DIR")).join("systemd").join(name);
     let text = std::fs::read_to_string(&unit).unwrap();
-    for directive in [
-        "Type=notify",
-        "ExecStart=/usr/bin/mirrorgate run",
-        "ExecReload=/bin/kill -HUP $MAINPID",
+    let shared = [
         "DynamicUser=yes",
-        "StateDirectory=mirrorgate",
-        "ConfigurationDirectory=mirrorgate",
         "CapabilityBoundingSet=\n",
         "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6",
         "SystemCallFilter=@system-service",
         "ProtectProc=invisible",
         "UMask=0077",
-    ] {
-        assert!(text.contains(directive), "missing {directive:?}");
+    ];
+    for directive in directives.iter().chain(&shared) {
+        assert!(text.contains(directive), "{name}: missing {directive:?}");
     }
     if Command::new("systemd-analyze").arg("--version").output().is_err() {
         eprintln!("systemd-analyze not installed: skipping the security score and verify");
@@ -448,11 +471,11 @@ fn systemd_unit_is_hardened_and_verifies() {
     let report = String::from_utf8_lossy(&security.stdout);
     let exposure: f64 = report
         .lines()
-        .find_map(|l| l.split("Overall exposure level for mirrorgate.service: ").nth(1))
+        .find_map(|l| l.split(&format!("Overall exposure level for {name}: ")).nth(1))
         .and_then(|rest| rest.split_whitespace().next())
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no exposure level in:\n{report}"));
-    assert!(exposure <= 1.5, "exposure {exposure}:\n{report}");
+    assert!(exposure <= 1.5, "{name}: exposure {exposure}:\n{report}");
 
     // verify checks ExecStart's binary: stage a root holding the real
     // binary at /usr/bin (a hard link) and the system's own units.
@@ -465,7 +488,7 @@ fn systemd_unit_is_hardened_and_verifies() {
         .or_else(|_| std::fs::copy(binary(), r.join("usr/bin/mirrorgate")).map(|_| ()))
         .unwrap();
     std::fs::copy("/bin/kill", r.join("bin/kill")).unwrap();
-    std::fs::copy(&unit, r.join("etc/systemd/system/mirrorgate.service")).unwrap();
+    std::fs::copy(&unit, r.join("etc/systemd/system").join(name)).unwrap();
     let units = ["/usr/lib/systemd/system", "/lib/systemd/system"]
         .into_iter()
         .find(|d| Path::new(d).is_dir());
@@ -481,12 +504,12 @@ fn systemd_unit_is_hardened_and_verifies() {
     let verify = Command::new("systemd-analyze")
         .args(["verify", "--root"])
         .arg(r)
-        .arg("mirrorgate.service")
+        .arg(name)
         .output()
         .unwrap();
     assert!(
         verify.status.success() && verify.stderr.is_empty(),
-        "systemd-analyze verify:\n{}{}",
+        "systemd-analyze verify {name}:\n{}{}",
         String::from_utf8_lossy(&verify.stdout),
         String::from_utf8_lossy(&verify.stderr)
     );

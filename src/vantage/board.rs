@@ -346,8 +346,11 @@ impl Board {
             checked_at,
         };
         let (verdict, _) = verdict::verdict(&seen, view.reference.as_ref(), &view.history, &rules, None);
-        let daemon_verdict = view.verdict(base);
-        let signal = if verdict == Verdict::Same || (probed.outcome == Outcome::Ok && Some(verdict) == daemon_verdict) {
+        // The same bytes as the daemon gets there count as reachable even
+        // when that is not the article (a stale mirror is stale everywhere).
+        let as_daemon_sees =
+            probed.outcome == Outcome::Ok && hash.is_some() && view.observation(base).and_then(|o| o.hash) == hash;
+        let signal = if verdict == Verdict::Same || as_daemon_sees {
             Signal::Reachable
         } else if self.dns_differs(&meta.bases[base], &probed.addresses) {
             Signal::Blocked(BlockKind::Dns)

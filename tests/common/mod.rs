@@ -67,6 +67,11 @@ pub struct TestOrigin {
 impl TestOrigin {
     pub async fn start(fallback: Behavior) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+        Self::start_on(listener, fallback)
+    }
+
+    /// Serves on a listener bound elsewhere (in a network namespace).
+    pub fn start_on(listener: TcpListener, fallback: Behavior) -> Self {
         let addr = listener.local_addr().unwrap();
         let behaviors: Arc<Mutex<HashMap<String, Behavior>>> = Arc::default();
         let fallback = Arc::new(Mutex::new(fallback));
