@@ -406,9 +406,6 @@ const SNIFF_BYTES: usize = 512;
 impl Fingerprinter {
     pub fn update(&mut self, chunk: &[u8]) {
         self.raw.update(chunk);
-        if let Some(plain) = &mut self.plain {
-            plain.update(chunk);
-        }
         self.total += chunk.len() as u64;
         let sniffing = self.first_bytes.len() < SNIFF_BYTES;
         if sniffing {
@@ -421,10 +418,6 @@ impl Fingerprinter {
         if sniffing && self.html_looks_binary() {
             self.binary = true;
             self.state = State::Plain;
-        }
-        // Read as HTML and past the sniffed bytes: it can no longer turn plain.
-        if matches!(self.state, State::Html(_)) && self.first_bytes.len() >= SNIFF_BYTES {
-            self.plain = None;
         }
         match &mut self.state {
             State::Plain => {}
@@ -440,6 +433,14 @@ impl Fingerprinter {
                     }
                 }
             }
+        }
+        // Read as HTML and past the sniffed bytes, it can no longer turn
+        // plain: the plain hash stops here, before this chunk, so a page
+        // read in one piece is not hashed whole for nothing.
+        if matches!(self.state, State::Html(_)) && self.first_bytes.len() >= SNIFF_BYTES {
+            self.plain = None;
+        } else if let Some(plain) = &mut self.plain {
+            plain.update(chunk);
         }
     }
 
