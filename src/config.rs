@@ -66,6 +66,8 @@ pub struct ServerConfig {
     pub error_page_dir: Option<PathBuf>,
     /// Proxies whose `X-Forwarded-For` / `Forwarded` names the reader.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// `/r/` answers browsers with the reader-side probe page.
+    pub reader_probe: bool,
 }
 
 /// A credential: compared and used, never printed (`Debug` shows only that
@@ -160,6 +162,9 @@ pub struct SiteConfig {
     /// Elements that never count (view counters, "updated 4 minutes ago").
     pub content_exclude: Vec<ContentSelector>,
     pub prefer_primary: bool,
+    /// A small image every base serves, which the reader-side probe page
+    /// loads to see whether a base works from the reader's network.
+    pub probe_asset: String,
 }
 
 impl SiteConfig {
@@ -345,6 +350,7 @@ const SERVER_KEYS: &[&str] = &[
     "max_connections",
     "error_page_dir",
     "trusted_proxies",
+    "reader_probe",
 ];
 const STORE_KEYS: &[&str] = &["backend", "path", "retention", "raw_retention", "busy_timeout"];
 const PROBE_KEYS: &[&str] = &[
@@ -368,6 +374,7 @@ const SITE_KEYS: &[&str] = &[
     "content_selector",
     "content_exclude",
     "prefer_primary",
+    "probe_asset",
 ];
 
 impl Walker<'_> {
@@ -470,8 +477,10 @@ impl Walker<'_> {
             }
         };
         let trusted_proxies = self.trusted_proxies(table);
+        let reader_probe = self.boolean(table, "server", "reader_probe");
         Some(ServerConfig {
             trusted_proxies: trusted_proxies?,
+            reader_probe: reader_probe?.unwrap_or(false),
             listen: listen?,
             workers: workers?,
             shutdown_grace: shutdown_grace?,
@@ -839,7 +848,18 @@ impl Walker<'_> {
         };
         let content_exclude = self.selectors(table, &place, "content_exclude");
         let prefer_primary = self.boolean(table, &place, "prefer_primary");
+        let probe_asset = match self.string(table, &place, "probe_asset") {
+            None => Some("/favicon.ico".to_string()),
+            Some((path, span)) => match check_article_path(&path) {
+                Ok(()) => Some(path),
+                Err(why) => {
+                    self.error(span, format!("`{place}.probe_asset` \"{path}\" {why}"));
+                    None
+                }
+            },
+        };
         Some(SiteConfig {
+            probe_asset: probe_asset?,
             name: name?,
             primary: primary?,
             mirrors: mirrors?,

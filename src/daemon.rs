@@ -157,6 +157,7 @@ impl Daemon {
             vantage
         });
         let app = AppState {
+            reports: Default::default(),
             geo: geo.clone(),
             countries,
             vantage,

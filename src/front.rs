@@ -183,9 +183,12 @@ impl Front {
         // and a `close` anywhere wins over a `keep-alive` before or after it.
         let mut keep_alive = !http10;
         let mut saw_close = false;
+        let mut accepts_html = false;
         for header in request.headers.iter() {
             let name = header.name;
-            if name.eq_ignore_ascii_case("content-length") {
+            if name.eq_ignore_ascii_case("accept") {
+                accepts_html |= header.value.windows(9).any(|w| w.eq_ignore_ascii_case(b"text/html"));
+            } else if name.eq_ignore_ascii_case("content-length") {
                 if header.value != b"0" {
                     return Answer::HandOff;
                 }
@@ -225,16 +228,22 @@ impl Front {
         let snapshot = self.state.snapshots.load();
         let view = self.state.countries.load();
         // A country is only looked up when agents report on some country.
-        let place = if view.routes.is_empty() {
+        let reports = self.state.reports.active();
+        let place = if view.routes.is_empty() && !reports {
             ReaderPlace::default()
         } else {
             let fields = request.headers.iter().map(|h| (h.name, h.value));
             ReaderPlace {
                 view: Some(&view),
                 country: self.state.reader_country(peer.map(|p| p.ip()), fields),
+                reports: Some(&self.state.reports),
             }
         };
         if let Some(rest) = path.strip_prefix("/r/") {
+            // Browsers get the reader-side probe page: the router's to write.
+            if accepts_html && self.state.settings.load().reader_probe {
+                return Answer::HandOff;
+            }
             let (Ok(site), article) = route::split_site(rest) else {
                 return Answer::HandOff;
             };
@@ -245,11 +254,14 @@ impl Front {
             match route::candidates_for(&snapshot, site_index, article, query) {
                 Ok(candidates) => {
                     let bases = &snapshot.catalog.sites[site_index].bases;
-                    let mut urls = candidates.ordered(place.routes(site_index)).map(|b| Url {
-                        base: bases[b].as_str(),
-                        path: article,
-                        query,
-                    });
+                    let demoted = place.demoted(site_index, bases.len());
+                    let mut urls = candidates
+                        .ordered(place.routes(site_index), demoted.as_deref())
+                        .map(|b| Url {
+                            base: bases[b].as_str(),
+                            path: article,
+                            query,
+                        });
                     self.written(output, urls.next(), urls, version, keep_alive, method == "HEAD")
                 }
                 Err(_) => Answer::HandOff,
@@ -494,6 +506,7 @@ mod differential {
             max_connections: 64,
             error_pages: Default::default(),
             trusted_proxies: Arc::from([]),
+            reader_probe: false,
         };
         let state = AppState::new(Arc::new(arc_swap::ArcSwap::new(route::sample_snapshot())), settings);
         Front {

@@ -24,6 +24,7 @@ pub mod origin;
 pub mod pages;
 pub mod probe;
 pub mod reader;
+pub mod reader_probe;
 pub mod reload;
 pub mod route;
 pub mod schedule;

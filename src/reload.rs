@@ -44,7 +44,7 @@ pub fn changes(old: &Config, new: &Config, log_level_reloads: bool) -> Vec<(Stri
             .map(|a| (a.name.clone(), a.country, a.asn, a.token.clone()))
             .collect::<Vec<_>>()
     };
-    let keys: [(&'static str, bool, Effect); 35] = [
+    let keys: [(&'static str, bool, Effect); 36] = [
         ("server.listen", os.listen != ns.listen, RestartNeeded),
         ("server.workers", os.workers != ns.workers, RestartNeeded),
         ("server.shutdown_grace", os.shutdown_grace != ns.shutdown_grace, Applied),
@@ -66,6 +66,7 @@ pub fn changes(old: &Config, new: &Config, log_level_reloads: bool) -> Vec<(Stri
             os.trusted_proxies != ns.trusted_proxies,
             Applied,
         ),
+        ("server.reader_probe", os.reader_probe != ns.reader_probe, Applied),
         // The databases are reopened on every reload, changed or not.
         (
             "geoip.country_db",
@@ -129,7 +130,8 @@ fn site_changes(old: &[crate::config::SiteConfig], new: &[crate::config::SiteCon
             continue;
         };
         let debug = |v: &dyn std::fmt::Debug| format!("{v:?}");
-        let fields: [(&str, bool); 7] = [
+        let fields: [(&str, bool); 8] = [
+            ("probe_asset", before.probe_asset != site.probe_asset),
             ("primary", before.primary != site.primary),
             ("mirrors", before.mirrors != site.mirrors),
             ("aliases", before.aliases != site.aliases),
@@ -337,6 +339,7 @@ articles = ["/a"]
         ("server", "max_connections", "77"),
         ("server", "error_page_dir", "\".\""),
         ("server", "trusted_proxies", "[\"10.0.0.0/8\"]"),
+        ("server", "reader_probe", "true"),
         ("geoip", "country_db", "\"tests/geoip/GeoLite2-Country-Test.mmdb\""),
         ("geoip", "asn_db", "\"tests/geoip/GeoLite2-ASN-Test.mmdb\""),
         ("vantage", "control_url", "\"http://127.0.0.1:1/\""),
@@ -388,6 +391,11 @@ articles = ["/a"]
             "prefer_primary",
             "articles = [\"/a\"]",
             "articles = [\"/a\"]\nprefer_primary = false",
+        ),
+        (
+            "probe_asset",
+            "articles = [\"/a\"]",
+            "articles = [\"/a\"]\nprobe_asset = \"/logo.png\"",
         ),
     ];
 

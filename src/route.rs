@@ -7,6 +7,7 @@
 //! trick can move the reader to another host.
 
 use crate::geoip::Country;
+use crate::reader_probe::{ReaderReports, demote};
 use crate::snapshot::{ArticleView, SiteMeta, SiteView, Snapshot};
 use crate::vantage::view::{SiteRoutes, VantageView, order_for_country};
 use crate::verdict::Verdict;
@@ -18,11 +19,19 @@ use crate::verdict::Verdict;
 pub struct ReaderPlace<'a> {
     pub view: Option<&'a VantageView>,
     pub country: Option<Country>,
+    /// Readers' own failure reports, which may move a base last.
+    pub reports: Option<&'a ReaderReports>,
 }
 
 impl<'a> ReaderPlace<'a> {
     pub fn routes(&self, site: usize) -> Option<&'a SiteRoutes> {
         self.view?.site_routes(self.country, site)
+    }
+
+    /// The bases readers here reported failing lately, to be offered last.
+    pub fn demoted(&self, site: usize, bases: usize) -> Option<Vec<bool>> {
+        let reports = self.reports.filter(|r| r.active())?;
+        reports.demoted(self.country?, site, bases, crate::clock::now_ms())
     }
 }
 
@@ -128,8 +137,9 @@ fn choose(snapshot: &Snapshot, place: ReaderPlace<'_>, site_index: usize, path: 
         Err(decision) => return decision,
     };
     let (encoded_path, encoded_query) = (uri_encoded(path, false), query.map(|q| uri_encoded(q, true)));
+    let demoted = place.demoted(site_index, meta.bases.len());
     let mut urls = candidates
-        .ordered(place.routes(site_index))
+        .ordered(place.routes(site_index), demoted.as_deref())
         .map(|b| with_path(meta.bases[b].as_str(), &encoded_path, encoded_query.as_deref()));
     match urls.next() {
         Some(location) => Decision::Redirect {
@@ -215,16 +225,18 @@ impl<'v> Candidates<'v> {
     }
 
     /// Base indices, best first, for a reader in the country of `routes`
-    /// (see [`order_for_country`]); [`Self::iter`] without routes.
-    pub fn ordered(self, routes: Option<&SiteRoutes>) -> impl Iterator<Item = usize> + 'v {
-        let (plain, by_country) = match routes {
-            None => (Some(self.iter()), None),
-            Some(routes) => {
+    /// (see [`order_for_country`]) with the `demoted` bases last;
+    /// [`Self::iter`] without either.
+    pub fn ordered(self, routes: Option<&SiteRoutes>, demoted: Option<&[bool]>) -> impl Iterator<Item = usize> + 'v {
+        let (plain, by_country) = match (routes, demoted) {
+            (None, None) => (Some(self.iter()), None),
+            _ => {
                 let article = match self {
                     Candidates::Article { index, .. } => Some(index),
                     Candidates::Fallback(_) => None,
                 };
-                (None, Some(order_for_country(self.iter(), Some(routes), article)))
+                let order = order_for_country(self.iter(), routes, article);
+                (None, Some(demote(order, demoted)))
             }
         };
         plain.into_iter().flatten().chain(by_country.into_iter().flatten())

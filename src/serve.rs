@@ -68,6 +68,8 @@ pub struct AppState {
     pub countries: Arc<ArcSwap<VantageView>>,
     /// The agents' endpoints, when agents are configured.
     pub vantage: Option<crate::vantage::Vantage>,
+    /// Readers' reports of bases that failed them (`/p/report`).
+    pub reports: Arc<crate::reader_probe::ReaderReports>,
 }
 
 /// The part of `[server]` that takes effect on reload.
@@ -81,6 +83,8 @@ pub struct ServerSettings {
     pub error_pages: crate::pages::ErrorPages,
     /// Proxies whose forwarding headers name the reader.
     pub trusted_proxies: Arc<[ipnet::IpNet]>,
+    /// `/r/` answers browsers with the reader-side probe page.
+    pub reader_probe: bool,
 }
 
 impl ServerSettings {
@@ -91,6 +95,7 @@ impl ServerSettings {
             max_connections: server.max_connections,
             error_pages: crate::pages::ErrorPages::load(server.error_page_dir.as_deref()),
             trusted_proxies: server.trusted_proxies.clone().into(),
+            reader_probe: server.reader_probe,
         }
     }
 }
@@ -108,6 +113,7 @@ impl AppState {
             geo: Default::default(),
             countries: Default::default(),
             vantage: None,
+            reports: Default::default(),
         }
     }
 
@@ -137,6 +143,13 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/r/{*rest}", get(redirect))
         .route("/go", get(go))
+        .route(
+            crate::reader_probe::REPORT_PATH,
+            axum::routing::post(reader_report).layer(axum::extract::DefaultBodyLimit::max(
+                crate::reader_probe::MAX_REPORT_BYTES,
+            )),
+        )
+        .route("/p/{*rest}", get(probe_page))
         .route(
             crate::vantage::protocol::WORK_PATH,
             get(crate::vantage::endpoints::work),
@@ -294,8 +307,13 @@ pub(crate) fn bearer_token(value: &str) -> Option<&str> {
 }
 
 /// The reader's place for a request hyper parsed.
-fn place_of<'v>(state: &AppState, peer: Option<&Peer>, headers: &HeaderMap, view: &'v VantageView) -> ReaderPlace<'v> {
-    if view.routes.is_empty() {
+fn place_of<'v>(
+    state: &'v AppState,
+    peer: Option<&Peer>,
+    headers: &HeaderMap,
+    view: &'v VantageView,
+) -> ReaderPlace<'v> {
+    if view.routes.is_empty() && !state.reports.active() {
         return ReaderPlace::default();
     }
     let fields: Vec<(&str, &[u8])> = headers
@@ -305,6 +323,7 @@ fn place_of<'v>(state: &AppState, peer: Option<&Peer>, headers: &HeaderMap, view
     ReaderPlace {
         view: Some(view),
         country: state.reader_country(peer.map(|p| p.0.ip()), fields.iter().copied()),
+        reports: Some(&state.reports),
     }
 }
 
@@ -318,6 +337,9 @@ async fn redirect(
     // passed on exactly as sent.
     let rest = uri.path().strip_prefix("/r/").unwrap_or("");
     let (site, path) = route::split_site(rest);
+    if state.settings.load().reader_probe && wants_html(&headers) {
+        return probe_page_for(&state, peer.as_deref(), &headers, rest, uri.query());
+    }
     let view = state.countries.load();
     let place = place_of(&state, peer.as_deref(), &headers, &view);
     let decision = match site {
@@ -346,18 +368,144 @@ async fn go(
     )
 }
 
+/// `GET /p/{site}/{path}`: the reader-side probe page for `/r/{site}/{path}`.
+async fn probe_page(
+    State(state): State<AppState>,
+    peer: Option<axum::Extension<Peer>>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let rest = uri.path().strip_prefix("/p/").unwrap_or("");
+    probe_page_for(&state, peer.as_deref(), &headers, rest, uri.query())
+}
+
+/// The probe page when there are candidates to try and it fits; else
+/// whatever `/r/` answers (the 302, the 503, the 400).
+fn probe_page_for(
+    state: &AppState,
+    peer: Option<&Peer>,
+    headers: &HeaderMap,
+    rest: &str,
+    query: Option<&str>,
+) -> Response {
+    let (site, path) = route::split_site(rest);
+    let Ok(site) = site else {
+        let decision = Decision::BadRequest {
+            parameter: "site",
+            message: "the site name is not valid UTF-8".into(),
+        };
+        return respond(decision, headers, state);
+    };
+    let snapshot = state.snapshots.load();
+    let view = state.countries.load();
+    let place = place_of(state, peer, headers, &view);
+    let decision = route::redirect_from(&snapshot, place, &site, path, query);
+    let Decision::Redirect { location, alternates } = &decision else {
+        return respond(decision, headers, state);
+    };
+    let Some(&site_index) = snapshot.catalog.by_name.get(site.as_ref()) else {
+        return respond(decision, headers, state);
+    };
+    let meta = &snapshot.catalog.sites[site_index];
+    let candidates: Vec<crate::reader_probe::Candidate<'_>> = std::iter::once(location)
+        .chain(alternates)
+        .filter_map(|url| {
+            let base = meta
+                .base_names
+                .iter()
+                .find(|b| url.strip_prefix(b.as_ref()).is_some_and(|rest| rest.starts_with('/')))?;
+            Some(crate::reader_probe::Candidate {
+                base,
+                asset: format!("{base}{}", meta.probe_asset),
+                url: url.clone(),
+            })
+        })
+        .collect();
+    let Some((page, csp)) = crate::reader_probe::page(&meta.name, &candidates, location) else {
+        return respond(decision, headers, state);
+    };
+    state.counters.redirects_served.fetch_add(1, Ordering::Relaxed);
+    let mut response = html(StatusCode::OK, page);
+    let out = response.headers_mut();
+    out.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
+    out.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    out.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    if let Ok(csp) = HeaderValue::from_str(&csp) {
+        out.insert(header::CONTENT_SECURITY_POLICY, csp);
+    }
+    response
+}
+
+/// `POST /p/report`: a probe page's list of candidates that failed. Counted
+/// per country only, one in a while per network; 204 whatever it said, so
+/// a page learns nothing from the answer.
+async fn reader_report(
+    State(state): State<AppState>,
+    peer: Option<axum::Extension<Peer>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let no_content = || StatusCode::NO_CONTENT.into_response();
+    let Ok(report) = serde_json::from_slice::<crate::reader_probe::Report>(&body) else {
+        return error(StatusCode::BAD_REQUEST, "the body is not a report".into(), None);
+    };
+    let fields: Vec<(&str, &[u8])> = headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes())).collect();
+    let settings = state.settings.load();
+    let Some(address) = peer.and_then(|axum::Extension(Peer(p))| {
+        crate::reader::reader_address(p.ip(), &settings.trusted_proxies, fields.iter().copied())
+    }) else {
+        return no_content();
+    };
+    let Some(country) = state.geo.load().country(address) else {
+        return no_content();
+    };
+    if !state.reports.admit(crate::reader_probe::network_prefix(address)) {
+        let mut response = error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "one report a minute per network".into(),
+            None,
+        );
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
+        return response;
+    }
+    let snapshot = state.snapshots.load();
+    let Some(&site) = snapshot.catalog.by_name.get(&report.site) else {
+        return no_content();
+    };
+    let meta = &snapshot.catalog.sites[site];
+    let now = now_ms();
+    let mut bases: Vec<usize> = report
+        .failed
+        .iter()
+        .filter_map(|url| {
+            meta.base_names
+                .iter()
+                .position(|b| b.as_ref() == url.trim_end_matches('/'))
+        })
+        .collect();
+    bases.sort_unstable();
+    bases.dedup();
+    for base in bases {
+        state.reports.record(country, site, base, now);
+    }
+    no_content()
+}
+
 async fn overview(State(state): State<AppState>) -> Response {
     let snapshot = state.snapshots.load();
-    json(
-        StatusCode::OK,
-        &status::overview(
+    json(StatusCode::OK, &{
+        let mut overview = status::overview(
             &snapshot,
             state.store.as_deref(),
             Some(&state.counters),
             Some(&state.countries.load()),
             now_ms(),
-        ),
-    )
+        );
+        overview.reader_reports = state.reports.status(&snapshot.catalog.sites, now_ms());
+        overview
+    })
 }
 
 async fn site_status(State(state): State<AppState>, Path(site): Path<String>) -> Response {

@@ -40,6 +40,8 @@ pub struct SiteMeta {
     pub article_index: HashMap<Arc<str>, usize>,
     pub prefer_primary: bool,
     pub normalizer: Normalizer,
+    /// The image the reader-side probe page loads from each base.
+    pub probe_asset: Arc<str>,
 }
 
 impl SiteMeta {
@@ -86,6 +88,7 @@ impl Catalog {
                     articles,
                     article_index,
                     prefer_primary: site.prefer_primary,
+                    probe_asset: site.probe_asset.as_str().into(),
                 }
             })
             .collect();

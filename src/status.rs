@@ -26,6 +26,9 @@ pub struct Overview<'a> {
     pub config: ConfigStatus,
     /// Vantage-point agents (`[[vantage.agents]]`).
     pub agents: Vec<AgentStatus>,
+    /// What readers' own browsers reported failing (`/p/`), kept apart
+    /// from the agents': anyone can send one.
+    pub reader_reports: Vec<crate::reader_probe::ReportStatus>,
     pub sites: Vec<SiteSummary<'a>>,
 }
 
@@ -259,6 +262,7 @@ pub fn overview<'a>(
             }
         }),
         agents: vantage.map(|v| v.agents.clone()).unwrap_or_default(),
+        reader_reports: Vec::new(),
         sites,
     }
 }

@@ -382,3 +382,111 @@ async fn the_agent_process_probes_and_reports() {
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("short.token"));
 }
+
+#[tokio::test]
+async fn the_probe_page_tries_the_candidates_and_readers_reports_demote_for_a_while() {
+    use base64::Engine;
+    use sha2::Digest;
+    // Each serves the article at its path only (a page on every path reads
+    // as a soft 404).
+    let article_on = |page: Page| async move {
+        let origin = TestOrigin::start(Behavior::Status(404)).await;
+        origin.set_path(ARTICLE, Behavior::Page(page.on(&origin)));
+        origin
+    };
+    let primary = article_on(Page::Primary).await;
+    let mirror = article_on(Page::Faithful).await;
+    let other = article_on(Page::Relative).await;
+    let dir = tempfile::tempdir().unwrap();
+    let site = SiteSpec::new("news", primary.url(), vec![mirror.url(), other.url()], vec![ARTICLE])
+        .extra("probe_asset = \"/pixel.png\"\ncontent_selector = \"article\"");
+    let config = vantage_config(dir.path(), &[site], "1m");
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("trusted_proxies =", "reader_probe = true\ntrusted_proxies =");
+    std::fs::write(&config, text).unwrap();
+    let daemon = Daemon::start(&config);
+    rounds_completed(&daemon, 1).await;
+
+    let detail = get_json(&daemon.url("/status/news")).await;
+    let response = get(daemon.url(&format!("/p/news{ARTICLE}"))).await;
+    assert_eq!(response.status(), 200, "{detail}");
+    let headers = response.headers().clone();
+    let page = response.text().await.unwrap();
+    assert!(page.len() < 4096, "{} bytes", page.len());
+    assert!(headers["content-type"].to_str().unwrap().starts_with("text/html"));
+    let csp = headers["content-security-policy"].to_str().unwrap();
+    assert!(csp.starts_with("default-src 'none'"), "{csp}");
+    // The one script allowed is the one inline script, by its hash.
+    let script = page
+        .split("<script>")
+        .nth(1)
+        .unwrap()
+        .split("</script>")
+        .next()
+        .unwrap();
+    let hash = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(script.as_bytes()));
+    assert!(csp.contains(&format!("script-src 'sha256-{hash}'")), "{csp}");
+    for base in [primary.url(), mirror.url(), other.url()] {
+        assert!(
+            page.contains(&format!("{base}/pixel.png")),
+            "{base} in {page}\n{detail}"
+        );
+        assert!(csp.contains(&base), "{csp}");
+    }
+    assert!(
+        page.contains(&format!("url={}{ARTICLE}", primary.url())),
+        "no-script fallback"
+    );
+    assert!(!page.contains("<link") && !page.contains("<img") && !page.contains("src=\""));
+    assert!(headers["cache-control"].to_str().unwrap().contains("private"));
+
+    // With reader_probe on, browsers asking /r/ get the page; other clients the 302.
+    let browser = client()
+        .get(daemon.url(&format!("/r/news{ARTICLE}")))
+        .header("Accept", "text/html,application/xhtml+xml")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(browser.status(), 200);
+    assert_eq!(location_for(&daemon, None).await, format!("{}{ARTICLE}", primary.url()));
+
+    // Reports from three Chinese networks that the primary failed move it
+    // last for Chinese readers only; a fourth from one network is refused.
+    let report = |reader: &'static str| {
+        client()
+            .post(daemon.url("/p/report"))
+            .header("X-Forwarded-For", reader)
+            .body(format!("{{\"site\":\"news\",\"failed\":[\"{}\"]}}", primary.url()))
+            .send()
+    };
+    for reader in ["111.235.160.7", "111.235.161.7"] {
+        assert_eq!(report(reader).await.unwrap().status(), 204);
+    }
+    assert_eq!(
+        location_for(&daemon, Some(READER_CN)).await,
+        format!("{}{ARTICLE}", primary.url())
+    );
+    assert_eq!(report("111.235.162.7").await.unwrap().status(), 204);
+    assert_eq!(
+        location_for(&daemon, Some(READER_CN)).await,
+        format!("{}{ARTICLE}", mirror.url())
+    );
+    assert_eq!(
+        location_for(&daemon, Some(READER_SE)).await,
+        format!("{}{ARTICLE}", primary.url())
+    );
+    let mut limited = false;
+    for _ in 0..3 {
+        limited |= report("111.235.160.9").await.unwrap().status() == 429;
+    }
+    assert!(limited, "one network reported without limit");
+    let status = get_json(&daemon.url("/status")).await;
+    let reports = status["reader_reports"].as_array().unwrap();
+    assert_eq!(reports.len(), 1, "{status}");
+    assert_eq!(reports[0]["country"], "CN");
+    assert_eq!(reports[0]["base"], primary.url().as_str());
+    assert!(reports[0]["demoted_until"].is_string());
+    // A report from nowhere in the database counts for nothing.
+    assert_eq!(report("127.0.0.9").await.unwrap().status(), 204);
+}
