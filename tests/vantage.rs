@@ -490,3 +490,70 @@ async fn the_probe_page_tries_the_candidates_and_readers_reports_demote_for_a_wh
     // A report from nowhere in the database counts for nothing.
     assert_eq!(report("127.0.0.9").await.unwrap().status(), 204);
 }
+
+/// A 1×1 PNG, the probe asset a working base serves.
+const PIXEL_PNG: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42mNkYAAAAAYAAjCB0C8AAAAASUVORK5CYII=";
+
+#[tokio::test]
+async fn a_browser_running_the_probe_page_lands_on_the_first_base_that_loads() {
+    use base64::Engine;
+    let Some(chromium) = ["chromium", "chromium-browser", "google-chrome"].into_iter().find(|b| {
+        Command::new(b)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    }) else {
+        eprintln!("SKIPPED: no Chromium here; CI installs it");
+        return;
+    };
+    let pixel = base64::engine::general_purpose::STANDARD.decode(PIXEL_PNG).unwrap();
+    // The primary's probe asset is missing (as from a network that blocks
+    // it); the mirror's loads.
+    let primary = TestOrigin::start(Behavior::Status(404)).await;
+    primary.set_path(ARTICLE, Behavior::Page(Page::Primary.on(&primary)));
+    let mirror = TestOrigin::start(Behavior::Status(404)).await;
+    mirror.set_path(ARTICLE, Behavior::Page(Page::Faithful.on(&mirror)));
+    mirror.set_path(
+        "/pixel.png",
+        Behavior::Raw {
+            headers: vec![("content-type", "image/png".to_string())],
+            body: pixel,
+        },
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let site = SiteSpec::new("news", primary.url(), vec![mirror.url()], vec![ARTICLE])
+        .extra("probe_asset = \"/pixel.png\"\ncontent_selector = \"article\"");
+    let config = vantage_config(dir.path(), &[site], "1m");
+    let daemon = Daemon::start(&config);
+    rounds_completed(&daemon, 1).await;
+    let profile = tempfile::tempdir().unwrap();
+    let output = tokio::process::Command::new(chromium)
+        .args(["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .args(["--virtual-time-budget=15000", "--dump-dom"])
+        .arg(daemon.url(&format!("/p/news{ARTICLE}")))
+        .output()
+        .await
+        .unwrap();
+    let dom = String::from_utf8_lossy(&output.stdout);
+    let requests = |origin: &TestOrigin| -> Vec<String> {
+        origin
+            .requests
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, path)| path.clone())
+            .collect()
+    };
+    assert!(
+        requests(&primary).iter().any(|p| p.starts_with("/pixel.png?mg=")),
+        "the primary's asset was tried: {:?}",
+        requests(&primary)
+    );
+    assert!(
+        dom.contains("You are reading a mirror"),
+        "the browser ended on the mirror's article:\n{dom}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(requests(&mirror).iter().any(|p| p == ARTICLE));
+}
