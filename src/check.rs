@@ -158,7 +158,39 @@ fn write_evidence(out: &mut String, evidence: &crate::evidence::Evidence) {
     }
 }
 
+/// One discovery pass for every site with `[sites.discover]`, so `check`
+/// sees the articles the daemon would.
+async fn discover_once(config: &Config) -> std::collections::HashMap<String, Vec<crate::discover::Found>> {
+    let mut found = std::collections::HashMap::new();
+    let Ok(client) = reqwest::Client::builder()
+        .user_agent(config.probe.user_agent.clone())
+        .timeout(std::time::Duration::from_secs(60))
+        .build()
+    else {
+        return found;
+    };
+    for site in &config.sites {
+        let Some(discover) = &site.discover else { continue };
+        let mut cache = crate::discover::Cache::default();
+        let run = crate::discover::run(&client, &site.primary, discover, &mut cache, now_ms()).await;
+        for source in run.sources.iter().filter(|s| !s.ok) {
+            tracing::warn!(
+                site = site.name,
+                source = source.url,
+                error = source.error.as_deref().unwrap_or(""),
+                "discovery source failed"
+            );
+        }
+        found.insert(site.name.clone(), run.articles);
+    }
+    found
+}
+
 pub async fn check(config: &Config) -> Result<Report, StartError> {
+    let discovered = discover_once(config).await;
+    let mut merged = config.clone();
+    merged.sites = crate::discover::task::with_discovered(&config.sites, &discovered);
+    let config = &merged;
     let catalog = Arc::new(Catalog::new(config));
     let restored = stored_history(config).await;
     let engine = Engine::new(

@@ -21,6 +21,7 @@ use std::sync::Arc;
 use crate::fingerprint::{BlockFingerprints, ContentSelector};
 use crate::origin::Origin;
 
+mod discover;
 mod vantage;
 pub use vantage::{AgentConfig, GeoipConfig, VantageConfig};
 
@@ -165,6 +166,8 @@ pub struct SiteConfig {
     /// A small image every base serves, which the reader-side probe page
     /// loads to see whether a base works from the reader's network.
     pub probe_asset: String,
+    /// `[sites.discover]`: find articles in the site's sitemaps and feeds.
+    pub discover: Option<crate::discover::DiscoverConfig>,
 }
 
 impl SiteConfig {
@@ -375,6 +378,7 @@ const SITE_KEYS: &[&str] = &[
     "content_exclude",
     "prefer_primary",
     "probe_asset",
+    "discover",
 ];
 
 impl Walker<'_> {
@@ -858,7 +862,22 @@ impl Walker<'_> {
                 }
             },
         };
+        let discover = match find(table, "discover") {
+            None => Some(None),
+            Some(value) => match value.get_ref() {
+                DeValue::Table(discover) => self.discover(discover, &place).map(Some),
+                other => {
+                    let message = format!(
+                        "`{place}.discover` must be a table ([sites.discover]), found {}",
+                        other.type_str()
+                    );
+                    self.error(value.span(), message);
+                    None
+                }
+            },
+        };
         Some(SiteConfig {
+            discover: discover?,
             probe_asset: probe_asset?,
             name: name?,
             primary: primary?,
@@ -1213,7 +1232,7 @@ fn find<'t, 'i>(table: &'t DeTable<'i>, key: &str) -> Option<&'t Value<'i>> {
     table.iter().find(|(k, _)| k.get_ref().as_ref() == key).map(|(_, v)| v)
 }
 
-fn check_article_path(path: &str) -> Result<(), &'static str> {
+pub fn check_article_path(path: &str) -> Result<(), &'static str> {
     if !path.starts_with('/') {
         return Err("must be a path starting with '/' (the base is added per mirror)");
     }

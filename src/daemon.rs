@@ -156,7 +156,11 @@ impl Daemon {
             tokio::spawn(vantage.clone().upkeep(snapshots.clone(), shutdown.clone()));
             vantage
         });
+        let discovered: crate::discover::task::Discovered = Default::default();
+        let discovery: crate::discover::task::DiscoveryStatus = Default::default();
         let app = AppState {
+            discovery: discovery.clone(),
+            discovered: discovered.clone(),
             reports: Default::default(),
             geo: geo.clone(),
             countries,
@@ -173,7 +177,20 @@ impl Daemon {
         tracing::info!(%local_addr, sites, articles, "serving");
         let grace_ms = Arc::new(AtomicU64::new(config.server.shutdown_grace.as_millis() as u64));
         let reloader = reload.path.is_some().then(|| {
+            let sites = Arc::new(ArcSwap::from_pointee(config.sites.clone()));
+            let (changed, rediscovered) = tokio::sync::mpsc::channel(1);
+            tokio::spawn(crate::discover::task::run(
+                sites.clone(),
+                config.probe.user_agent.clone(),
+                discovered.clone(),
+                discovery.clone(),
+                changed,
+                shutdown.clone(),
+            ));
             let reloader = Reloader {
+                discovered: discovered.clone(),
+                sites,
+                rediscovered,
                 reload,
                 running: config.clone(),
                 events: events.clone(),

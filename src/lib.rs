@@ -11,6 +11,7 @@ pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod demo;
+pub mod discover;
 pub mod engine;
 pub mod evidence;
 pub mod fingerprint;

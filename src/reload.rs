@@ -130,8 +130,9 @@ fn site_changes(old: &[crate::config::SiteConfig], new: &[crate::config::SiteCon
             continue;
         };
         let debug = |v: &dyn std::fmt::Debug| format!("{v:?}");
-        let fields: [(&str, bool); 8] = [
+        let fields: [(&str, bool); 9] = [
             ("probe_asset", before.probe_asset != site.probe_asset),
+            ("discover", before.discover != site.discover),
             ("primary", before.primary != site.primary),
             ("mirrors", before.mirrors != site.mirrors),
             ("aliases", before.aliases != site.aliases),
@@ -198,6 +199,12 @@ pub struct Reloader {
     pub grace_ms: Arc<AtomicU64>,
     pub writer: StoreWriter,
     pub geo: crate::geoip::Geo,
+    /// Articles discovery found, merged into every catalog built here.
+    pub discovered: crate::discover::task::Discovered,
+    /// The sites as configured, for the discovery loop to follow.
+    pub sites: Arc<ArcSwap<Vec<crate::config::SiteConfig>>>,
+    /// Discovery found other articles: build the catalog again.
+    pub rediscovered: mpsc::Receiver<()>,
 }
 
 impl Reloader {
@@ -214,8 +221,40 @@ impl Reloader {
             tokio::select! {
                 _ = stop.cancelled() => return,
                 _ = hangups.recv() => self.reload().await,
+                Some(()) = self.rediscovered.recv() => self.apply_discovered().await,
             }
         }
+    }
+
+    /// The running config with what discovery found.
+    fn catalog_for(&self, config: &Config) -> Catalog {
+        let discovered = self.discovered.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let mut merged = config.clone();
+        merged.sites = crate::discover::task::with_discovered(&config.sites, &discovered);
+        Catalog::new(&merged)
+    }
+
+    /// Discovery changed a site's articles: the same config, a new catalog.
+    async fn apply_discovered(&mut self) {
+        let catalog = Arc::new(self.catalog_for(&self.running));
+        let scheduler = match Scheduler::new(catalog.clone(), &self.running.probe, self.evidence.clone()) {
+            Ok(scheduler) => scheduler,
+            Err(error) => {
+                tracing::error!(%error, "discovered articles not applied");
+                return;
+            }
+        };
+        let _ = self
+            .events
+            .send(EngineEvent::Reconfigure {
+                catalog,
+                down_after: self.running.probe.down_after,
+                retention: self.running.store.retention,
+            })
+            .await;
+        self.schedulers.store(Arc::new(scheduler));
+        // New articles are probed now, not at the next interval.
+        self.wake.notify_one();
     }
 
     async fn reload(&mut self) {
@@ -238,7 +277,11 @@ impl Reloader {
                 return;
             }
         };
-        let scheduler = match Scheduler::new(Arc::new(Catalog::new(&config)), &config.probe, self.evidence.clone()) {
+        let scheduler = match Scheduler::new(
+            Arc::new(self.catalog_for(&config)),
+            &config.probe,
+            self.evidence.clone(),
+        ) {
             Ok(scheduler) => scheduler,
             Err(error) => {
                 tracing::error!(%error, "config reload rejected; still running on the previous config");
@@ -305,6 +348,7 @@ impl Reloader {
         if !log_level_reloads {
             config.log.level = self.running.log.level.clone();
         }
+        self.sites.store(Arc::new(config.sites.clone()));
         self.running = config;
         notify::ready();
     }
@@ -396,6 +440,11 @@ articles = ["/a"]
             "probe_asset",
             "articles = [\"/a\"]",
             "articles = [\"/a\"]\nprobe_asset = \"/logo.png\"",
+        ),
+        (
+            "discover",
+            "articles = [\"/a\"]",
+            "articles = [\"/a\"]\n[sites.discover]\nsitemaps = [\"auto\"]",
         ),
     ];
 

@@ -70,6 +70,9 @@ pub struct AppState {
     pub vantage: Option<crate::vantage::Vantage>,
     /// Readers' reports of bases that failed them (`/p/report`).
     pub reports: Arc<crate::reader_probe::ReaderReports>,
+    /// Each site's last discovery run, and the articles it found.
+    pub discovery: crate::discover::task::DiscoveryStatus,
+    pub discovered: crate::discover::task::Discovered,
 }
 
 /// The part of `[server]` that takes effect on reload.
@@ -114,6 +117,8 @@ impl AppState {
             countries: Default::default(),
             vantage: None,
             reports: Default::default(),
+            discovery: Default::default(),
+            discovered: Default::default(),
         }
     }
 
@@ -504,6 +509,18 @@ async fn overview(State(state): State<AppState>) -> Response {
             now_ms(),
         );
         overview.reader_reports = state.reports.status(&snapshot.catalog.sites, now_ms());
+        let runs = state.discovery.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let found = state.discovered.lock().unwrap_or_else(|e| e.into_inner());
+        for site in &mut overview.sites {
+            if let Some(run) = runs.get(site.name) {
+                site.discovery = Some(status::DiscoverySummary {
+                    last_run_at: run.finished_at.clone(),
+                    articles: found.get(site.name).map_or(0, Vec::len),
+                    other_hosts: run.other_hosts,
+                    sources: run.sources.clone(),
+                });
+            }
+        }
         overview
     })
 }
@@ -514,6 +531,9 @@ async fn site_status(State(state): State<AppState>, Path(site): Path<String>) ->
         Some(&index) if index < snapshot.sites.len() => {
             let mut detail = status::site_detail(&snapshot, index, now_ms(), None);
             status::add_country_verdicts(&mut detail, index, &state.countries.load());
+            if let Some(found) = state.discovered.lock().unwrap_or_else(|e| e.into_inner()).get(&site) {
+                status::add_discovery_sources(&mut detail, found);
+            }
             json(StatusCode::OK, &detail)
         }
         _ => error(

@@ -72,6 +72,19 @@ pub struct SiteSummary<'a> {
     /// Articles no base serves the reference of now: readers get a 503.
     pub articles_without_base: usize,
     pub bases: Vec<BaseSummary<'a>>,
+    /// The last discovery run, when the site has `[sites.discover]`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub discovery: Option<DiscoverySummary>,
+}
+
+#[derive(Serialize)]
+pub struct DiscoverySummary {
+    pub last_run_at: Option<String>,
+    /// Articles discovery adds to the configured ones.
+    pub articles: usize,
+    /// URLs on other hosts (or not http), ignored.
+    pub other_hosts: usize,
+    pub sources: Vec<crate::discover::SourceStatus>,
 }
 
 #[derive(Serialize)]
@@ -126,6 +139,14 @@ pub struct SiteDetail<'a> {
 #[derive(Serialize)]
 pub struct ArticleDetail<'a> {
     pub path: &'a str,
+    /// `config`, or `discovered`.
+    pub source: &'static str,
+    /// The sitemap or feed that listed it, when discovered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub discovered_from: Option<String>,
+    /// Its lastmod or publication date, when discovered with one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub published_at: Option<String>,
     pub reference: Option<Hash>,
     /// `primary` (served now), `history` (the newest version the primary
     /// served, while it serves none it can be trusted with), `consensus`.
@@ -190,6 +211,7 @@ pub fn overview<'a>(
             name: &meta.name,
             articles: meta.articles.len(),
             articles_without_base: articles_without_base(view),
+            discovery: None,
             bases: meta
                 .base_names
                 .iter()
@@ -289,6 +311,19 @@ pub fn site_detail<'a>(
     }
 }
 
+/// Marks the articles discovery found (and not configured too).
+pub fn add_discovery_sources(detail: &mut SiteDetail<'_>, found: &[crate::discover::Found]) {
+    let by_path: std::collections::HashMap<&str, &crate::discover::Found> =
+        found.iter().map(|f| (f.path.as_str(), f)).collect();
+    for article in &mut detail.articles {
+        if let Some(found) = by_path.get(article.path) {
+            article.source = "discovered";
+            article.discovered_from = Some(found.source.clone());
+            article.published_at = found.date.map(rfc3339);
+        }
+    }
+}
+
 /// Adds what each country's agents got for each article of `site`.
 pub fn add_country_verdicts(detail: &mut SiteDetail<'_>, site: usize, vantage: &VantageView) {
     for (&country, sites) in &vantage.routes {
@@ -325,6 +360,9 @@ pub fn article_detail<'a>(
     let bases = &meta.base_names;
     ArticleDetail {
         path,
+        source: "config",
+        discovered_from: None,
+        published_at: None,
         reference: view.reference.map(|r| r.hash),
         reference_source: view.reference.map(|r| r.source),
         redirect_to: (view.candidates(meta.prefer_primary).next()).map(|b| format!("{}{}", bases[b], path)),

@@ -1,0 +1,140 @@
+//! The daemon's discovery loop: runs each site's discovery when it is due
+//! and, when the articles found change, asks for a new catalog (as a reload
+//! would) so they are probed — new ones at once, newest first.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::{Cache, Found, Run};
+use crate::clock::now_ms;
+use crate::config::SiteConfig;
+
+/// Each site's articles found by its last run, by site name.
+pub type Discovered = Arc<Mutex<HashMap<String, Vec<Found>>>>;
+/// Each site's last run (articles left out), by site name, for `/status`.
+pub type DiscoveryStatus = Arc<Mutex<HashMap<String, Run>>>;
+
+/// How often the loop looks for a site that is due.
+const TICK: Duration = Duration::from_secs(1);
+
+/// Runs until `stop`. `sites` follows reloads; `changed` is sent a unit
+/// whenever some site's articles changed.
+pub async fn run(
+    sites: Arc<ArcSwap<Vec<SiteConfig>>>,
+    user_agent: String,
+    discovered: Discovered,
+    status: DiscoveryStatus,
+    changed: mpsc::Sender<()>,
+    stop: CancellationToken,
+) {
+    let client = match reqwest::Client::builder()
+        .user_agent(user_agent)
+        .timeout(Duration::from_secs(60))
+        .connect_timeout(Duration::from_secs(10))
+        .redirect(reqwest::redirect::Policy::limited(5))
+        .build()
+    {
+        Ok(client) => client,
+        Err(error) => {
+            tracing::error!(%error, "discovery cannot build its HTTP client; discovery is off");
+            return;
+        }
+    };
+    let mut caches: HashMap<String, Cache> = HashMap::new();
+    let mut last_run: HashMap<String, (Instant, super::DiscoverConfig)> = HashMap::new();
+    loop {
+        let current = sites.load_full();
+        let mut any_change = false;
+        // Sites whose [sites.discover] went away drop what they found.
+        {
+            let mut found = discovered.lock().unwrap_or_else(|e| e.into_inner());
+            let before = found.len();
+            found.retain(|name, _| current.iter().any(|s| &s.name == name && s.discover.is_some()));
+            any_change |= found.len() != before;
+        }
+        status
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|name, _| current.iter().any(|s| &s.name == name && s.discover.is_some()));
+        for site in current.iter() {
+            let Some(config) = &site.discover else { continue };
+            let due = match last_run.get(&site.name) {
+                Some((at, used)) => used != config || at.elapsed() >= config.interval,
+                None => true,
+            };
+            if !due {
+                continue;
+            }
+            let cache = caches.entry(site.name.clone()).or_default();
+            let run = tokio::select! {
+                _ = stop.cancelled() => return,
+                run = super::run(&client, &site.primary, config, cache, now_ms()) => run,
+            };
+            last_run.insert(site.name.clone(), (Instant::now(), config.clone()));
+            for source in run.sources.iter().filter(|s| !s.ok) {
+                tracing::warn!(
+                    site = site.name,
+                    source = source.url,
+                    error = source.error.as_deref().unwrap_or(""),
+                    "discovery source failed"
+                );
+            }
+            let articles = run.articles.clone();
+            {
+                let mut found = discovered.lock().unwrap_or_else(|e| e.into_inner());
+                let paths = |list: &[Found]| list.iter().map(|f| f.path.clone()).collect::<Vec<_>>();
+                let before = found.get(&site.name).map(|l| paths(l));
+                if before.as_deref() != Some(paths(&articles).as_slice()) {
+                    any_change = true;
+                    tracing::info!(
+                        site = site.name,
+                        articles = articles.len(),
+                        "discovered articles changed"
+                    );
+                }
+                found.insert(site.name.clone(), articles);
+            }
+            let mut summary = run;
+            summary.articles.clear();
+            status
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(site.name.clone(), summary);
+        }
+        if any_change {
+            let _ = changed.try_send(());
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(TICK) => {}
+        }
+    }
+}
+
+/// `sites` with each site's discovered articles after its configured ones
+/// (newest first, none twice).
+pub fn with_discovered(sites: &[SiteConfig], discovered: &HashMap<String, Vec<Found>>) -> Vec<SiteConfig> {
+    sites
+        .iter()
+        .map(|site| {
+            let mut site = site.clone();
+            if site.discover.is_some()
+                && let Some(found) = discovered.get(&site.name)
+            {
+                let configured: std::collections::HashSet<String> = site.articles.iter().cloned().collect();
+                site.articles.extend(
+                    found
+                        .iter()
+                        .filter(|f| !configured.contains(&f.path))
+                        .map(|f| f.path.clone()),
+                );
+            }
+            site
+        })
+        .collect()
+}

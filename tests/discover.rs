@@ -1,0 +1,247 @@
+//! Discovery against a loopback origin that serves robots.txt, a gzipped
+//! sitemap index, a Google News sitemap and RSS, Atom and JSON feeds — and
+//! hostile ones, each of which must fail alone.
+
+mod common;
+
+use std::io::Write;
+use std::time::{Duration, SystemTime};
+
+use common::*;
+use serde_json::Value;
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder.write_all(bytes).unwrap();
+    encoder.finish().unwrap()
+}
+
+fn raw(content_type: &str, body: Vec<u8>) -> Behavior {
+    Behavior::Raw {
+        headers: vec![("content-type", content_type.to_string())],
+        body,
+    }
+}
+
+/// A W3C datetime `hours` ago.
+fn hours_ago(hours: u64) -> String {
+    humantime::format_rfc3339_seconds(SystemTime::now() - Duration::from_secs(hours * 3600)).to_string()
+}
+
+/// An origin that serves a page at each of `paths` (a 404 elsewhere).
+async fn site_with(paths: &[&str]) -> TestOrigin {
+    let origin = TestOrigin::start(Behavior::Status(404)).await;
+    for path in paths {
+        origin.set_path(path, Behavior::Page(Page::Primary.on(&origin)));
+    }
+    origin
+}
+
+fn articles_of(detail: &Value) -> Vec<Value> {
+    detail["articles"].as_array().unwrap().clone()
+}
+
+#[tokio::test]
+async fn sitemaps_and_feeds_add_articles_newest_first_and_old_ones_age_out() {
+    let discovered = ["/news/1", "/news/2", "/news/rss-1", "/news/atom-1", "/news/json-1"];
+    let origin = site_with(&[&[ARTICLE][..], &discovered[..]].concat()).await;
+    let base = origin.url();
+    origin.set_path(
+        "/robots.txt",
+        raw(
+            "text/plain",
+            format!("User-agent: *\nDisallow: /private\nSitemap: {base}/sitemap_index.xml.gz\n").into(),
+        ),
+    );
+    let index = format!(
+        "<?xml version=\"1.0\"?><sitemapindex xmlns=\"http://www.sitemaps.org/schemas/sitemap/0.9\">\
+         <sitemap><loc>{base}/news-sitemap.xml</loc></sitemap>\
+         <sitemap><loc>{base}/old.xml</loc></sitemap>\
+         <sitemap><loc>{base}/sitemap_index.xml.gz</loc></sitemap>\
+         <sitemap><loc>https://elsewhere.example/sitemap.xml</loc></sitemap></sitemapindex>"
+    );
+    origin.set_path(
+        "/sitemap_index.xml.gz",
+        raw("application/x-gzip", gzip(index.as_bytes())),
+    );
+    let news = format!(
+        "<?xml version=\"1.0\"?><urlset xmlns=\"http://www.sitemaps.org/schemas/sitemap/0.9\" \
+         xmlns:news=\"http://www.google.com/schemas/sitemap-news/0.9\">\
+         <url><loc>{base}/news/1?utm_source=sitemap</loc><news:news><news:publication_date>{}</news:publication_date>\
+         <news:title>One</news:title></news:news></url>\
+         <url><loc>{base}/news/2</loc><lastmod>{}</lastmod></url>\
+         <url><loc>https://elsewhere.example/news/3</loc></url>\
+         <url><loc>javascript:alert(1)</loc></url>\
+         <url><loc>{base}/about</loc></url></urlset>",
+        hours_ago(1),
+        hours_ago(2)
+    );
+    origin.set_path("/news-sitemap.xml", raw("application/xml", news.into()));
+    let old = format!("<urlset><url><loc>{base}/news/old</loc><lastmod>2020-01-01</lastmod></url></urlset>");
+    origin.set_path("/old.xml", raw("application/xml", old.into()));
+    let rss = format!(
+        "<?xml version=\"1.0\"?><rss version=\"2.0\"><channel><title>Ex</title><link>{base}/</link><description>d</description>\
+         <item><title>R</title><link>{base}/news/rss-1</link><pubDate>{}</pubDate></item></channel></rss>",
+        httpdate::fmt_http_date(SystemTime::now() - Duration::from_secs(600))
+    );
+    origin.set_path("/rss", raw("application/rss+xml", rss.into()));
+    let atom = format!(
+        "<?xml version=\"1.0\"?><feed xmlns=\"http://www.w3.org/2005/Atom\"><title>Ex</title><id>urn:x</id><updated>{0}</updated>\
+         <entry><title>A</title><id>urn:a</id><link href=\"{base}/news/atom-1\"/><updated>{0}</updated></entry></feed>",
+        hours_ago(3)
+    );
+    origin.set_path("/atom", raw("application/atom+xml", atom.into()));
+    let json_feed = serde_json::json!({
+        "version": "https://jsonfeed.org/version/1.1", "title": "Ex",
+        "items": [{"id": "j1", "url": format!("{base}/news/json-1"), "date_published": hours_ago(4)}]
+    });
+    origin.set_path("/feed.json", raw("application/feed+json", json_feed.to_string().into()));
+
+    let dir = tempfile::tempdir().unwrap();
+    let extra = format!(
+        "[sites.discover]\nsitemaps = [\"auto\"]\nfeeds = [\"{base}/rss\", \"{base}/atom\", \"{base}/feed.json\"]\n\
+         interval = \"1h\"\nmax_age = \"30d\"\ninclude = [\"/news/\"]\n"
+    );
+    let config = dir.path().join("mirrorgate.toml");
+    let site = SiteSpec::new("news", base.clone(), vec![], vec![ARTICLE]).extra(&extra);
+    write_config(&config, &dir.path().join("store.db"), "", &[site]);
+    let daemon = Daemon::start(&config);
+    let detail = eventually("discovered articles probed", Duration::from_secs(30), || {
+        let url = daemon.url("/status/news");
+        async move {
+            let detail = get_json(&url).await;
+            let articles = articles_of(&detail);
+            let probed = articles.len() == 6 && articles.iter().all(|a| a["bases"][0]["verdict"] == "same");
+            probed.then_some(detail)
+        }
+    })
+    .await;
+    let articles = articles_of(&detail);
+    let paths: Vec<&str> = articles.iter().map(|a| a["path"].as_str().unwrap()).collect();
+    // Configured first, then discovered, newest first; tracking parameters gone.
+    assert_eq!(
+        paths,
+        [
+            ARTICLE,
+            "/news/rss-1",
+            "/news/1",
+            "/news/2",
+            "/news/atom-1",
+            "/news/json-1"
+        ]
+    );
+    assert_eq!(articles[0]["source"], "config");
+    assert_eq!(articles[2]["source"], "discovered");
+    assert_eq!(
+        articles[2]["discovered_from"],
+        format!("{base}/news-sitemap.xml").as_str()
+    );
+    assert!(articles[2]["published_at"].is_string());
+    assert_eq!(articles[1]["discovered_from"], format!("{base}/rss").as_str());
+
+    let status = get_json(&daemon.url("/status")).await;
+    let discovery = &status["sites"][0]["discovery"];
+    assert_eq!(discovery["articles"], 5, "{status}");
+    assert!(discovery["other_hosts"].as_u64().unwrap() >= 3, "{discovery}");
+    let sources = discovery["sources"].as_array().unwrap();
+    assert_eq!(sources.len(), 4, "{discovery}");
+    assert!(sources.iter().all(|s| s["ok"] == true), "{discovery}");
+    assert!(discovery["last_run_at"].is_string());
+}
+
+#[tokio::test]
+async fn hostile_sitemaps_and_feeds_each_fail_alone() {
+    let origin = site_with(&[ARTICLE, "/news/good"]).await;
+    let base = origin.url();
+    let bomb = format!(
+        "<?xml version=\"1.0\"?><!DOCTYPE lolz [<!ENTITY lol \"lol\"><!ENTITY lol2 \"&lol;&lol;&lol;&lol;&lol;\">\
+         <!ENTITY xxe SYSTEM \"file:///etc/passwd\">]><urlset><url><loc>{base}/news/&lol2;&xxe;</loc></url></urlset>"
+    );
+    origin.set_path("/bomb.xml", raw("application/xml", bomb.into()));
+    origin.set_path("/huge.xml", Behavior::Bytes { size: 60 * 1024 * 1024 });
+    origin.set_path(
+        "/gzbomb.xml.gz",
+        raw("application/gzip", gzip(&vec![b' '; 60 * 1024 * 1024])),
+    );
+    origin.set_path(
+        "/broken.xml",
+        raw("application/xml", b"<urlset><url><loc>x</url>".to_vec()),
+    );
+    let nested: String = format!("<sitemapindex><sitemap><loc>{base}/nest/1.xml</loc></sitemap></sitemapindex>");
+    origin.set_path("/nest/0.xml", raw("application/xml", nested.into()));
+    for depth in 1..8 {
+        let next = format!(
+            "<sitemapindex><sitemap><loc>{base}/nest/{}.xml</loc></sitemap></sitemapindex>",
+            depth + 1
+        );
+        origin.set_path(&format!("/nest/{depth}.xml"), raw("application/xml", next.into()));
+    }
+    let good = format!("<urlset><url><loc>{base}/news/good</loc></url></urlset>");
+    origin.set_path("/good.xml", raw("application/xml", good.into()));
+    origin.set_path("/notafeed", raw("text/html", b"<html><body>no</body></html>".to_vec()));
+    let dir = tempfile::tempdir().unwrap();
+    let extra = format!(
+        "[sites.discover]\nsitemaps = [\"{base}/bomb.xml\", \"{base}/huge.xml\", \"{base}/gzbomb.xml.gz\", \
+         \"{base}/broken.xml\", \"{base}/nest/0.xml\", \"{base}/good.xml\"]\nfeeds = [\"{base}/notafeed\"]\n"
+    );
+    let config = dir.path().join("mirrorgate.toml");
+    let site = SiteSpec::new("news", base.clone(), vec![], vec![ARTICLE]).extra(&extra);
+    write_config(&config, &dir.path().join("store.db"), "", &[site]);
+    let daemon = Daemon::start(&config);
+    let status = eventually("a discovery run", Duration::from_secs(30), || {
+        let url = daemon.url("/status");
+        async move {
+            let status = get_json(&url).await;
+            status["sites"][0]["discovery"]["last_run_at"]
+                .is_string()
+                .then_some(status)
+        }
+    })
+    .await;
+    let sources = status["sites"][0]["discovery"]["sources"].as_array().unwrap().clone();
+    let error_of = |suffix: &str| -> String {
+        let source = sources
+            .iter()
+            .find(|s| s["url"].as_str().unwrap().ends_with(suffix))
+            .unwrap_or_else(|| panic!("{suffix} in {sources:?}"));
+        source["error"].as_str().unwrap_or("").to_string()
+    };
+    assert!(
+        error_of("/bomb.xml").contains("never expanded"),
+        "{}",
+        error_of("/bomb.xml")
+    );
+    assert!(
+        error_of("/huge.xml").contains("larger than 50 MB"),
+        "{}",
+        error_of("/huge.xml")
+    );
+    assert!(error_of("/gzbomb.xml.gz").contains("decompresses to more than"));
+    assert!(
+        error_of("/broken.xml").contains("malformed XML"),
+        "{}",
+        error_of("/broken.xml")
+    );
+    assert!(
+        error_of("/nest/0.xml").contains("deeper than 3"),
+        "{}",
+        error_of("/nest/0.xml")
+    );
+    assert!(
+        error_of("/notafeed").contains("not a feed"),
+        "{}",
+        error_of("/notafeed")
+    );
+    assert_eq!(error_of("/good.xml"), "");
+    let detail = eventually("the good sitemap's article", Duration::from_secs(20), || {
+        let url = daemon.url("/status/news");
+        async move {
+            let detail = get_json(&url).await;
+            (articles_of(&detail).len() == 2).then_some(detail)
+        }
+    })
+    .await;
+    assert_eq!(articles_of(&detail)[1]["path"], "/news/good");
+    // The daemon still answers readers.
+    assert_eq!(get(daemon.url(&format!("/r/news{ARTICLE}"))).await.status(), 302);
+}
