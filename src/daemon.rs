@@ -70,22 +70,33 @@ impl Daemon {
     /// Starts everything; returns once the listener is bound and the stored
     /// state is being served (and then tells systemd it is ready).
     pub async fn start(config: Config, reload: Reload, shutdown: CancellationToken) -> Result<Self, StartError> {
-        let catalog = Arc::new(Catalog::new(&config));
         let (backend, path, busy_timeout) = (
             config.store.backend,
             config.store.path.clone(),
             config.store.busy_timeout,
         );
-        let (store, restored) = tokio::task::spawn_blocking(move || {
+        let (store, restored, found) = tokio::task::spawn_blocking(move || {
             let mut store: Box<dyn Store> = match backend {
                 StoreBackend::Sqlite => Box::new(SqliteStore::open(&path, busy_timeout)?),
                 StoreBackend::None => Box::new(NullStore),
             };
             let restored = store.load_snapshot(LATENCY_SAMPLES)?;
-            Ok::<_, StoreError>((store, restored))
+            let found = store.load_discovered()?;
+            Ok::<_, StoreError>((store, restored, found))
         })
         .await
         .expect("opening the store does not panic")?;
+        // Articles found before the restart are probed from the start;
+        // discovery runs again soon and replaces them if they changed.
+        let mut found = found;
+        found.retain(|site, _| config.sites.iter().any(|s| &s.name == site && s.discover.is_some()));
+        let discovered: crate::discover::task::Discovered = Arc::new(std::sync::Mutex::new(found));
+        let catalog = {
+            let mut merged = config.clone();
+            let found = discovered.lock().unwrap_or_else(|e| e.into_inner());
+            merged.sites = crate::discover::task::with_discovered(&config.sites, &found);
+            Arc::new(Catalog::new(&merged))
+        };
         tracing::info!(
             path = %config.store.path.display(),
             results = restored.latest.len(),
@@ -156,7 +167,6 @@ impl Daemon {
             tokio::spawn(vantage.clone().upkeep(snapshots.clone(), shutdown.clone()));
             vantage
         });
-        let discovered: crate::discover::task::Discovered = Default::default();
         let discovery: crate::discover::task::DiscoveryStatus = Default::default();
         let app = AppState {
             discovery: discovery.clone(),
@@ -185,6 +195,7 @@ impl Daemon {
                 discovered.clone(),
                 discovery.clone(),
                 changed,
+                Some(writer.clone()),
                 shutdown.clone(),
             ));
             let reloader = Reloader {

@@ -237,11 +237,68 @@ async fn hostile_sitemaps_and_feeds_each_fail_alone() {
         let url = daemon.url("/status/news");
         async move {
             let detail = get_json(&url).await;
-            (articles_of(&detail).len() == 2).then_some(detail)
+            let articles = articles_of(&detail);
+            let probed = articles.iter().all(|a| a["bases"][0]["verdict"] == "same");
+            (articles.len() == 2 && probed).then_some(detail)
         }
     })
     .await;
     assert_eq!(articles_of(&detail)[1]["path"], "/news/good");
     // The daemon still answers readers.
-    assert_eq!(get(daemon.url(&format!("/r/news{ARTICLE}"))).await.status(), 302);
+    let status = get(daemon.url(&format!("/r/news{ARTICLE}"))).await.status();
+    let detail = get_json(&daemon.url("/status/news")).await;
+    assert_eq!(status, 302, "{detail}");
+}
+
+#[tokio::test]
+async fn discovered_articles_survive_a_restart_and_a_failing_source() {
+    let origin = site_with(&[ARTICLE, "/news/kept"]).await;
+    let base = origin.url();
+    let sitemap = format!("<urlset><url><loc>{base}/news/kept</loc></url></urlset>");
+    origin.set_path("/sitemap.xml", raw("application/xml", sitemap.into()));
+    let dir = tempfile::tempdir().unwrap();
+    let extra = "[sites.discover]\nsitemaps = [\"auto\"]\ninterval = \"1h\"\n";
+    let config = dir.path().join("mirrorgate.toml");
+    let site = SiteSpec::new("news", base.clone(), vec![], vec![ARTICLE]).extra(extra);
+    write_config(&config, &dir.path().join("store.db"), "", &[site]);
+    let paths = |detail: &Value| -> Vec<String> {
+        articles_of(detail)
+            .iter()
+            .map(|a| a["path"].as_str().unwrap().to_string())
+            .collect()
+    };
+    {
+        let mut daemon = Daemon::start(&config);
+        eventually("the sitemap's article", Duration::from_secs(20), || {
+            let url = daemon.url("/status/news");
+            async move { (articles_of(&get_json(&url).await).len() == 2).then_some(()) }
+        })
+        .await;
+        daemon.signal("TERM");
+        assert_eq!(daemon.wait_exit(Duration::from_secs(15)), Some(0));
+    }
+    // The sitemap is gone now; what was found stays, from the store.
+    origin.set_path("/sitemap.xml", Behavior::Status(503));
+    origin.set_path("/robots.txt", Behavior::Status(503));
+    let daemon = Daemon::start(&config);
+    let first = get_json(&daemon.url("/status/news")).await;
+    assert_eq!(paths(&first), [ARTICLE, "/news/kept"], "{first}");
+    let status = eventually("the failed run", Duration::from_secs(20), || {
+        let url = daemon.url("/status");
+        async move {
+            let status = get_json(&url).await;
+            status["sites"][0]["discovery"]["last_run_at"]
+                .is_string()
+                .then_some(status)
+        }
+    })
+    .await;
+    let source = &status["sites"][0]["discovery"]["sources"][0];
+    assert_eq!(source["ok"], false, "{status}");
+    assert!(source["error"].as_str().unwrap().contains("503"), "{source}");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        paths(&get_json(&daemon.url("/status/news")).await),
+        [ARTICLE, "/news/kept"]
+    );
 }

@@ -201,6 +201,18 @@ pub async fn run(
     run
 }
 
+/// A run in which some source failed adds to what was found before rather
+/// than replacing it: a sitemap that is down for an hour takes no article
+/// out of the catalog.
+pub fn keep_previous(previous: &[Found], run: &mut Run, config: &DiscoverConfig, now: UnixMillis) {
+    if run.sources.iter().all(|s| s.ok) {
+        return;
+    }
+    let mut all = previous.to_vec();
+    all.append(&mut run.articles);
+    run.articles = select(all, config, now);
+}
+
 /// The newest `max_articles` within `max_age` that pass include/exclude,
 /// one per path (the newest date wins).
 fn select(found: Vec<Found>, config: &DiscoverConfig, now: UnixMillis) -> Vec<Found> {

@@ -30,6 +30,7 @@ pub async fn run(
     discovered: Discovered,
     status: DiscoveryStatus,
     changed: mpsc::Sender<()>,
+    store: Option<crate::store::StoreWriter>,
     stop: CancellationToken,
 ) {
     let client = match reqwest::Client::builder()
@@ -51,11 +52,23 @@ pub async fn run(
         let current = sites.load_full();
         let mut any_change = false;
         // Sites whose [sites.discover] went away drop what they found.
-        {
+        let dropped: Vec<String> = {
             let mut found = discovered.lock().unwrap_or_else(|e| e.into_inner());
-            let before = found.len();
-            found.retain(|name, _| current.iter().any(|s| &s.name == name && s.discover.is_some()));
-            any_change |= found.len() != before;
+            let gone: Vec<String> = found
+                .keys()
+                .filter(|name| !current.iter().any(|s| &s.name == *name && s.discover.is_some()))
+                .cloned()
+                .collect();
+            for name in &gone {
+                found.remove(name);
+            }
+            gone
+        };
+        any_change |= !dropped.is_empty();
+        if let Some(store) = &store {
+            for site in dropped {
+                store.discovered(site, Vec::new()).await;
+            }
         }
         status
             .lock()
@@ -75,6 +88,14 @@ pub async fn run(
                 _ = stop.cancelled() => return,
                 run = super::run(&client, &site.primary, config, cache, now_ms()) => run,
             };
+            let mut run = run;
+            let previous = discovered
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&site.name)
+                .cloned()
+                .unwrap_or_default();
+            super::keep_previous(&previous, &mut run, config, now_ms());
             last_run.insert(site.name.clone(), (Instant::now(), config.clone()));
             for source in run.sources.iter().filter(|s| !s.ok) {
                 tracing::warn!(
@@ -85,19 +106,24 @@ pub async fn run(
                 );
             }
             let articles = run.articles.clone();
-            {
+            let site_changed = {
                 let mut found = discovered.lock().unwrap_or_else(|e| e.into_inner());
                 let paths = |list: &[Found]| list.iter().map(|f| f.path.clone()).collect::<Vec<_>>();
                 let before = found.get(&site.name).map(|l| paths(l));
-                if before.as_deref() != Some(paths(&articles).as_slice()) {
-                    any_change = true;
-                    tracing::info!(
-                        site = site.name,
-                        articles = articles.len(),
-                        "discovered articles changed"
-                    );
+                let changed = before.as_deref() != Some(paths(&articles).as_slice());
+                found.insert(site.name.clone(), articles.clone());
+                changed
+            };
+            if site_changed {
+                any_change = true;
+                tracing::info!(
+                    site = site.name,
+                    articles = articles.len(),
+                    "discovered articles changed"
+                );
+                if let Some(store) = &store {
+                    store.discovered(site.name.clone(), articles).await;
                 }
-                found.insert(site.name.clone(), articles);
             }
             let mut summary = run;
             summary.articles.clear();

@@ -102,4 +102,14 @@ pub trait Store: Send + 'static {
     fn prune(&mut self, raw_before: UnixMillis, before: UnixMillis) -> Result<u64, StoreError>;
     /// How long a write waits on another process's lock (a reload changes it).
     fn set_busy_timeout(&mut self, _timeout: std::time::Duration) {}
+    /// Replaces what discovery found for `site` (a site with none drops out).
+    fn save_discovered(&mut self, _site: &str, _found: &[crate::discover::Found]) -> Result<(), StoreError> {
+        Ok(())
+    }
+    /// What discovery found, by site, as last saved.
+    fn load_discovered(
+        &mut self,
+    ) -> Result<std::collections::HashMap<String, Vec<crate::discover::Found>>, StoreError> {
+        Ok(Default::default())
+    }
 }

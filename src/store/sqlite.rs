@@ -90,6 +90,17 @@ CREATE TABLE IF NOT EXISTS article_hours (
     -- removes a range.
     PRIMARY KEY (hour, article_id)
 ) WITHOUT ROWID;
+-- Articles discovery found, kept so they survive a restart. first_seen
+-- stays from the first run that listed the path.
+CREATE TABLE IF NOT EXISTS discovered (
+    site TEXT NOT NULL,
+    path TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    date INTEGER,
+    source TEXT NOT NULL,
+    first_seen INTEGER NOT NULL,
+    PRIMARY KEY (site, path)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS base_minutes (
     base TEXT NOT NULL,
     minute INTEGER NOT NULL,
@@ -541,6 +552,64 @@ impl Store for SqliteStore {
 
     fn load_snapshot(&mut self, latencies_per_base: usize) -> Result<StoredState, StoreError> {
         self.load(latencies_per_base).map_err(|e| self.error(e))
+    }
+
+    fn save_discovered(&mut self, site: &str, found: &[crate::discover::Found]) -> Result<(), StoreError> {
+        let result = (|| {
+            let tx = self.connection.transaction()?;
+            let first_seen: std::collections::HashMap<String, i64> = {
+                let mut statement = tx.prepare("SELECT path, first_seen FROM discovered WHERE site = ?1")?;
+                let rows = statement.query_map([site], |row| Ok((row.get(0)?, row.get(1)?)))?;
+                rows.collect::<Result<_, _>>()?
+            };
+            tx.execute("DELETE FROM discovered WHERE site = ?1", [site])?;
+            {
+                let mut insert = tx.prepare(
+                    "INSERT INTO discovered (site, path, position, date, source, first_seen) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )?;
+                let now = crate::clock::now_ms();
+                for (position, entry) in found.iter().enumerate() {
+                    let seen = first_seen.get(&entry.path).copied().unwrap_or(now);
+                    insert.execute(rusqlite::params![
+                        site,
+                        entry.path,
+                        position as i64,
+                        entry.date,
+                        entry.source,
+                        seen
+                    ])?;
+                }
+            }
+            tx.commit()
+        })();
+        result.map_err(|source| self.error(source))
+    }
+
+    fn load_discovered(
+        &mut self,
+    ) -> Result<std::collections::HashMap<String, Vec<crate::discover::Found>>, StoreError> {
+        let result = (|| {
+            let mut statement = self
+                .connection
+                .prepare("SELECT site, path, date, source FROM discovered ORDER BY site, position")?;
+            let rows = statement.query_map([], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    crate::discover::Found {
+                        path: row.get(1)?,
+                        date: row.get(2)?,
+                        source: row.get(3)?,
+                    },
+                ))
+            })?;
+            let mut found: std::collections::HashMap<String, Vec<crate::discover::Found>> = Default::default();
+            for row in rows {
+                let (site, entry) = row?;
+                found.entry(site).or_default().push(entry);
+            }
+            Ok(found)
+        })();
+        result.map_err(|source: rusqlite::Error| self.error(source))
     }
 
     fn set_busy_timeout(&mut self, timeout: Duration) {

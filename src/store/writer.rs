@@ -44,6 +44,7 @@ pub struct Retention {
 
 enum Command {
     Record(ProbeRecord),
+    Discovered(String, Vec<crate::discover::Found>),
     Flush(oneshot::Sender<()>),
     Configure(Retention),
 }
@@ -112,6 +113,12 @@ impl StoreWriter {
         }
     }
 
+    /// Keeps what discovery found for `site` (written apart from probes:
+    /// it changes once per discovery run at most).
+    pub async fn discovered(&self, site: String, found: Vec<crate::discover::Found>) {
+        let _ = self.commands.send(Command::Discovered(site, found)).await;
+    }
+
     /// New retention and busy timeout, from a reload.
     pub async fn configure(&self, rollups: Duration, raw: Duration, busy_timeout: Duration) {
         let retention = Retention {
@@ -151,6 +158,18 @@ impl Writer {
                         self.bound_backlog();
                         if self.pending.len() >= BATCH_SIZE && in_flight.is_none() && self.may_write() {
                             in_flight = Some(self.start_write());
+                        }
+                    }
+                    Some(Command::Discovered(site, found)) => {
+                        let store = self.store.clone();
+                        let saved = tokio::task::spawn_blocking(move || {
+                            store.lock().map_err(|_| "the store lock is poisoned".to_string())?
+                                .save_discovered(&site, &found)
+                                .map_err(|e| e.to_string())
+                        })
+                        .await;
+                        if let Ok(Err(error)) = saved {
+                            tracing::warn!(%error, "discovered articles not stored; they are found again after a restart");
                         }
                     }
                     Some(Command::Flush(ack)) => {
