@@ -45,6 +45,9 @@ pub struct ProbeDetail {
     pub text: Option<Arc<str>>,
     /// The rule that recognised the page, when one did.
     pub rule: Option<String>,
+    /// Subresources and links on another base than the page's own (None:
+    /// no page was read, what was found before stands).
+    pub leaks: Option<crate::fingerprint::leaks::Leaks>,
 }
 
 /// One probe's result, addressed by indices into the catalog its round ran
@@ -299,6 +302,9 @@ impl Engine {
             if let Some(rule) = detail.rule {
                 let hash = observation.as_ref().and_then(|o| o.hash);
                 store.keep_rule(name, path, &meta.base_names[probed], hash, rule);
+            }
+            if let Some(leaks) = detail.leaks {
+                store.keep_leaks(name, path, &meta.base_names[probed], leaks);
             }
         }
         for (base, base_name) in meta.base_names.iter().enumerate() {

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::clock::{UnixMillis, rfc3339};
+use crate::fingerprint::leaks::Leaks;
 use crate::fingerprint::{Hash, PageFacts};
 use crate::verdict::{Reason, Reference, Verdict};
 
@@ -98,6 +99,9 @@ pub struct EvidenceStore {
     text_bytes: usize,
     /// The last rule that recognised each base's page, kept with its hash.
     rules: HashMap<Key, (Option<Hash>, String)>,
+    /// Each base's page's leaks to other bases, where it has any. Bounded
+    /// by the catalog (one entry per article and base at most).
+    leaks: HashMap<Key, Arc<Leaks>>,
 }
 
 impl EvidenceStore {
@@ -135,6 +139,35 @@ impl EvidenceStore {
     ) {
         self.rules
             .insert((site.clone(), article.clone(), base.clone()), (hash, rule));
+    }
+
+    /// What the base's latest full answer for the article leaked.
+    pub fn keep_leaks(&mut self, site: &Arc<str>, article: &Arc<str>, base: &Arc<str>, leaks: Leaks) {
+        let key = (site.clone(), article.clone(), base.clone());
+        if leaks.is_empty() {
+            self.leaks.remove(&key);
+        } else {
+            self.leaks.insert(key, Arc::new(leaks));
+        }
+    }
+
+    pub fn leaks(&self, site: &str, article: &str, base: &str) -> Option<Arc<Leaks>> {
+        let key: Key = (site.into(), article.into(), base.into());
+        self.leaks.get(&key).cloned()
+    }
+
+    /// Per base of `site`: articles with leaks, and their resources and links.
+    pub fn leak_totals(&self, site: &str) -> HashMap<Arc<str>, (usize, u64, u64)> {
+        let mut totals: HashMap<Arc<str>, (usize, u64, u64)> = HashMap::new();
+        for ((s, _, base), leaks) in &self.leaks {
+            if &**s == site {
+                let entry = totals.entry(base.clone()).or_default();
+                entry.0 += 1;
+                entry.1 += u64::from(leaks.resources);
+                entry.2 += u64::from(leaks.links);
+            }
+        }
+        totals
     }
 
     fn text(&self, site: &Arc<str>, article: &Arc<str>, hash: Hash) -> Option<&Arc<str>> {

@@ -430,6 +430,32 @@ fn render_vantage(out: &mut String, snapshot: &Snapshot, vantage: &crate::vantag
     }
 }
 
+/// Each base's leaks to other bases, over its articles' latest pages.
+pub fn render_leaks(snapshot: &Snapshot, store: &crate::evidence::EvidenceStore) -> String {
+    let mut out = String::new();
+    header(
+        &mut out,
+        "mirrorgate_base_leaks",
+        "gauge",
+        "Subresources and links on another configured base, over the base's latest pages.",
+    );
+    for meta in &snapshot.catalog.sites {
+        let totals = store.leak_totals(&meta.name);
+        for base in &meta.base_names {
+            let (_, resources, links) = totals.get(base).copied().unwrap_or_default();
+            for (kind, value) in [("resources", resources), ("links", links)] {
+                let _ = writeln!(
+                    out,
+                    "mirrorgate_base_leaks{{site=\"{}\",base=\"{}\",kind=\"{kind}\"}} {value}",
+                    escape(&meta.name),
+                    escape(base)
+                );
+            }
+        }
+    }
+    out
+}
+
 fn header(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }

@@ -144,6 +144,7 @@ impl Prober {
                     detail = Some(Box::new(ProbeDetail {
                         text: None,
                         rule: Some(rule),
+                        leaks: None,
                     }));
                 }
                 (outcome, status, retry_after, None, None)
@@ -422,6 +423,7 @@ impl BodyReader {
         let detail = ProbeDetail {
             text: reading.text.map(Into::into),
             rule: reading.rule,
+            leaks: Some(reading.leaks),
         };
         (reading.fingerprint, Some(Box::new(detail)))
     }

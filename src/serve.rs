@@ -509,6 +509,9 @@ async fn overview(State(state): State<AppState>) -> Response {
             now_ms(),
         );
         overview.reader_reports = state.reports.status(&snapshot.catalog.sites, now_ms());
+        if let Ok(store) = state.evidence.lock() {
+            status::add_leak_totals(&mut overview, &store);
+        }
         let runs = state.discovery.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let found = state.discovered.lock().unwrap_or_else(|e| e.into_inner());
         for site in &mut overview.sites {
@@ -531,6 +534,9 @@ async fn site_status(State(state): State<AppState>, Path(site): Path<String>) ->
         Some(&index) if index < snapshot.sites.len() => {
             let mut detail = status::site_detail(&snapshot, index, now_ms(), None);
             status::add_country_verdicts(&mut detail, index, &state.countries.load());
+            if let Ok(store) = state.evidence.lock() {
+                status::add_leaks(&mut detail, &store);
+            }
             if let Some(found) = state.discovered.lock().unwrap_or_else(|e| e.into_inner()).get(&site) {
                 status::add_discovery_sources(&mut detail, found);
             }
@@ -617,12 +623,16 @@ async fn evidence(State(state): State<AppState>, Path(site): Path<String>, uri: 
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
-    let body = crate::metrics::render(
-        &state.snapshots.load(),
+    let snapshot = state.snapshots.load();
+    let mut body = crate::metrics::render(
+        &snapshot,
         &state.counters,
         state.store.as_deref(),
         &state.countries.load(),
     );
+    if let Ok(store) = state.evidence.lock() {
+        body.push_str(&crate::metrics::render_leaks(&snapshot, &store));
+    }
     let content_type = [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")];
     (StatusCode::OK, content_type, body).into_response()
 }

@@ -99,6 +99,16 @@ pub struct BaseSummary<'a> {
     pub reasons: BTreeMap<&'static str, usize>,
     /// The base as agents in each country with agents see it.
     pub countries: BTreeMap<Country, CountryStatus>,
+    /// Its pages' subresources and links on other bases.
+    pub leaks: LeakTotals,
+}
+
+#[derive(Serialize, Default, Clone, Copy)]
+pub struct LeakTotals {
+    /// Articles whose page has any.
+    pub articles: usize,
+    pub resources: u64,
+    pub links: u64,
 }
 
 #[derive(Serialize)]
@@ -177,6 +187,10 @@ pub struct BaseDetail<'a> {
     /// The verdict agents in each country got, when they probed it lately.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub countries: BTreeMap<Country, Verdict>,
+    /// Subresources and links of its latest page on another base (a warning,
+    /// not a verdict: the page breaks where that base is blocked).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub leaks: Option<Arc<crate::fingerprint::leaks::Leaks>>,
 }
 
 /// Articles of a site that no base serves the reference of now.
@@ -248,6 +262,7 @@ pub fn overview<'a>(
                         countries: vantage
                             .and_then(|v| v.countries.get(site_index)?.get(index).cloned())
                             .unwrap_or_default(),
+                        leaks: LeakTotals::default(),
                     }
                 })
                 .collect(),
@@ -308,6 +323,32 @@ pub fn site_detail<'a>(
         generated_at: rfc3339(now),
         name: &meta.name,
         articles,
+    }
+}
+
+/// Fills each base's leaks from the evidence store.
+pub fn add_leaks(detail: &mut SiteDetail<'_>, store: &EvidenceStore) {
+    let site = detail.name;
+    for article in &mut detail.articles {
+        for base in &mut article.bases {
+            base.leaks = store.leaks(site, article.path, base.url);
+        }
+    }
+}
+
+/// Fills each base's leak totals from the evidence store.
+pub fn add_leak_totals(overview: &mut Overview<'_>, store: &EvidenceStore) {
+    for site in &mut overview.sites {
+        let totals = store.leak_totals(site.name);
+        for base in &mut site.bases {
+            if let Some(&(articles, resources, links)) = totals.get(base.url) {
+                base.leaks = LeakTotals {
+                    articles,
+                    resources,
+                    links,
+                };
+            }
+        }
     }
 }
 
@@ -391,6 +432,7 @@ pub fn article_detail<'a>(
                     checked_at: time(observation.map(|o| o.checked_at)),
                     last_ok_at: time(observation.and_then(|o| o.last_ok_at)),
                     countries: BTreeMap::new(),
+                    leaks: inline.and_then(|store| store.leaks(&meta.name, path, url)),
                 }
             })
             .collect(),

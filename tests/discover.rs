@@ -302,3 +302,57 @@ async fn discovered_articles_survive_a_restart_and_a_failing_source() {
         [ARTICLE, "/news/kept"]
     );
 }
+
+#[tokio::test]
+async fn a_mirror_that_loads_from_the_primary_is_reported_with_examples() {
+    let primary = site_with(&[ARTICLE]).await;
+    let mirror = TestOrigin::start(Behavior::Status(404)).await;
+    let authority = primary.authority();
+    let leaking = Page::Faithful.on(&mirror).replace(
+        "</head>",
+        &format!(
+            "<script src=\"//{authority}/app.js\"></script><link rel=\"stylesheet\" href=\"{}/own.css\"></head>",
+            mirror.url()
+        ),
+    );
+    let leaking = leaking.replacen(
+        "<article>",
+        &format!(
+            "<article><img src=\"http://{authority}/img/1.jpg\" alt=\"\"><p style=\"background: url('{0}/bg.png')\"></p>\
+             <a href=\"{0}/about\">about</a> <a href=\"/local\">local</a>",
+            primary.url()
+        ),
+        1,
+    );
+    mirror.set_path(ARTICLE, Behavior::Page(leaking));
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("mirrorgate.toml");
+    let site = SiteSpec::new("news", primary.url(), vec![mirror.url()], vec![ARTICLE]);
+    write_config(&config, &dir.path().join("store.db"), "", &[site]);
+    let daemon = Daemon::start(&config);
+    rounds_completed(&daemon, 1).await;
+    let detail = get_json(&daemon.url("/status/news")).await;
+    let bases = bases_of(&detail, ARTICLE);
+    let leaks = &bases[&mirror.url()]["leaks"];
+    assert_eq!(leaks["resources"], 3, "{detail}");
+    assert_eq!(leaks["links"], 1, "{detail}");
+    let examples = leaks["examples"].as_array().unwrap();
+    assert_eq!(examples.len(), 3);
+    assert!(
+        examples.iter().any(|e| e.as_str().unwrap().contains("/app.js")),
+        "{leaks}"
+    );
+    assert!(bases[&primary.url()].get("leaks").is_none(), "{detail}");
+    let status = get_json(&daemon.url("/status")).await;
+    let totals = &base_summary(&status["sites"][0], &mirror.url())["leaks"];
+    assert_eq!(
+        (totals["articles"].as_u64(), totals["resources"].as_u64()),
+        (Some(1), Some(3))
+    );
+    let metrics = get_text(&daemon.url("/metrics")).await;
+    let series = format!(
+        "mirrorgate_base_leaks{{site=\"news\",base=\"{}\",kind=\"links\"}}",
+        mirror.url()
+    );
+    assert_eq!(metric(&metrics, &series), Some(1.0), "{metrics}");
+}

@@ -307,6 +307,8 @@ pub(crate) struct PageReading {
     pub overlay: bool,
     /// Elements inserted (the tree builder's implied ones included).
     pub elements: u64,
+    /// Subresources and links on another base than the page's own.
+    pub leaks: super::leaks::Leaks,
 }
 
 /// What a pass over a page comes to.
@@ -348,6 +350,7 @@ pub(crate) struct Canon {
     /// `<html>` or `<body>` turned hidden after the fact: nothing shows.
     page_removed: bool,
     scratch: Vec<u8>,
+    leaks: super::leaks::LeakCounter,
 }
 
 impl Canon {
@@ -355,7 +358,9 @@ impl Canon {
         let full_page = rules.selector.is_none();
         // Evidence follows what is fingerprinted: the selection, else the page.
         let selection = rules.selector.is_some().then(|| Stream::new(true, keep, true));
+        let leaks = super::leaks::LeakCounter::new(&rules.hosts, document_url.as_ref());
         Canon {
+            leaks,
             base_url: document_url.clone(),
             document_url,
             base_seen: false,
@@ -386,6 +391,7 @@ impl Canon {
         let page = std::mem::replace(&mut self.page, Stream::new(false, false, false)).finish(&context);
         let selection = self.selection.take().map(|s| s.finish(&context));
         self.reading.text_len = if self.page_removed { 0 } else { page.text_len };
+        self.reading.leaks = std::mem::take(&mut self.leaks.leaks);
         if self.page_removed {
             self.reading.selection_visible = false;
         }
@@ -607,8 +613,10 @@ impl TreeSink for Canon {
                     self.late_base(resolved.as_ref());
                 }
                 self.base_url = resolved;
+                self.leaks.base_changed(&self.rules.hosts, self.base_url.as_ref());
             }
         }
+        self.leaks.element(&self.rules.hosts, ns, name, attrs);
         if html(n::TITLE) {
             // The document's title is the first in tree order. While the
             // table holding the current one is open, a title read outside

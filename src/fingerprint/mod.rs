@@ -17,6 +17,7 @@ mod canon;
 mod charset;
 pub mod classify;
 mod entities;
+pub mod leaks;
 mod names;
 mod selector;
 mod style;
@@ -212,6 +213,8 @@ pub struct Reading {
     /// The visible text of what was fingerprinted (the selection, else the
     /// page), up to 64 KiB, a line per block.
     pub text: Option<String>,
+    /// Subresources and links on another base than the page's own.
+    pub leaks: leaks::Leaks,
 }
 
 /// A validated `content_selector` (or `content_exclude` entry).
@@ -465,10 +468,12 @@ impl Fingerprinter {
         }
         let raw = RawHash(*self.raw.finalize().as_bytes());
         let plain = self.plain.take().map(|sha| Hash(sha.finalize().into()));
+        let mut found_leaks = leaks::Leaks::default();
         let block = self.scan.and_then(classify::BodyScan::finish);
         let (normalized, mut page, mut rule, title, text) = match self.state {
             State::Html(pass) => {
-                let finished = pass.finish();
+                let mut finished = pass.finish();
+                found_leaks = std::mem::take(&mut finished.reading.leaks);
                 let reading = &finished.reading;
                 let mut flags = PageFacts::HTML;
                 if reading.selection_visible {
@@ -533,6 +538,7 @@ impl Fingerprinter {
             rule,
             title,
             text,
+            leaks: found_leaks,
         }
     }
 

@@ -105,6 +105,6 @@ pub(crate) mod n {
         SUMMARY = b"summary", SVG = b"svg", TABLE = b"table", TBODY = b"tbody",
         TD = b"td", TEMPLATE = b"template", TEXTAREA = b"textarea", TFOOT = b"tfoot", TH = b"th",
         THEAD = b"thead", TITLE = b"title", TR = b"tr", TRACK = b"track", TT = b"tt", U = b"u",
-        UL = b"ul", WBR = b"wbr", XMP = b"xmp",
+        UL = b"ul", WBR = b"wbr", XMP = b"xmp", AUDIO = b"audio", VIDEO = b"video",
     }
 }

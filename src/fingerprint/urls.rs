@@ -25,6 +25,8 @@ pub(crate) struct SiteHosts {
     /// Lower-case `host[:port]` of every base and alias and their www/non-www
     /// twins, longest first so a longer host wins over its suffix.
     authorities: Vec<String>,
+    /// Each base's `host[:port]` and its www twin (no aliases), by base.
+    bases: Vec<[String; 2]>,
 }
 
 impl SiteHosts {
@@ -35,6 +37,18 @@ impl SiteHosts {
         bases: impl IntoIterator<Item = &'a Origin>,
         aliases: impl IntoIterator<Item = &'a str>,
     ) -> Self {
+        let bases: Vec<&Origin> = bases.into_iter().collect();
+        let base_authorities = bases
+            .iter()
+            .map(|b| {
+                let authority = b.authority().to_ascii_lowercase();
+                let twin = match authority.strip_prefix("www.") {
+                    Some(bare) => bare.to_string(),
+                    None => format!("www.{authority}"),
+                };
+                [authority, twin]
+            })
+            .collect();
         let mut authorities = Vec::new();
         let mut add = |authority: String, host: &str| {
             // IP literals have no www twin.
@@ -60,6 +74,7 @@ impl SiteHosts {
             primary: primary.as_str().to_string(),
             primary_authority: primary.authority().to_ascii_lowercase(),
             authorities,
+            bases: base_authorities,
         }
     }
 
@@ -78,6 +93,11 @@ impl SiteHosts {
             None => host,
         };
         self.authorities.contains(&authority)
+    }
+
+    /// The base (index) whose `host[:port]` (or its www twin) this is.
+    pub(crate) fn base_of_authority(&self, authority: &str) -> Option<usize> {
+        self.bases.iter().position(|pair| pair.iter().any(|a| a == authority))
     }
 
     /// The canonical form of a URL attribute's value, written to `out`.
@@ -289,6 +309,50 @@ fn scheme_start(bytes: &[u8], slash: usize) -> usize {
         }
     }
     slash
+}
+
+/// The `host[:port]` an absolute or scheme-relative URL names (lower case,
+/// the scheme's default port dropped, a trailing dot dropped), read
+/// without parsing the whole URL: links are many and this runs for each.
+/// None for a relative URL or another scheme.
+pub(crate) fn authority_of(value: &[u8]) -> Option<String> {
+    let value = value.trim_ascii();
+    let (default_port, rest) = if let Some(rest) = strip_prefix_ignore_case(value, b"https:") {
+        (Some("443"), rest)
+    } else if let Some(rest) = strip_prefix_ignore_case(value, b"http:") {
+        (Some("80"), rest)
+    } else {
+        (None, value)
+    };
+    // Browsers take backslashes for slashes in http(s) URLs.
+    let rest = match rest {
+        [b'/' | b'\\', b'/' | b'\\', rest @ ..] => rest,
+        _ => return None,
+    };
+    let end = rest
+        .iter()
+        .position(|b| matches!(b, b'/' | b'\\' | b'?' | b'#'))
+        .unwrap_or(rest.len());
+    let authority = &rest[..end];
+    // Credentials before `@` are not the host.
+    let authority = match authority.iter().rposition(|&b| b == b'@') {
+        Some(at) => &authority[at + 1..],
+        None => authority,
+    };
+    let mut text = String::from_utf8_lossy(authority).to_ascii_lowercase();
+    if let Some((host, port)) = text.rsplit_once(':')
+        && default_port == Some(port)
+    {
+        text = host.to_string();
+    }
+    if let Some(stripped) = text.strip_suffix('.') {
+        text = stripped.to_string();
+    }
+    (!text.is_empty()).then_some(text)
+}
+
+fn strip_prefix_ignore_case<'v>(value: &'v [u8], prefix: &[u8]) -> Option<&'v [u8]> {
+    (value.len() >= prefix.len() && value[..prefix.len()].eq_ignore_ascii_case(prefix)).then(|| &value[prefix.len()..])
 }
 
 #[cfg(test)]
