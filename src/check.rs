@@ -39,6 +39,7 @@ impl Report {
             ok: bool,
             generated_at: String,
             sites: Vec<status::SiteDetail<'a>>,
+            proposed_mirrors: Vec<crate::evidence::Proposal>,
         }
         let now = now_ms();
         let store = self.evidence.lock().ok();
@@ -48,6 +49,10 @@ impl Report {
             sites: (0..self.snapshot.sites.len())
                 .map(|s| status::site_detail(&self.snapshot, s, now, store.as_deref()))
                 .collect(),
+            proposed_mirrors: store
+                .as_deref()
+                .map(|s| status::proposals(&self.snapshot, s))
+                .unwrap_or_default(),
         };
         serde_json::to_string_pretty(&json).unwrap_or_default()
     }
@@ -125,6 +130,20 @@ impl Report {
             }
             if not_fine == 0 {
                 let _ = writeln!(out, "  every base serves the reference of every article");
+            }
+        }
+        let proposals = store
+            .as_deref()
+            .map(|s| status::proposals(&self.snapshot, s))
+            .unwrap_or_default();
+        if !proposals.is_empty() {
+            let _ = writeln!(out, "proposed mirrors (named by the primary's pages, not configured):");
+            for p in &proposals {
+                let _ = writeln!(
+                    out,
+                    "  {} {}: seen in {} on {} page(s), e.g. {}\n    {}",
+                    p.site, p.host, p.via, p.pages, p.seen_on, p.config
+                );
             }
         }
         let _ = writeln!(

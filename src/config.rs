@@ -168,6 +168,9 @@ pub struct SiteConfig {
     pub probe_asset: String,
     /// `[sites.discover]`: find articles in the site's sitemaps and feeds.
     pub discover: Option<crate::discover::DiscoverConfig>,
+    /// Phrases that introduce the site's other addresses in its pages
+    /// (empty: the English ones built in).
+    pub alternate_phrases: Vec<String>,
 }
 
 impl SiteConfig {
@@ -379,6 +382,7 @@ const SITE_KEYS: &[&str] = &[
     "prefer_primary",
     "probe_asset",
     "discover",
+    "alternate_phrases",
 ];
 
 impl Walker<'_> {
@@ -876,7 +880,15 @@ impl Walker<'_> {
                 }
             },
         };
+        let alternate_phrases = self.strings(table, &place, "alternate_phrases", |text| {
+            if text.trim().chars().count() >= 4 {
+                Ok(())
+            } else {
+                Err("is too short to introduce addresses (4 characters at least)")
+            }
+        });
         Some(SiteConfig {
+            alternate_phrases: alternate_phrases?,
             discover: discover?,
             probe_asset: probe_asset?,
             name: name?,

@@ -48,6 +48,8 @@ pub struct ProbeDetail {
     /// Subresources and links on another base than the page's own (None:
     /// no page was read, what was found before stands).
     pub leaks: Option<crate::fingerprint::leaks::Leaks>,
+    /// Other addresses the page names that are not configured (host, how).
+    pub alternates: Vec<(String, &'static str)>,
 }
 
 /// One probe's result, addressed by indices into the catalog its round ran
@@ -305,6 +307,10 @@ impl Engine {
             }
             if let Some(leaks) = detail.leaks {
                 store.keep_leaks(name, path, &meta.base_names[probed], leaks);
+            }
+            // Only the primary's pages say where the site's mirrors are.
+            if probed == 0 {
+                store.keep_proposals(name, path, &detail.alternates, now_ms());
             }
         }
         for (base, base_name) in meta.base_names.iter().enumerate() {

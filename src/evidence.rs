@@ -102,7 +102,32 @@ pub struct EvidenceStore {
     /// Each base's page's leaks to other bases, where it has any. Bounded
     /// by the catalog (one entry per article and base at most).
     leaks: HashMap<Key, Arc<Leaks>>,
+    /// Hosts the primary's pages name as other addresses, by site.
+    proposals: HashMap<(Arc<str>, String), Proposal>,
 }
+
+/// A host the primary's pages name as one of the site's addresses, which
+/// the config does not list.
+#[derive(Clone, Debug, Serialize)]
+pub struct Proposal {
+    pub site: Arc<str>,
+    pub host: String,
+    /// `link` (`<link rel="alternate">`) or `text` (a notice).
+    pub via: &'static str,
+    /// A page that names it.
+    pub seen_on: Arc<str>,
+    pub first_seen: String,
+    pub last_seen: String,
+    /// Pages that name it.
+    pub pages: usize,
+    /// What to add to the site's `mirrors` to use it.
+    pub config: String,
+    #[serde(skip)]
+    paths: std::collections::HashSet<Arc<str>>,
+}
+
+/// Proposals kept per site, at most.
+const PROPOSALS_PER_SITE: usize = 100;
 
 impl EvidenceStore {
     pub fn get(&self, site: &str, article: &str, base: &str) -> Option<Arc<Evidence>> {
@@ -139,6 +164,52 @@ impl EvidenceStore {
     ) {
         self.rules
             .insert((site.clone(), article.clone(), base.clone()), (hash, rule));
+    }
+
+    /// Hosts the primary's page for `article` names as other addresses.
+    pub fn keep_proposals(
+        &mut self,
+        site: &Arc<str>,
+        article: &Arc<str>,
+        hosts: &[(String, &'static str)],
+        now: UnixMillis,
+    ) {
+        for (host, via) in hosts {
+            let key = (site.clone(), host.clone());
+            let per_site = self.proposals.keys().filter(|(s, _)| s == site).count();
+            if !self.proposals.contains_key(&key) && per_site >= PROPOSALS_PER_SITE {
+                continue;
+            }
+            let proposal = self.proposals.entry(key).or_insert_with(|| Proposal {
+                site: site.clone(),
+                host: host.clone(),
+                via,
+                seen_on: article.clone(),
+                first_seen: rfc3339(now),
+                last_seen: rfc3339(now),
+                pages: 0,
+                config: format!("mirrors = [\"https://{host}\"]   # add to [[sites]] name = \"{site}\""),
+                paths: Default::default(),
+            });
+            proposal.last_seen = rfc3339(now);
+            if proposal.paths.len() < 10_000 {
+                proposal.paths.insert(article.clone());
+            }
+            proposal.pages = proposal.paths.len();
+        }
+    }
+
+    /// Every proposal, by site then host; `configured` drops hosts a
+    /// reload has since added.
+    pub fn proposals(&self, configured: impl Fn(&str, &str) -> bool) -> Vec<Proposal> {
+        let mut out: Vec<Proposal> = self
+            .proposals
+            .values()
+            .filter(|p| !configured(&p.site, &p.host))
+            .cloned()
+            .collect();
+        out.sort_by(|a, b| (&a.site, &a.host).cmp(&(&b.site, &b.host)));
+        out
     }
 
     /// What the base's latest full answer for the article leaked.

@@ -145,6 +145,7 @@ impl Prober {
                         text: None,
                         rule: Some(rule),
                         leaks: None,
+                        alternates: Vec::new(),
                     }));
                 }
                 (outcome, status, retry_after, None, None)
@@ -424,6 +425,7 @@ impl BodyReader {
             text: reading.text.map(Into::into),
             rule: reading.rule,
             leaks: Some(reading.leaks),
+            alternates: reading.alternates,
         };
         (reading.fingerprint, Some(Box::new(detail)))
     }

@@ -130,7 +130,8 @@ fn site_changes(old: &[crate::config::SiteConfig], new: &[crate::config::SiteCon
             continue;
         };
         let debug = |v: &dyn std::fmt::Debug| format!("{v:?}");
-        let fields: [(&str, bool); 9] = [
+        let fields: [(&str, bool); 10] = [
+            ("alternate_phrases", before.alternate_phrases != site.alternate_phrases),
             ("probe_asset", before.probe_asset != site.probe_asset),
             ("discover", before.discover != site.discover),
             ("primary", before.primary != site.primary),
@@ -440,6 +441,11 @@ articles = ["/a"]
             "probe_asset",
             "articles = [\"/a\"]",
             "articles = [\"/a\"]\nprobe_asset = \"/logo.png\"",
+        ),
+        (
+            "alternate_phrases",
+            "articles = [\"/a\"]",
+            "articles = [\"/a\"]\nalternate_phrases = [\"auch erreichbar unter\"]",
         ),
         (
             "discover",

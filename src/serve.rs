@@ -511,6 +511,7 @@ async fn overview(State(state): State<AppState>) -> Response {
         overview.reader_reports = state.reports.status(&snapshot.catalog.sites, now_ms());
         if let Ok(store) = state.evidence.lock() {
             status::add_leak_totals(&mut overview, &store);
+            overview.proposed_mirrors = status::proposals(&snapshot, &store);
         }
         let runs = state.discovery.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let found = state.discovered.lock().unwrap_or_else(|e| e.into_inner());

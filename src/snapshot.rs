@@ -79,7 +79,8 @@ impl Catalog {
                     selector: site.content_selector.as_ref(),
                     exclude: &site.content_exclude,
                     fingerprints: config.verdicts.blockpage_fingerprints.clone(),
-                });
+                })
+                .with_alternate_phrases(&site.alternate_phrases);
                 SiteMeta {
                     name: site.name.as_str().into(),
                     base_names: bases.iter().map(|b| Arc::from(b.as_str())).collect(),

@@ -29,6 +29,9 @@ pub struct Overview<'a> {
     /// What readers' own browsers reported failing (`/p/`), kept apart
     /// from the agents': anyone can send one.
     pub reader_reports: Vec<crate::reader_probe::ReportStatus>,
+    /// Hosts the primary's pages name as the site's other addresses that
+    /// the config does not list; never routed to until added.
+    pub proposed_mirrors: Vec<crate::evidence::Proposal>,
     pub sites: Vec<SiteSummary<'a>>,
 }
 
@@ -300,6 +303,7 @@ pub fn overview<'a>(
         }),
         agents: vantage.map(|v| v.agents.clone()).unwrap_or_default(),
         reader_reports: Vec::new(),
+        proposed_mirrors: Vec::new(),
         sites,
     }
 }
@@ -324,6 +328,25 @@ pub fn site_detail<'a>(
         name: &meta.name,
         articles,
     }
+}
+
+/// Hosts the primary's pages name as other addresses and no site lists.
+pub fn proposals(snapshot: &Snapshot, store: &EvidenceStore) -> Vec<crate::evidence::Proposal> {
+    store.proposals(|site, host| {
+        snapshot
+            .catalog
+            .by_name
+            .get(site)
+            .and_then(|&s| snapshot.catalog.sites.get(s))
+            .is_some_and(|meta| {
+                meta.bases.iter().any(|b| {
+                    let authority = b.authority().to_ascii_lowercase();
+                    authority == host
+                        || authority.strip_prefix("www.") == Some(host)
+                        || host.strip_prefix("www.") == Some(&authority)
+                })
+            })
+    })
 }
 
 /// Fills each base's leaks from the evidence store.

@@ -356,3 +356,64 @@ async fn a_mirror_that_loads_from_the_primary_is_reported_with_examples() {
     );
     assert_eq!(metric(&metrics, &series), Some(1.0), "{metrics}");
 }
+
+#[tokio::test]
+async fn the_primarys_pages_propose_the_mirrors_they_name() {
+    let primary = TestOrigin::start(Behavior::Status(404)).await;
+    let page = Page::Primary
+        .on(&primary)
+        .replace(
+            "</head>",
+            "<link rel=\"alternate\" href=\"https://new-mirror.example/\">\
+             <link rel=\"alternate\" hreflang=\"fr\" href=\"https://fr.example/\">\
+             <link rel=\"alternate\" type=\"application/rss+xml\" href=\"https://feeds.example/rss\"></head>",
+        )
+        .replace(
+            "can also be accessed at alternate addresses.",
+            "can also be accessed at the following alternate addresses: www.example.co.uk, mirror.example.net.",
+        );
+    primary.set_path(ARTICLE, Behavior::Page(page));
+    let mirror = site_with(&[ARTICLE]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("mirrorgate.toml");
+    let site = SiteSpec::new("news", primary.url(), vec![mirror.url()], vec![ARTICLE]);
+    write_config(&config, &dir.path().join("store.db"), "", &[site]);
+    let daemon = Daemon::start(&config);
+    let status = rounds_completed(&daemon, 1).await;
+    let proposed = status["proposed_mirrors"].as_array().unwrap();
+    let hosts: Vec<(&str, &str)> = proposed
+        .iter()
+        .map(|p| (p["host"].as_str().unwrap(), p["via"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        hosts,
+        [
+            ("mirror.example.net", "text"),
+            ("new-mirror.example", "link"),
+            ("www.example.co.uk", "text")
+        ],
+        "{status}"
+    );
+    assert_eq!(proposed[0]["pages"], 1);
+    assert_eq!(proposed[0]["seen_on"], ARTICLE);
+    assert!(
+        proposed[0]["config"]
+            .as_str()
+            .unwrap()
+            .contains("\"https://mirror.example.net\"")
+    );
+    // Never routed to.
+    let location = get(daemon.url(&format!("/r/news{ARTICLE}"))).await;
+    assert!(!location.headers()["location"].to_str().unwrap().contains("example."));
+    // `check` lists them with a line to paste.
+    // Asynchronously: the origins run on this test's own runtime.
+    let output = tokio::process::Command::new(binary())
+        .args(["check", "--config"])
+        .arg(&config)
+        .output()
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(text.contains("proposed mirrors"), "{text}");
+    assert!(text.contains("mirrors = [\"https://new-mirror.example\"]"), "{text}");
+}

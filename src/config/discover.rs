@@ -58,7 +58,7 @@ impl Walker<'_> {
     }
 
     /// An array of strings, each passing `check`.
-    fn strings(
+    pub(super) fn strings(
         &mut self,
         table: &DeTable<'_>,
         place: &str,

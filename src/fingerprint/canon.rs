@@ -309,6 +309,8 @@ pub(crate) struct PageReading {
     pub elements: u64,
     /// Subresources and links on another base than the page's own.
     pub leaks: super::leaks::Leaks,
+    /// Hosts of `<link rel="alternate">` (no hreflang, no type).
+    pub alternate_links: Vec<String>,
 }
 
 /// What a pass over a page comes to.
@@ -617,6 +619,19 @@ impl TreeSink for Canon {
             }
         }
         self.leaks.element(&self.rules.hosts, ns, name, attrs);
+        if html(n::LINK)
+            && self.reading.alternate_links.len() < 20
+            && attrs.get(b"hreflang").is_none()
+            && attrs.get(b"type").is_none()
+            && attrs.get(b"rel").is_some_and(|rel| {
+                rel.split(|b| b.is_ascii_whitespace())
+                    .any(|t| t.eq_ignore_ascii_case(b"alternate"))
+            })
+            && let Some(host) = attrs.get(b"href").and_then(super::alternates::host_of_link)
+            && !self.reading.alternate_links.contains(&host)
+        {
+            self.reading.alternate_links.push(host);
+        }
         if html(n::TITLE) {
             // The document's title is the first in tree order. While the
             // table holding the current one is open, a title read outside

@@ -13,6 +13,7 @@
 //! ([`classify`]): block page, parking page, soft 404, not HTML, truncated.
 //! Non-HTML bodies are hashed as they are. Pure: no I/O.
 
+pub mod alternates;
 mod canon;
 mod charset;
 pub mod classify;
@@ -215,6 +216,9 @@ pub struct Reading {
     pub text: Option<String>,
     /// Subresources and links on another base than the page's own.
     pub leaks: leaks::Leaks,
+    /// Hosts the page names as its site's other addresses and that are no
+    /// configured base or alias, with how (`link` or `text`).
+    pub alternates: Vec<(String, &'static str)>,
 }
 
 /// A validated `content_selector` (or `content_exclude` entry).
@@ -255,6 +259,8 @@ pub struct Normalizer {
     rules: Arc<Rules>,
     fingerprints: Arc<BlockFingerprints>,
     key: u64,
+    /// What introduces the site's other addresses in its pages' text.
+    phrases: Arc<[String]>,
 }
 
 impl Normalizer {
@@ -286,7 +292,17 @@ impl Normalizer {
             }),
             fingerprints: spec.fingerprints,
             key: u64::from_le_bytes(digest[..8].try_into().expect("eight bytes")),
+            phrases: alternates::DEFAULT_PHRASES.iter().map(|p| p.to_string()).collect(),
         }
+    }
+
+    /// Phrases that introduce the site's other addresses, instead of the
+    /// English ones built in.
+    pub fn with_alternate_phrases(mut self, phrases: &[String]) -> Self {
+        if !phrases.is_empty() {
+            self.phrases = phrases.iter().cloned().collect();
+        }
+        self
     }
 
     /// A normalizer for tests and tools: the bases, no aliases, no fingerprints.
@@ -469,11 +485,13 @@ impl Fingerprinter {
         let raw = RawHash(*self.raw.finalize().as_bytes());
         let plain = self.plain.take().map(|sha| Hash(sha.finalize().into()));
         let mut found_leaks = leaks::Leaks::default();
+        let mut found_alternates = Vec::new();
         let block = self.scan.and_then(classify::BodyScan::finish);
         let (normalized, mut page, mut rule, title, text) = match self.state {
             State::Html(pass) => {
                 let mut finished = pass.finish();
                 found_leaks = std::mem::take(&mut finished.reading.leaks);
+                found_alternates = alternates_of(&self.normalizer, &mut finished);
                 let reading = &finished.reading;
                 let mut flags = PageFacts::HTML;
                 if reading.selection_visible {
@@ -539,6 +557,7 @@ impl Fingerprinter {
             title,
             text,
             leaks: found_leaks,
+            alternates: found_alternates,
         }
     }
 
@@ -559,6 +578,26 @@ impl Fingerprinter {
             self.state = State::Html(Box::new(pass));
         }
     }
+}
+
+/// The other addresses a page names (links, then its notice's text),
+/// without the site's own hosts.
+fn alternates_of(normalizer: &Normalizer, finished: &mut Finished) -> Vec<(String, &'static str)> {
+    let hosts = &normalizer.rules.hosts;
+    let mut found: Vec<(String, &'static str)> = Vec::new();
+    let links = std::mem::take(&mut finished.reading.alternate_links);
+    let text = String::from_utf8_lossy(&finished.page_text);
+    let named = alternates::hosts_in_text(&text, &normalizer.phrases);
+    for (host, via) in links
+        .into_iter()
+        .map(|h| (h, "link"))
+        .chain(named.into_iter().map(|h| (h, "text")))
+    {
+        if !hosts.is_known_authority(&host) && !found.iter().any(|(h, _)| *h == host) {
+            found.push((host, via));
+        }
+    }
+    found
 }
 
 /// One streaming pass over an HTML body: decode, tokenize, build, canonicalize.

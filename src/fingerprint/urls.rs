@@ -95,6 +95,11 @@ impl SiteHosts {
         self.authorities.contains(&authority)
     }
 
+    /// A base's or alias's `host[:port]` (or its www twin).
+    pub(crate) fn is_known_authority(&self, authority: &str) -> bool {
+        self.authorities.iter().any(|a| a == authority)
+    }
+
     /// The base (index) whose `host[:port]` (or its www twin) this is.
     pub(crate) fn base_of_authority(&self, authority: &str) -> Option<usize> {
         self.bases.iter().position(|pair| pair.iter().any(|a| a == authority))
