@@ -506,6 +506,15 @@ def bench_fingerprint(args, report):
         report.raw.append(f"criterion {name}: {mb:,.0f} MiB/s (SHA extensions: {'yes' if sha else 'no'})")
         if target:
             report.figure(label, f"{mb:,.0f} MiB/s", f">= {target:.0f} MiB/s", mb >= target)
+    # Discovery: one full sitemap (50,000 URLs) parsed on one core.
+    out = subprocess.run(["cargo", "bench", "--quiet", "--bench", "sitemap"], capture_output=True, text=True).stdout
+    found = re.search(r"sitemap/parse_50000_urls\s.*?time:\s+\[[\d.]+ \w+ ([\d.]+) (\w+)", out, re.S)
+    if found:
+        value, unit = float(found.group(1)), found.group(2)
+        ms = value * {"ns": 1e-6, "µs": 1e-3, "us": 1e-3, "ms": 1.0, "s": 1000.0}.get(unit, 1.0)
+        report.figure("discovery: parse a 50,000-URL sitemap, one core", f"{ms:.1f} ms", "< 200 ms", ms < 200)
+    else:
+        report.raw.append("criterion sitemap/parse_50000_urls: not found in output")
 
 
 def main():

@@ -189,7 +189,9 @@ impl Daemon {
         let reloader = reload.path.is_some().then(|| {
             let sites = Arc::new(ArcSwap::from_pointee(config.sites.clone()));
             let (changed, rediscovered) = tokio::sync::mpsc::channel(1);
-            tokio::spawn(crate::discover::task::run(
+            // On the probe runtime: parsing a 50 MB sitemap must not hold a
+            // thread that serves readers.
+            probe_runtime.spawn(crate::discover::task::run(
                 sites.clone(),
                 config.probe.user_agent.clone(),
                 discovered.clone(),
