@@ -169,6 +169,7 @@ impl Daemon {
         });
         let discovery: crate::discover::task::DiscoveryStatus = Default::default();
         let app = AppState {
+            listed: Default::default(),
             discovery: discovery.clone(),
             discovered: discovered.clone(),
             reports: Default::default(),

@@ -87,6 +87,11 @@ impl Origin {
         &self.host
     }
 
+    /// `http` or `https`.
+    pub fn scheme(&self) -> &str {
+        self.serialized.split_once("://").map_or("", |(scheme, _)| scheme)
+    }
+
     /// The URL of `path_and_query` (which starts with `/`) on this base.
     pub fn join(&self, path_and_query: &str) -> String {
         let mut url = String::with_capacity(self.serialized.len() + path_and_query.len());

@@ -73,6 +73,8 @@ pub struct AppState {
     /// Each site's last discovery run, and the articles it found.
     pub discovery: crate::discover::task::DiscoveryStatus,
     pub discovered: crate::discover::task::Discovered,
+    /// When each mirror was first listed in `/mirrors.json`.
+    pub listed: Arc<crate::mirrors::ListedSince>,
 }
 
 /// The part of `[server]` that takes effect on reload.
@@ -119,6 +121,7 @@ impl AppState {
             reports: Default::default(),
             discovery: Default::default(),
             discovered: Default::default(),
+            listed: Default::default(),
         }
     }
 
@@ -140,6 +143,7 @@ pub struct Peer(pub std::net::SocketAddr);
 
 pub fn router(state: AppState) -> Router {
     let operators = Router::new()
+        .route("/", get(status_page))
         .route("/status", get(overview))
         .route("/status/{site}", get(site_status))
         .route("/status/{site}/evidence", get(evidence))
@@ -166,6 +170,7 @@ pub fn router(state: AppState) -> Router {
             )),
         )
         .route("/healthz", get(healthz))
+        .route("/mirrors.json", get(mirror_list))
         .merge(operators)
         .fallback(not_found)
         .layer(middleware::from_fn(limit_uri))
@@ -498,7 +503,71 @@ async fn reader_report(
     no_content()
 }
 
-async fn overview(State(state): State<AppState>) -> Response {
+/// `GET /mirrors.json[?country=IR][&format=v1]`: public, for readers' tools.
+async fn mirror_list(State(state): State<AppState>, uri: Uri) -> Response {
+    let parameter = |name: &str| {
+        url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.into_owned())
+    };
+    let country = match parameter("country") {
+        None => None,
+        Some(code) => match crate::geoip::Country::parse(&code) {
+            Some(country) => Some(country),
+            None => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    format!("`country` must be a two-letter ISO 3166 code such as IR, found \"{code}\""),
+                    Some("country"),
+                );
+            }
+        },
+    };
+    let snapshot = state.snapshots.load();
+    let view = state.countries.load();
+    let view = country.and(Some(&**view));
+    let mut response = match parameter("format").as_deref() {
+        None | Some("v2") => json(
+            StatusCode::OK,
+            &crate::mirrors::v2(&snapshot, view, country, &state.listed, now_ms()),
+        ),
+        Some("v1") => json(StatusCode::OK, &crate::mirrors::v1(&snapshot, view, country)),
+        Some(other) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("`format` must be v1 or v2, found \"{other}\""),
+                Some("format"),
+            );
+        }
+    };
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=60"));
+    // Browser extensions fetch it from other origins.
+    headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    response
+}
+
+/// `GET /` (and `/status` for browsers): the status page.
+async fn status_page(State(state): State<AppState>, uri: Uri) -> Response {
+    let page = url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
+        .find(|(key, _)| key == "page")
+        .and_then(|(_, value)| value.parse::<usize>().ok())
+        .unwrap_or(1);
+    let body = crate::status_page::render(&state.snapshots.load(), &state.countries.load(), page, now_ms());
+    let mut response = html(StatusCode::OK, body);
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"),
+    );
+    response
+}
+
+async fn overview(State(state): State<AppState>, headers: HeaderMap, uri: Uri) -> Response {
+    if wants_html(&headers) {
+        return status_page(State(state), uri).await;
+    }
     let snapshot = state.snapshots.load();
     json(StatusCode::OK, &{
         let mut overview = status::overview(

@@ -106,10 +106,11 @@ fn country_of(status: &Value, base: &str, country: &str) -> Value {
 
 #[tokio::test]
 async fn agents_reports_block_bases_per_country_and_readers_there_go_around_them() {
-    let primary = serving(Page::Primary).await;
-    let reset = serving(Page::Faithful).await;
-    let poisoned = serving(Page::Faithful).await;
-    let clean = serving(Page::Relative).await;
+    let primary = serving_article(Page::Primary).await;
+    // Exact copies under their own hosts: the same article without a selector.
+    let reset = serving_article(Page::Primary).await;
+    let poisoned = serving_article(Page::Primary).await;
+    let clean = serving_article(Page::Relative).await;
     let dir = tempfile::tempdir().unwrap();
     let bases = [primary.url(), reset.url(), poisoned.url(), clean.url()];
     let site = SiteSpec::new("news", primary.url(), bases[1..].to_vec(), vec![ARTICLE]);
@@ -117,6 +118,9 @@ async fn agents_reports_block_bases_per_country_and_readers_there_go_around_them
     let daemon = Daemon::start(&config);
     rounds_completed(&daemon, 1).await;
     let detail = get_json(&daemon.url("/status/news")).await;
+    for (url, base) in bases_of(&detail, ARTICLE) {
+        assert_eq!(base["verdict"], "same", "{url}: {detail}");
+    }
     let reference = article_of(&detail, ARTICLE)["reference"].as_str().unwrap().to_string();
 
     // Agents must identify themselves, as themselves.
@@ -211,6 +215,25 @@ async fn agents_reports_block_bases_per_country_and_readers_there_go_around_them
         .await
         .unwrap();
     assert_eq!(go.headers()["location"], format!("{}{ARTICLE}", bases[3]).as_str());
+
+    // The public mirror list for China leaves out what is blocked there.
+    let cn = get_json(&daemon.url("/mirrors.json?country=CN")).await;
+    let listed: Vec<&str> = cn["sites"][0]["available_alternatives"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["url"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, [bases[3].as_str()], "{cn}");
+    let everywhere = get_json(&daemon.url("/mirrors.json")).await;
+    assert_eq!(
+        everywhere["sites"][0]["available_alternatives"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3,
+        "{everywhere}"
+    );
 
     let metrics = get_text(&daemon.url("/metrics")).await;
     let series = format!(

@@ -254,6 +254,14 @@ impl Page {
     }
 }
 
+/// An origin serving `page` at [`ARTICLE`] only (a 404 elsewhere, so its
+/// page is no soft 404).
+pub async fn serving_article(page: Page) -> TestOrigin {
+    let origin = TestOrigin::start(Behavior::Status(404)).await;
+    origin.set_path(ARTICLE, Behavior::Page(page.on(&origin)));
+    origin
+}
+
 /// An origin serving `page` on every path.
 pub async fn serving(page: Page) -> TestOrigin {
     let origin = TestOrigin::start(Behavior::Status(404)).await;
