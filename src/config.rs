@@ -21,6 +21,7 @@ use std::sync::Arc;
 use crate::fingerprint::{BlockFingerprints, ContentSelector};
 use crate::origin::Origin;
 
+mod alerts;
 mod discover;
 mod vantage;
 pub use vantage::{AgentConfig, GeoipConfig, VantageConfig};
@@ -36,6 +37,7 @@ pub struct Config {
     pub log: LogConfig,
     pub geoip: GeoipConfig,
     pub vantage: VantageConfig,
+    pub alerts: Vec<crate::alerts::SinkConfig>,
     pub sites: Vec<SiteConfig>,
 }
 
@@ -273,8 +275,9 @@ pub fn warnings(config: &Config) -> Vec<String> {
 
 /// Every key the config accepts, as `section.key` (sites' as `sites.key`).
 pub fn all_keys() -> Vec<String> {
-    let sections: [(&str, &[&str]); 8] = [
+    let sections: [(&str, &[&str]); 9] = [
         ("server", SERVER_KEYS),
+        ("alerts", alerts::ALERT_KEYS),
         ("geoip", vantage::GEOIP_KEYS),
         ("vantage", vantage::VANTAGE_KEYS),
         ("store", STORE_KEYS),
@@ -342,7 +345,7 @@ struct Walker<'a> {
 }
 
 const ROOT_KEYS: &[&str] = &[
-    "server", "store", "probe", "verdicts", "log", "geoip", "vantage", "sites",
+    "server", "store", "probe", "verdicts", "log", "geoip", "vantage", "alerts", "sites",
 ];
 const VERDICTS_KEYS: &[&str] = &["blockpage_fingerprints"];
 const BASE_KEYS: &[&str] = &["url", "aliases"];
@@ -413,6 +416,7 @@ impl Walker<'_> {
         let log = self.log(log);
         let geoip = self.geoip(geoip);
         let vantage = self.vantage(vantage);
+        let alerts = self.alerts(root);
         let sites = self.sites(root);
         Some(Config {
             server: server?,
@@ -422,6 +426,7 @@ impl Walker<'_> {
             log: log?,
             geoip: geoip?,
             vantage: vantage?,
+            alerts: alerts?,
             sites: sites?,
         })
     }

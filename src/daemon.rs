@@ -168,7 +168,29 @@ impl Daemon {
             vantage
         });
         let discovery: crate::discover::task::DiscoveryStatus = Default::default();
+        let alerts = if config.alerts.is_empty() {
+            Default::default()
+        } else {
+            let (store_health, reload_counters, view) = (writer.health.clone(), counters.clone(), countries.clone());
+            crate::alerts::spawn(
+                config.alerts.clone(),
+                snapshots.clone(),
+                move || crate::alerts::Health {
+                    store_error: store_health.last_error().map(|(_, e)| e),
+                    reload_error: reload_counters.reload_error().map(|(_, e)| e),
+                    agents_offline: view
+                        .load()
+                        .agents
+                        .iter()
+                        .filter(|a| !a.online && a.last_seen.is_some())
+                        .map(|a| (a.name.clone(), a.country.to_string()))
+                        .collect(),
+                },
+                shutdown.clone(),
+            )
+        };
         let app = AppState {
+            alerts,
             listed: Default::default(),
             discovery: discovery.clone(),
             discovered: discovered.clone(),

@@ -6,6 +6,7 @@
 //! [`probe`] talk to the bases; [`store`] persists; [`serve`] answers HTTP.
 //! [`daemon`], [`check`] and [`demo`] wire them into the commands.
 
+pub mod alerts;
 pub mod check;
 pub mod clock;
 pub mod config;

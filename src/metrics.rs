@@ -430,6 +430,34 @@ fn render_vantage(out: &mut String, snapshot: &Snapshot, vantage: &crate::vantag
     }
 }
 
+/// Each alert sink's deliveries.
+pub fn render_alerts(counters: &crate::alerts::Counters) -> String {
+    let mut out = String::new();
+    if counters.is_empty() {
+        return out;
+    }
+    header(
+        &mut out,
+        "mirrorgate_alerts_total",
+        "counter",
+        "Alert notifications per sink: delivered, failed after every retry, dropped from a full queue.",
+    );
+    for (sink, c) in counters.iter() {
+        for (result, value) in [
+            ("delivered", c.delivered.load(Ordering::Relaxed)),
+            ("failed", c.failed.load(Ordering::Relaxed)),
+            ("dropped", c.dropped.load(Ordering::Relaxed)),
+        ] {
+            let _ = writeln!(
+                out,
+                "mirrorgate_alerts_total{{sink=\"{}\",result=\"{result}\"}} {value}",
+                escape(sink)
+            );
+        }
+    }
+    out
+}
+
 /// Each base's leaks to other bases, over its articles' latest pages.
 pub fn render_leaks(snapshot: &Snapshot, store: &crate::evidence::EvidenceStore) -> String {
     let mut out = String::new();

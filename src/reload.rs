@@ -44,7 +44,13 @@ pub fn changes(old: &Config, new: &Config, log_level_reloads: bool) -> Vec<(Stri
             .map(|a| (a.name.clone(), a.country, a.asn, a.token.clone()))
             .collect::<Vec<_>>()
     };
-    let keys: [(&'static str, bool, Effect); 36] = [
+    let keys: [(&'static str, bool, Effect); 37] = [
+        // Sinks are started with the daemon.
+        (
+            "alerts",
+            format!("{:?}", old.alerts) != format!("{:?}", new.alerts),
+            RestartNeeded,
+        ),
         ("server.listen", os.listen != ns.listen, RestartNeeded),
         ("server.workers", os.workers != ns.workers, RestartNeeded),
         ("server.shutdown_grace", os.shutdown_grace != ns.shutdown_grace, Applied),
@@ -531,6 +537,7 @@ articles = ["/a"]
                     "vantage.agents",
                 ]
                 .contains(&key.as_str())
+                || key.starts_with("alerts.")
                 || key
                     .strip_prefix("sites.")
                     .is_some_and(|field| SITE_CHANGED.iter().any(|(f, _, _)| *f == field));

@@ -75,6 +75,8 @@ pub struct AppState {
     pub discovered: crate::discover::task::Discovered,
     /// When each mirror was first listed in `/mirrors.json`.
     pub listed: Arc<crate::mirrors::ListedSince>,
+    /// Each alert sink's delivered / failed / dropped counts.
+    pub alerts: crate::alerts::Counters,
 }
 
 /// The part of `[server]` that takes effect on reload.
@@ -122,6 +124,7 @@ impl AppState {
             discovery: Default::default(),
             discovered: Default::default(),
             listed: Default::default(),
+            alerts: Default::default(),
         }
     }
 
@@ -703,6 +706,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
     if let Ok(store) = state.evidence.lock() {
         body.push_str(&crate::metrics::render_leaks(&snapshot, &store));
     }
+    body.push_str(&crate::metrics::render_alerts(&state.alerts));
     let content_type = [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")];
     (StatusCode::OK, content_type, body).into_response()
 }

@@ -1,0 +1,167 @@
+//! Alerts against loopback receivers that work, fail then recover, and
+//! hang: a base that goes down is told once after `for`, and again when it
+//! comes back; one sink's trouble delays no other.
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::StatusCode;
+use common::*;
+use serde_json::Value;
+
+/// A receiver that records every body; the first `fail_first` requests get 500.
+struct Receiver {
+    url: String,
+    bodies: Arc<Mutex<Vec<Value>>>,
+    attempts: Arc<AtomicUsize>,
+}
+
+async fn receiver(fail_first: usize, hang: bool) -> Receiver {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let bodies: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let attempts: Arc<AtomicUsize> = Arc::default();
+    let (b, a) = (bodies.clone(), attempts.clone());
+    let app = Router::new().fallback(move |body: axum::body::Bytes| {
+        let (b, a) = (b.clone(), a.clone());
+        async move {
+            let n = a.fetch_add(1, Ordering::SeqCst);
+            if hang {
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+            }
+            if n < fail_first {
+                return StatusCode::INTERNAL_SERVER_ERROR;
+            }
+            if let Ok(value) = serde_json::from_slice::<Value>(&body) {
+                b.lock().unwrap().push(value);
+            }
+            StatusCode::NO_CONTENT
+        }
+    });
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Receiver { url, bodies, attempts }
+}
+
+#[tokio::test]
+async fn a_base_going_down_and_back_is_told_once_each_way() {
+    let primary = serving_article(Page::Primary).await;
+    let mirror = TestOrigin::start(Behavior::Hang).await;
+    let good = receiver(0, false).await;
+    let flaky = receiver(2, false).await;
+    let stuck = receiver(0, true).await;
+    let elsewhere = receiver(0, false).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("mirrorgate.toml");
+    let site = SiteSpec::new("news", primary.url(), vec![mirror.url()], vec![ARTICLE]);
+    let mut text = config_text(
+        &dir.path().join("store.db"),
+        "interval = \"1s\"\ntimeout = \"1s\"\nper_host_rate = 100",
+        &[site],
+    );
+    for (name, url, extra) in [
+        ("hook", &good.url, "headers = { Authorization = \"Bearer sink-token\" }"),
+        ("flaky", &flaky.url, ""),
+        ("stuck", &stuck.url, ""),
+        ("other-site", &elsewhere.url, "sites = [\"another\"]"),
+    ] {
+        text.push_str(&format!(
+            "\n[[alerts]]\nname = \"{name}\"\ntype = \"webhook\"\nurl = \"{url}\"\nfor = \"1s\"\nmin_severity = \"critical\"\n{extra}\n"
+        ));
+    }
+    std::fs::write(&config, text).unwrap();
+    let daemon = Daemon::start(&config);
+    let firing = eventually("the down alert", Duration::from_secs(30), || {
+        let bodies = good.bodies.clone();
+        async move { bodies.lock().unwrap().iter().find(|b| b["status"] == "firing").cloned() }
+    })
+    .await;
+    assert_eq!(firing["event"], "base_state", "{firing}");
+    assert_eq!(firing["severity"], "critical");
+    assert_eq!(firing["site"], "news");
+    assert_eq!(firing["base"], mirror.url().as_str());
+    assert_eq!(firing["sink"], "hook");
+    assert!(firing["summary"].as_str().unwrap().contains("down"), "{firing}");
+
+    // It comes back: one resolved notice, and no second firing meanwhile.
+    mirror.set_path(ARTICLE, Behavior::Page(Page::Primary.on(&mirror)));
+    mirror.set(Behavior::Status(404));
+    let resolved = eventually("the resolved alert", Duration::from_secs(30), || {
+        let bodies = good.bodies.clone();
+        async move {
+            bodies
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|b| b["status"] == "resolved")
+                .cloned()
+        }
+    })
+    .await;
+    assert_eq!(resolved["base"], mirror.url().as_str());
+    assert_eq!(resolved["started_at"], firing["started_at"]);
+    let firings = good
+        .bodies
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|b| b["status"] == "firing")
+        .count();
+    assert_eq!(firings, 1, "{:?}", good.bodies.lock().unwrap());
+
+    // The flaky sink got it after its failures; the stuck one held up nobody.
+    eventually("the flaky sink's delivery", Duration::from_secs(20), || {
+        let bodies = flaky.bodies.clone();
+        async move { (!bodies.lock().unwrap().is_empty()).then_some(()) }
+    })
+    .await;
+    assert!(flaky.attempts.load(Ordering::SeqCst) >= 3);
+    assert!(stuck.attempts.load(Ordering::SeqCst) >= 1);
+    assert!(
+        elsewhere.bodies.lock().unwrap().is_empty(),
+        "a sink for another site was told"
+    );
+    let metrics = get_text(&daemon.url("/metrics")).await;
+    assert!(
+        metric(&metrics, "mirrorgate_alerts_total{sink=\"hook\",result=\"delivered\"}").unwrap() >= 2.0,
+        "{metrics}"
+    );
+    assert_eq!(
+        metric(
+            &metrics,
+            "mirrorgate_alerts_total{sink=\"other-site\",result=\"delivered\"}"
+        ),
+        Some(0.0)
+    );
+}
+
+#[test]
+fn bad_alert_config_is_located() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(
+        &path,
+        "[[alerts]]\nname = \"x\"\ntype = \"pager\"\nurl = \"ftp://h\"\nmin_severity = \"loud\"\n\n\
+         [[sites]]\nname = \"a\"\nprimary = \"https://www.example.com\"\narticles = [\"/a\"]\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(binary())
+        .args(["validate", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for expected in [
+        ":3:8: `alerts[0].type`",
+        ":4:7: `alerts[0].url`",
+        ":5:16: `alerts[0].min_severity`",
+    ] {
+        assert!(stderr.contains(expected), "{expected} in {stderr}");
+    }
+}
