@@ -16,6 +16,7 @@ COPY Cargo.toml Cargo.lock ./
 COPY src src
 COPY benches benches
 COPY config config
+COPY docs docs
 RUN cargo build --release --locked \
  && strip target/release/mirrorgate \
  && mkdir -p /out/var/lib/mirrorgate

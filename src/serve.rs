@@ -174,6 +174,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/healthz", get(healthz))
         .route("/mirrors.json", get(mirror_list))
+        .route("/openapi.json", get(openapi))
         .merge(operators)
         .fallback(not_found)
         .layer(middleware::from_fn(limit_uri))
@@ -504,6 +505,18 @@ async fn reader_report(
         state.reports.record(country, site, base, now);
     }
     no_content()
+}
+
+/// The OpenAPI 3.1 description of every JSON endpoint (kept true by
+/// tests/openapi.rs, which validates real answers against it).
+const OPENAPI: &str = include_str!("../docs/openapi.json");
+
+async fn openapi() -> Response {
+    let mut response = Response::new(Body::from(OPENAPI));
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
 }
 
 /// `GET /mirrors.json[?country=IR][&format=v1]`: public, for readers' tools.

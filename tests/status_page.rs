@@ -80,8 +80,16 @@ async fn the_status_page_marks_stale_and_blocked_mirrors_and_links_their_evidenc
                 .unwrap()
         }
     };
-    let dom = run(vec!["--dump-dom".into(), daemon.url("/")]).await;
-    let dom = String::from_utf8_lossy(&dom.stdout).to_string();
+    let loaded = run(vec![
+        "--enable-logging=stderr".into(),
+        "--dump-dom".into(),
+        daemon.url("/"),
+    ])
+    .await;
+    let dom = String::from_utf8_lossy(&loaded.stdout).to_string();
+    // Chromium logs console messages and CSP violations as CONSOLE lines.
+    let log = String::from_utf8_lossy(&loaded.stderr);
+    assert!(!log.contains(":CONSOLE("), "console messages:\n{log}");
     // Marked in words (not colour alone), in the base table and the matrix.
     assert!(dom.contains("stale on 1 article(s)"), "{dom}");
     assert!(
