@@ -192,13 +192,8 @@ async fn discover_once(config: &Config) -> std::collections::HashMap<String, Vec
         let Some(discover) = &site.discover else { continue };
         let mut cache = crate::discover::Cache::default();
         let run = crate::discover::run(&client, &site.primary, discover, &mut cache, now_ms()).await;
-        for source in run.sources.iter().filter(|s| !s.ok) {
-            tracing::warn!(
-                site = site.name,
-                source = source.url,
-                error = source.error.as_deref().unwrap_or(""),
-                "discovery source failed"
-            );
+        for source in &run.sources {
+            source.log_failure(&site.name);
         }
         found.insert(site.name.clone(), run.articles);
     }

@@ -61,6 +61,50 @@ pub struct SourceStatus {
     pub not_modified: bool,
 }
 
+impl SourceStatus {
+    fn new(url: &str) -> Self {
+        SourceStatus {
+            url: url.to_string(),
+            ok: true,
+            error: None,
+            articles: 0,
+            not_modified: false,
+        }
+    }
+
+    /// Logs this source's failure for `site`, if it failed.
+    pub fn log_failure(&self, site: &str) {
+        if !self.ok {
+            tracing::warn!(
+                site,
+                source = self.url,
+                error = self.error.as_deref().unwrap_or(""),
+                "discovery source failed"
+            );
+        }
+    }
+}
+
+/// Keeps the entries on the primary's origin (counted for the source) and
+/// counts the others.
+fn keep_on_origin(
+    listed: Vec<Found>,
+    primary: &Origin,
+    status: &mut SourceStatus,
+    other_hosts: &mut usize,
+    found: &mut Vec<Found>,
+) {
+    for entry in listed {
+        match article_path(&entry.path, primary) {
+            Some(path) => {
+                status.articles += 1;
+                found.push(Found { path, ..entry });
+            }
+            None => *other_hosts += 1,
+        }
+    }
+}
+
 /// What one run found.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Run {
@@ -109,13 +153,7 @@ pub async fn run(
     sitemaps.dedup();
     let mut seen: HashSet<String> = HashSet::new();
     for root in sitemaps {
-        let mut status = SourceStatus {
-            url: root.clone(),
-            ok: true,
-            error: None,
-            articles: 0,
-            not_modified: false,
-        };
+        let mut status = SourceStatus::new(&root);
         let mut queue = vec![(root, 0usize)];
         while let Some((url, depth)) = queue.pop() {
             if !seen.insert(url.clone()) {
@@ -142,15 +180,7 @@ pub async fn run(
                         continue;
                     }
                     queue.extend(children.into_iter().map(|c| (c, depth + 1)));
-                    for entry in listed {
-                        match article_path(&entry.path, primary) {
-                            Some(path) => {
-                                status.articles += 1;
-                                found.push(Found { path, ..entry });
-                            }
-                            None => run.other_hosts += 1,
-                        }
-                    }
+                    keep_on_origin(listed, primary, &mut status, &mut run.other_hosts, &mut found);
                 }
                 Err(error) => {
                     status.ok = false;
@@ -161,13 +191,7 @@ pub async fn run(
         run.sources.push(status);
     }
     for url in &config.feeds {
-        let mut status = SourceStatus {
-            url: url.clone(),
-            ok: true,
-            error: None,
-            articles: 0,
-            not_modified: false,
-        };
+        let mut status = SourceStatus::new(url);
         if fetched >= MAX_FILES_PER_RUN {
             status.ok = false;
             status.error = Some(format!(
@@ -178,15 +202,7 @@ pub async fn run(
             match read_feed(client, url, cache).await {
                 Ok((listed, unchanged)) => {
                     status.not_modified = unchanged;
-                    for entry in listed {
-                        match article_path(&entry.path, primary) {
-                            Some(path) => {
-                                status.articles += 1;
-                                found.push(Found { path, ..entry });
-                            }
-                            None => run.other_hosts += 1,
-                        }
-                    }
+                    keep_on_origin(listed, primary, &mut status, &mut run.other_hosts, &mut found);
                 }
                 Err(error) => {
                     status.ok = false;

@@ -97,13 +97,8 @@ pub async fn run(
                 .unwrap_or_default();
             super::keep_previous(&previous, &mut run, config, now_ms());
             last_run.insert(site.name.clone(), (Instant::now(), config.clone()));
-            for source in run.sources.iter().filter(|s| !s.ok) {
-                tracing::warn!(
-                    site = site.name,
-                    source = source.url,
-                    error = source.error.as_deref().unwrap_or(""),
-                    "discovery source failed"
-                );
+            for source in &run.sources {
+                source.log_failure(&site.name);
             }
             let articles = run.articles.clone();
             let site_changed = {
