@@ -26,12 +26,14 @@ use serde_json::Value;
 const DAEMON: &str = "10.77.0.1";
 const CENSORED: &str = "10.77.0.2";
 /// Each base's address in the free namespace.
-const BASES: [(&str, &str); 5] = [
+const BASES: [(&str, &str); 6] = [
     ("primary.test", "10.77.0.11"),
     ("reset.test", "10.77.0.12"),
     ("poisoned.test", "10.77.0.13"),
     ("proxied.test", "10.77.0.14"),
     ("clean.test", "10.77.0.15"),
+    // Connections open; the request itself is reset (a DPI box on the path).
+    ("dpi.test", "10.77.0.16"),
 ];
 /// Where the censor's resolver sends `poisoned.test`, and where its proxy
 /// takes `proxied.test`: the ISP's block page.
@@ -137,6 +139,7 @@ impl Network {
             "table inet censor {{\n\
                chain out {{ type filter hook output priority 0; policy accept;\n\
                  ip daddr {{ {primary}, {reset} }} tcp dport 80 reject with tcp reset\n\
+                 ip daddr {dpi} tcp dport 80 tcp flags & psh == psh reject with tcp reset\n\
                }}\n\
              }}\n\
              table ip proxy {{\n\
@@ -147,6 +150,7 @@ impl Network {
             primary = BASES[0].1,
             reset = BASES[1].1,
             proxied = BASES[3].1,
+            dpi = BASES[5].1,
         );
         let file = std::env::temp_dir().join(format!("mg-censor-{id}.nft"));
         std::fs::write(&file, rules).map_err(|e| e.to_string())?;
@@ -386,6 +390,7 @@ async fn agents_in_a_censored_network_route_its_readers_to_the_clean_mirror() {
     expect("poisoned.test", "blocked", Some("dns"));
     expect("proxied.test", "blocked", Some("http-diff"));
     expect("clean.test", "reachable", None);
+    expect("dpi.test", "blocked", Some("http-failure"));
     // From the daemon's side every base serves the article.
     let detail = status_json(&network, "/status/news").unwrap();
     let article = &detail["articles"][0];

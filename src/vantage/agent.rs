@@ -21,6 +21,7 @@ use super::endpoints::AGENT_NAME_HEADER;
 use super::protocol::{Probed, RESULTS_PATH, Results, WORK_PATH, WirePage, Work};
 use crate::config::{ProbeConfig, Secret};
 use crate::fingerprint::{BlockFingerprints, CANONICAL_FORM_VERSION, ContentSelector, Normalizer, SiteSpec};
+use crate::observation::Outcome;
 use crate::origin::Origin;
 use crate::probe::Prober;
 
@@ -230,6 +231,10 @@ async fn probe_all(work: &Work) -> Vec<Probed> {
                     let _permit = permits.acquire_owned().await.ok()?;
                     let report = prober.probe(&base, &article, &normalizer, None).await;
                     let observation = report.observation;
+                    let tcp_connected = match observation.outcome {
+                        Outcome::Connect => Some(tcp_connects(&base, &addresses).await),
+                        _ => None,
+                    };
                     Some(Probed {
                         site: site_name,
                         base: base.as_str().to_string(),
@@ -241,6 +246,7 @@ async fn probe_all(work: &Work) -> Vec<Probed> {
                         hash: observation.hash.map(|h| h.to_string()),
                         page: Some(WirePage::from(observation.page)),
                         addresses,
+                        tcp_connected,
                     })
                 });
             }
@@ -285,6 +291,20 @@ fn normalizer_for(site: &super::protocol::WorkSite) -> Option<(Normalizer, Vec<O
         fingerprints: Arc::new(BlockFingerprints::default()),
     });
     Some((normalizer, bases))
+}
+
+/// Whether a bare TCP connection to the base's port opens from here.
+async fn tcp_connects(base: &Origin, addresses: &[IpAddr]) -> bool {
+    let Some(port) = Url::parse(base.as_str()).ok().and_then(|u| u.port_or_known_default()) else {
+        return false;
+    };
+    for address in addresses {
+        let connect = tokio::net::TcpStream::connect((*address, port));
+        if let Ok(Ok(_)) = tokio::time::timeout(Duration::from_secs(5), connect).await {
+            return true;
+        }
+    }
+    false
 }
 
 /// What this network's resolver answers for the base's host.

@@ -355,8 +355,13 @@ impl Board {
         } else if self.dns_differs(&meta.bases[base], &probed.addresses) {
             Signal::Blocked(BlockKind::Dns)
         } else {
+            let https = meta.bases[base].scheme() == "https";
             Signal::Blocked(match probed.outcome {
                 Outcome::Dns => BlockKind::Dns,
+                // TCP opened, then reset: in the TLS handshake (SNI
+                // filtering) for https, in the HTTP exchange for http.
+                Outcome::Connect if probed.tcp_connected == Some(true) && https => BlockKind::Tls,
+                Outcome::Connect if probed.tcp_connected == Some(true) => BlockKind::HttpFailure,
                 Outcome::Connect => BlockKind::TcpIp,
                 Outcome::Tls => BlockKind::Tls,
                 Outcome::Ok | Outcome::HttpStatus | Outcome::RedirectedOffSite => BlockKind::HttpDiff,

@@ -79,6 +79,11 @@ pub struct Probed {
     /// What the agent's resolver answered for the base's host.
     #[serde(default)]
     pub addresses: Vec<IpAddr>,
+    /// For a `connect` outcome: whether a plain TCP connection to the base
+    /// succeeded from there (the failure then came after it: a reset in
+    /// the TLS handshake or the HTTP exchange, not at TCP).
+    #[serde(default)]
+    pub tcp_connected: Option<bool>,
 }
 
 /// [`PageFacts`] on the wire.
