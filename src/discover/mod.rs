@@ -399,13 +399,16 @@ async fn read_feed(client: &reqwest::Client, url: &str, cache: &mut Cache) -> Re
         .entries
         .into_iter()
         .filter_map(|entry| {
-            let link = entry
+            let href = &entry
                 .links
                 .iter()
                 .find(|l| l.rel.as_deref().is_none_or(|r| r == "alternate"))
                 .or(entry.links.first())?
-                .href
-                .clone();
+                .href;
+            // Feeds in the wild write links relative to the feed.
+            let link = Url::parse(url)
+                .and_then(|feed| feed.join(href.trim()))
+                .map_or_else(|_| href.clone(), String::from);
             let date = entry.published.or(entry.updated).map(|d| d.timestamp_millis());
             Some(Found {
                 path: link,
