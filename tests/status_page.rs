@@ -8,15 +8,6 @@ use std::time::Duration;
 
 use common::*;
 
-fn chromium() -> Option<&'static str> {
-    ["chromium", "chromium-browser", "google-chrome"].into_iter().find(|b| {
-        std::process::Command::new(b)
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success())
-    })
-}
-
 #[tokio::test]
 async fn the_status_page_marks_stale_and_blocked_mirrors_and_links_their_evidence() {
     let primary = TestOrigin::start(Behavior::Status(404)).await;

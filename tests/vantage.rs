@@ -520,12 +520,7 @@ const PIXEL_PNG: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR
 #[tokio::test]
 async fn a_browser_running_the_probe_page_lands_on_the_first_base_that_loads() {
     use base64::Engine;
-    let Some(chromium) = ["chromium", "chromium-browser", "google-chrome"].into_iter().find(|b| {
-        Command::new(b)
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success())
-    }) else {
+    let Some(chromium) = chromium() else {
         eprintln!("SKIPPED: no Chromium here; CI installs it");
         return;
     };

@@ -319,13 +319,13 @@ async fn robots_sitemaps(
         .collect())
 }
 
-/// A sitemap's children and entries (`Found` with the full URL in `path`),
-/// and whether it was unchanged.
-async fn read_sitemap(
+/// `url`'s body and validators, fetched with the validators of the copy
+/// in `cache`; None when it is unchanged (and so in `cache`).
+async fn fetch_changed(
     client: &reqwest::Client,
     url: &str,
-    cache: &mut Cache,
-) -> Result<(Vec<String>, Vec<Found>, bool), String> {
+    cache: &Cache,
+) -> Result<Option<(Vec<u8>, Option<String>, Option<String>)>, String> {
     let cached = cache.files.get(url);
     let fetched = fetch(
         client,
@@ -335,16 +335,27 @@ async fn read_sitemap(
         MAX_FILE_BYTES,
     )
     .await?;
-    let (bytes, etag, last_modified) = match fetched {
-        Fetched::NotModified => {
-            let cached = cache.files.get(url).ok_or("304 without a cached copy")?;
-            return Ok((cached.children.clone(), cached.found.clone(), true));
-        }
+    match fetched {
+        Fetched::NotModified if cached.is_some() => Ok(None),
+        Fetched::NotModified => Err("304 without a cached copy".into()),
         Fetched::Body {
             bytes,
             etag,
             last_modified,
-        } => (bytes, etag, last_modified),
+        } => Ok(Some((bytes, etag, last_modified))),
+    }
+}
+
+/// A sitemap's children and entries (`Found` with the full URL in `path`),
+/// and whether it was unchanged.
+async fn read_sitemap(
+    client: &reqwest::Client,
+    url: &str,
+    cache: &mut Cache,
+) -> Result<(Vec<String>, Vec<Found>, bool), String> {
+    let Some((bytes, etag, last_modified)) = fetch_changed(client, url, cache).await? else {
+        let cached = &cache.files[url];
+        return Ok((cached.children.clone(), cached.found.clone(), true));
     };
     let (children, found) = match sitemap::parse(&bytes)? {
         sitemap::Sitemap::Index(children) => (children, Vec::new()),
@@ -373,25 +384,8 @@ async fn read_sitemap(
 }
 
 async fn read_feed(client: &reqwest::Client, url: &str, cache: &mut Cache) -> Result<(Vec<Found>, bool), String> {
-    let cached = cache.files.get(url);
-    let fetched = fetch(
-        client,
-        url,
-        cached.and_then(|c| c.etag.as_deref()),
-        cached.and_then(|c| c.last_modified.as_deref()),
-        MAX_FILE_BYTES,
-    )
-    .await?;
-    let (bytes, etag, last_modified) = match fetched {
-        Fetched::NotModified => {
-            let cached = cache.files.get(url).ok_or("304 without a cached copy")?;
-            return Ok((cached.found.clone(), true));
-        }
-        Fetched::Body {
-            bytes,
-            etag,
-            last_modified,
-        } => (bytes, etag, last_modified),
+    let Some((bytes, etag, last_modified)) = fetch_changed(client, url, cache).await? else {
+        return Ok((cache.files[url].found.clone(), true));
     };
     let feed =
         feed_rs::parser::parse(bytes.as_slice()).map_err(|e| format!("not a feed (RSS, Atom or JSON Feed): {e}"))?;

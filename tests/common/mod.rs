@@ -296,6 +296,16 @@ pub fn config_text(store: &Path, probe: &str, sites: &[SiteSpec]) -> String {
     text
 }
 
+/// A Chromium on this machine, if any (CI installs Debian's).
+pub fn chromium() -> Option<&'static str> {
+    ["chromium", "chromium-browser", "google-chrome"].into_iter().find(|b| {
+        Command::new(b)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    })
+}
+
 pub fn binary() -> &'static str {
     env!("CARGO_BIN_EXE_mirrorgate")
 }
