@@ -12,9 +12,9 @@
 use std::time::{Duration, Instant};
 
 use mirrorgate::fingerprint::{Hash, PageFacts, RawHash};
-use mirrorgate::observation::{Observation, Outcome};
 use mirrorgate::store::{ProbeRecord, SqliteStore, Store};
 use mirrorgate::verdict::Verdict;
+use mirrorgate::verdict::observation::{Observation, Outcome};
 
 const DAY_MS: i64 = 86_400_000;
 const HOUR_MS: i64 = 3_600_000;

@@ -6,36 +6,17 @@
 //! [`probe`] talk to the bases; [`store`] persists; [`serve`] answers HTTP.
 //! [`daemon`], [`check`] and [`demo`] wire them into the commands.
 
-pub mod alerts;
-pub mod check;
+pub mod alert;
 pub mod clock;
+pub mod cmd;
 pub mod config;
-pub mod daemon;
-pub mod demo;
 pub mod discover;
-pub mod engine;
-pub mod evidence;
 pub mod fingerprint;
-pub mod front;
-pub mod geoip;
-pub mod healthcheck;
-pub mod metrics;
-pub mod mirrors;
-pub mod notify;
-pub mod observation;
+pub mod http;
 pub mod origin;
-pub mod pages;
 pub mod probe;
-pub mod reader;
-pub mod reader_probe;
-pub mod reload;
 pub mod route;
-pub mod schedule;
-pub mod serve;
-pub mod snapshot;
-pub mod status;
-pub mod status_page;
+pub mod state;
 pub mod store;
-pub mod uptime;
 pub mod vantage;
 pub mod verdict;

@@ -120,7 +120,7 @@ fn main() -> ExitCode {
                 config.server.listen = listen;
             }
             let set_log_level = init_logging(cli.log_format, config.log.level.as_deref(), "info");
-            let reload = mirrorgate::daemon::Reload {
+            let reload = mirrorgate::cmd::run::Reload {
                 path: Some(path.config),
                 listen_override: listen,
                 set_log_level: Some(set_log_level),
@@ -134,7 +134,7 @@ fn main() -> ExitCode {
             };
             // The report says what the engine found (state changes and all);
             // the log is for problems with the run itself.
-            init_logging(cli.log_format, None, "warn,mirrorgate::engine=error");
+            init_logging(cli.log_format, None, "warn,mirrorgate::state::engine=error");
             runtime(config.server.workers, check(config, format))
         }
         Command::Healthcheck {
@@ -146,7 +146,7 @@ fn main() -> ExitCode {
             let url = match url {
                 Some(url) => url,
                 None => match config::load(&path.config) {
-                    Ok(config) => mirrorgate::healthcheck::healthz_url(config.server.listen),
+                    Ok(config) => mirrorgate::cmd::healthcheck::healthz_url(config.server.listen),
                     Err(errors) => return fail(format!("unhealthy: {errors}")),
                 },
             };
@@ -154,7 +154,7 @@ fn main() -> ExitCode {
                 .enable_all()
                 .build()
                 .map_err(|e| e.to_string())
-                .and_then(|rt| rt.block_on(mirrorgate::healthcheck::check(&url, timeout)));
+                .and_then(|rt| rt.block_on(mirrorgate::cmd::healthcheck::check(&url, timeout)));
             match checked {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(why) => fail(format!("unhealthy: {why}")),
@@ -203,9 +203,9 @@ fn runtime(workers: Option<usize>, work: impl std::future::Future<Output = ExitC
     }
 }
 
-async fn run(config: Config, reload: mirrorgate::daemon::Reload) -> ExitCode {
+async fn run(config: Config, reload: mirrorgate::cmd::run::Reload) -> ExitCode {
     let shutdown = CancellationToken::new();
-    let daemon = match mirrorgate::daemon::Daemon::start(config, reload, shutdown.clone()).await {
+    let daemon = match mirrorgate::cmd::run::Daemon::start(config, reload, shutdown.clone()).await {
         Ok(daemon) => daemon,
         Err(e) => return fail(e.to_string()),
     };
@@ -217,7 +217,7 @@ async fn run(config: Config, reload: mirrorgate::daemon::Reload) -> ExitCode {
 }
 
 async fn check(config: Config, format: ReportFormat) -> ExitCode {
-    let report = match mirrorgate::check::check(&config).await {
+    let report = match mirrorgate::cmd::check::check(&config).await {
         Ok(report) => report,
         Err(e) => return fail(e.to_string()),
     };
@@ -275,7 +275,7 @@ async fn agent(options: mirrorgate::vantage::agent::AgentOptions) -> ExitCode {
 async fn demo(listen: std::net::SocketAddr) -> ExitCode {
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal(shutdown.clone()));
-    match mirrorgate::demo::run(listen, shutdown).await {
+    match mirrorgate::cmd::demo::run(listen, shutdown).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(e.to_string()),
     }
@@ -298,7 +298,7 @@ async fn stop_on_signal(shutdown: CancellationToken) {
 /// Sets up logging to stderr and returns what changes its level later
 /// (`log.level` on reload). Colour only on a terminal, and never with
 /// `NO_COLOR` set (no-color.org): the journal, files and pipes get plain text.
-fn init_logging(format: LogFormat, configured: Option<&str>, default: &str) -> mirrorgate::reload::LevelSetter {
+fn init_logging(format: LogFormat, configured: Option<&str>, default: &str) -> mirrorgate::cmd::reload::LevelSetter {
     use std::io::IsTerminal;
     use tracing_subscriber::prelude::*;
     // RUST_LOG wins over the config so an operator can turn up one run.

@@ -23,11 +23,11 @@ use url::Url;
 
 use crate::clock::{UnixMillis, now_ms};
 use crate::config::ProbeConfig;
-use crate::engine::ProbeDetail;
 use crate::fingerprint::classify::parking_redirect;
 use crate::fingerprint::{Fingerprint, Fingerprinter, Normalizer, PageClass, PageFacts, RawHash};
-use crate::observation::{Observation, Outcome, Validators};
 use crate::origin::Origin;
+use crate::state::engine::ProbeDetail;
+use crate::verdict::observation::{Observation, Outcome, Validators};
 
 /// Redirect hops followed within a base before calling it a loop.
 pub const MAX_REDIRECTS: usize = 10;

@@ -6,9 +6,9 @@
 //! from the catalog, never from the request, so no path, query or `url=`
 //! trick can move the reader to another host.
 
-use crate::geoip::Country;
-use crate::reader_probe::{ReaderReports, demote};
-use crate::snapshot::{ArticleView, SiteMeta, SiteView, Snapshot};
+use crate::http::reader_probe::{ReaderReports, demote};
+use crate::state::snapshot::{ArticleView, SiteMeta, SiteView, Snapshot};
+use crate::vantage::geoip::Country;
 use crate::vantage::view::{SiteRoutes, VantageView, order_for_country};
 use crate::verdict::Verdict;
 
@@ -274,7 +274,7 @@ fn no_candidate(
             .filter(|&b| worth_trying(b))
             .map(|b| with_path(meta.bases[b].as_str(), path, query))
             .collect(),
-        retry_after_secs: crate::snapshot::retry_after_secs(snapshot.catalog.interval),
+        retry_after_secs: crate::state::snapshot::retry_after_secs(snapshot.catalog.interval),
     }
 }
 
@@ -491,10 +491,10 @@ pub fn sample_snapshot() -> std::sync::Arc<Snapshot> {
     use std::sync::Arc;
     use std::time::Duration;
 
-    use crate::engine::{Engine, ProbeResult};
     use crate::fingerprint::Hash;
-    use crate::observation::{Observation, Outcome};
-    use crate::snapshot::Catalog;
+    use crate::state::engine::{Engine, ProbeResult};
+    use crate::state::snapshot::Catalog;
+    use crate::verdict::observation::{Observation, Outcome};
 
     const SAMPLE: &str = r#"
 [[sites]]

@@ -8,7 +8,7 @@ use std::sync::{Arc, OnceLock};
 
 use libfuzzer_sys::fuzz_target;
 use mirrorgate::route::{Decision, check_redirect, go, redirect, sample_snapshot};
-use mirrorgate::snapshot::Snapshot;
+use mirrorgate::state::snapshot::Snapshot;
 
 fn snapshot() -> &'static Arc<Snapshot> {
     static SNAPSHOT: OnceLock<Arc<Snapshot>> = OnceLock::new();

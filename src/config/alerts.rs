@@ -6,7 +6,7 @@ use std::time::Duration;
 use toml::de::{DeTable, DeValue};
 
 use super::{Walker, find, line_column};
-use crate::alerts::{Severity, SinkConfig, SinkKind};
+use crate::alert::{Severity, SinkConfig, SinkKind};
 
 pub(super) const ALERT_KEYS: &[&str] = &["name", "type", "url", "for", "sites", "min_severity", "headers"];
 

@@ -34,7 +34,7 @@ use std::sync::Arc;
 
 use crate::clock::UnixMillis;
 use crate::fingerprint::{Hash, PageFacts};
-use crate::observation::Observation;
+use crate::verdict::observation::Observation;
 
 #[derive(Debug, thiserror::Error)]
 #[error("store {path}: {source}")]

@@ -10,8 +10,8 @@ use rusqlite::{Connection, OpenFlags, params};
 use super::{MinuteCount, ProbeRecord, Store, StoreError, StoredState, StoredVersion};
 use crate::clock::UnixMillis;
 use crate::fingerprint::{Hash, PageClass, PageFacts, RawHash};
-use crate::observation::{Observation, Outcome};
 use crate::verdict::Verdict;
+use crate::verdict::observation::{Observation, Outcome};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS probes (

@@ -17,13 +17,13 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
-use super::endpoints::AGENT_NAME_HEADER;
 use super::protocol::{Probed, RESULTS_PATH, Results, WORK_PATH, WirePage, Work};
 use crate::config::{ProbeConfig, Secret};
 use crate::fingerprint::{BlockFingerprints, CANONICAL_FORM_VERSION, ContentSelector, Normalizer, SiteSpec};
-use crate::observation::Outcome;
+use crate::http::agents::AGENT_NAME_HEADER;
 use crate::origin::Origin;
 use crate::probe::Prober;
+use crate::verdict::observation::Outcome;
 
 /// Results held while the daemon cannot be reached.
 pub const MAX_BACKLOG_RESULTS: usize = 100_000;

@@ -15,9 +15,9 @@ use std::sync::Arc;
 use crate::clock::{UnixMillis, rfc3339};
 use crate::config::{Config, SiteConfig, VantageConfig};
 use crate::fingerprint::{CANONICAL_FORM_VERSION, Hash};
-use crate::geoip::{Country, Geo};
-use crate::observation::Outcome;
-use crate::snapshot::{BaseState, Snapshot};
+use crate::state::snapshot::{BaseState, Snapshot};
+use crate::vantage::geoip::{Country, Geo};
+use crate::verdict::observation::Outcome;
 use crate::verdict::{self, Seen, Verdict};
 
 use super::protocol::{Accepted, ProbeSettings, Probed, Results, Work, WorkSite};

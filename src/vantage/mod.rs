@@ -8,7 +8,7 @@
 
 pub mod agent;
 pub mod board;
-pub mod endpoints;
+pub mod geoip;
 pub mod protocol;
 pub mod view;
 
@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::now_ms;
 use crate::config::VantageConfig;
-use crate::serve::Snapshots;
+use crate::http::server::Snapshots;
 use board::Board;
 use view::VantageView;
 

@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 
 use crate::fingerprint::{PageClass, PageFacts};
-use crate::observation::Outcome;
+use crate::verdict::observation::Outcome;
 
 pub const WORK_PATH: &str = "/agent/v1/work";
 pub const RESULTS_PATH: &str = "/agent/v1/results";

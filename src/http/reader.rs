@@ -13,7 +13,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use crate::geoip::{Country, Databases};
+use crate::vantage::geoip::{Country, Databases};
 
 /// The reader's address, or None when a trusted proxy's chain names no
 /// address we can read (`for=unknown`, an obfuscated node, garbage).

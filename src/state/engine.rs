@@ -16,14 +16,14 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::clock::{UnixMillis, millis, now_ms};
-use crate::evidence::{EvidenceStore, Judged};
-use crate::notify::{Heartbeat, Loop};
-use crate::observation::{Observation, Outcome};
-use crate::snapshot::{
+use crate::cmd::notify::{Heartbeat, Loop};
+use crate::state::evidence::{EvidenceStore, Judged};
+use crate::state::snapshot::{
     ArticleView, BaseState, BaseView, Catalog, ProbeCounters, RoundInfo, SiteView, Snapshot, redirect_order,
 };
+use crate::state::uptime::UptimeCounter;
 use crate::store::{ProbeRecord, StoreWriter, StoredState};
-use crate::uptime::UptimeCounter;
+use crate::verdict::observation::{Observation, Outcome};
 use crate::verdict::{NotFoundPage, Reason, Verdict, Version};
 
 /// Recent ok latencies kept per base for the percentiles.
@@ -664,7 +664,7 @@ fn percentile(sorted: &[u32], p: usize) -> Option<u32> {
 }
 
 /// Up to three of a base's articles that are not fine, with what they are.
-fn examples(meta: &crate::snapshot::SiteMeta, articles: &[Arc<ArticleView>], base: usize) -> Vec<String> {
+fn examples(meta: &crate::state::snapshot::SiteMeta, articles: &[Arc<ArticleView>], base: usize) -> Vec<String> {
     articles
         .iter()
         .zip(&meta.articles)

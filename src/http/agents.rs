@@ -7,11 +7,11 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 
-use super::Vantage;
-use super::board::{Board, Refused};
-use super::protocol::{MAX_RESULTS_PER_BATCH, Results};
 use crate::clock::now_ms;
-use crate::serve::{AppState, bearer_token, error, json};
+use crate::http::server::{AppState, bearer_token, error, json};
+use crate::vantage::Vantage;
+use crate::vantage::board::{Board, Refused};
+use crate::vantage::protocol::{MAX_RESULTS_PER_BATCH, Results};
 
 /// Agents name themselves in this header (`--name`); a name that is not
 /// the token's agent is refused, so a token copied to the wrong box shows.

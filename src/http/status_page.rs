@@ -6,8 +6,8 @@
 use std::fmt::Write;
 
 use crate::clock::{UnixMillis, rfc3339};
-use crate::snapshot::{BaseState, Snapshot};
-use crate::status::evidence_link;
+use crate::http::status::evidence_link;
+use crate::state::snapshot::{BaseState, Snapshot};
 use crate::vantage::view::VantageView;
 use crate::verdict::{Reason, Verdict};
 

@@ -19,10 +19,10 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::ProbeConfig;
-use crate::engine::{EngineEvent, Evidence, ProbeResult};
 use crate::fingerprint::Fingerprint;
 use crate::probe::{ClientError, Previous, Prober};
-use crate::snapshot::{Catalog, Snapshot};
+use crate::state::engine::{EngineEvent, Evidence, ProbeResult};
+use crate::state::snapshot::{Catalog, Snapshot};
 use crate::verdict::Verdict;
 
 /// The longest a host worker waits before its first probe of a round.

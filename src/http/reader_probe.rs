@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::clock::{UnixMillis, rfc3339};
-use crate::geoip::Country;
+use crate::vantage::geoip::Country;
 
 /// The page's only script: static, so its hash goes in the CSP and no
 /// other script can run. Its data sits in a JSON block beside it.
@@ -232,7 +232,7 @@ impl ReaderReports {
     }
 
     /// Every country's reports still counting, for `/status`.
-    pub fn status(&self, sites: &[crate::snapshot::SiteMeta], now: UnixMillis) -> Vec<ReportStatus> {
+    pub fn status(&self, sites: &[crate::state::snapshot::SiteMeta], now: UnixMillis) -> Vec<ReportStatus> {
         let tallies = self.tallies.lock().unwrap_or_else(|e| e.into_inner());
         let window = REPORT_WINDOW.as_millis() as i64;
         let mut out: Vec<ReportStatus> = tallies

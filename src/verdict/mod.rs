@@ -8,11 +8,13 @@
 //! trustworthy page stand in for it. Every base is then judged against that
 //! reference, with a reason when it serves something else.
 
+pub mod observation;
+
 use serde::Serialize;
 
 use crate::clock::UnixMillis;
 use crate::fingerprint::{Hash, PageClass, PageFacts};
-use crate::observation::Outcome;
+use observation::Outcome;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]

@@ -37,7 +37,7 @@ pub struct Config {
     pub log: LogConfig,
     pub geoip: GeoipConfig,
     pub vantage: VantageConfig,
-    pub alerts: Vec<crate::alerts::SinkConfig>,
+    pub alerts: Vec<crate::alert::SinkConfig>,
     pub sites: Vec<SiteConfig>,
 }
 
@@ -1377,7 +1377,7 @@ prefer_primary = true
 
     #[test]
     fn the_shipped_example_config_is_valid() {
-        let text = include_str!("../config/mirrorgate.toml");
+        let text = include_str!("../../config/mirrorgate.toml");
         if let Err(e) = parse("config/mirrorgate.toml", text) {
             panic!("{e}");
         }

@@ -14,19 +14,19 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::now_ms;
+use crate::cmd::notify::{self, BEAT_EVERY, Heartbeat, Loop};
 use crate::config::{Config, StoreBackend};
-use crate::engine::{self, Engine, EngineEvent, LATENCY_SAMPLES};
-use crate::metrics::Counters;
-use crate::notify::{self, BEAT_EVERY, Heartbeat, Loop};
+use crate::http::metrics::Counters;
+use crate::http::server::{self, AppState, Snapshots};
 use crate::probe::ClientError;
-use crate::schedule::Scheduler;
-use crate::serve::{self, AppState, Snapshots};
-use crate::snapshot::Catalog;
+use crate::state::engine::{self, Engine, EngineEvent, LATENCY_SAMPLES};
+use crate::state::schedule::Scheduler;
+use crate::state::snapshot::Catalog;
 use crate::store::{NullStore, Retention, SqliteStore, Store, StoreError, StoreWriter};
 
-pub use crate::reload::Reload;
-use crate::reload::Reloader;
-use crate::serve::ServerSettings;
+pub use crate::cmd::reload::Reload;
+use crate::cmd::reload::Reloader;
+use crate::http::server::ServerSettings;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 #[derive(Debug, thiserror::Error)]
@@ -158,7 +158,9 @@ impl Daemon {
             (writer, writer_task, events, engine_task, rounds)
         };
         let settings = Arc::new(ArcSwap::from_pointee(ServerSettings::from_config(&config.server)));
-        let geo = crate::geoip::Geo::new(crate::geoip::Databases::open(&config.geoip).map_err(StartError::Geoip)?);
+        let geo = crate::vantage::geoip::Geo::new(
+            crate::vantage::geoip::Databases::open(&config.geoip).map_err(StartError::Geoip)?,
+        );
         tokio::spawn(watch_geoip(geo.clone(), shutdown.clone()));
         let countries: Arc<ArcSwap<crate::vantage::view::VantageView>> = Default::default();
         let vantage = (!config.vantage.agents.is_empty()).then(|| {
@@ -172,10 +174,10 @@ impl Daemon {
             Default::default()
         } else {
             let (store_health, reload_counters, view) = (writer.health.clone(), counters.clone(), countries.clone());
-            crate::alerts::spawn(
+            crate::alert::spawn(
                 config.alerts.clone(),
                 snapshots.clone(),
-                move || crate::alerts::Health {
+                move || crate::alert::Health {
                     store_error: store_health.last_error().map(|(_, e)| e),
                     reload_error: reload_counters.reload_error().map(|(_, e)| e),
                     agents_offline: view
@@ -205,7 +207,7 @@ impl Daemon {
             settings: settings.clone(),
             liveness: Some(heartbeat.clone()),
         };
-        let server = tokio::spawn(serve::serve(listener, app, shutdown.clone()));
+        let server = tokio::spawn(server::serve(listener, app, shutdown.clone()));
         let (sites, articles) = size(&catalog);
         tracing::info!(%local_addr, sites, articles, "serving");
         let grace_ms = Arc::new(AtomicU64::new(config.server.shutdown_grace.as_millis() as u64));
@@ -295,7 +297,7 @@ impl Daemon {
 
 /// Reopens the GeoIP databases when a file changes on disk (a weekly
 /// `geoipupdate` replaces them), as SIGHUP does.
-async fn watch_geoip(geo: crate::geoip::Geo, shutdown: CancellationToken) {
+async fn watch_geoip(geo: crate::vantage::geoip::Geo, shutdown: CancellationToken) {
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,

@@ -10,9 +10,9 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 
 use crate::clock::now_ms;
-use crate::observation::Outcome;
-use crate::snapshot::{BaseState, DURATION_BUCKETS, Snapshot};
+use crate::state::snapshot::{BaseState, DURATION_BUCKETS, Snapshot};
 use crate::store::StoreHealth;
+use crate::verdict::observation::Outcome;
 use crate::verdict::{Reason, Verdict};
 
 /// Counters owned by the HTTP front and the reloader.
@@ -290,7 +290,7 @@ pub fn render(
             out,
             "mirrorgate_articles_without_base{{site=\"{}\"}} {}",
             meta.name,
-            crate::status::articles_without_base(view)
+            crate::http::status::articles_without_base(view)
         );
     }
     unlabelled(
@@ -431,7 +431,7 @@ fn render_vantage(out: &mut String, snapshot: &Snapshot, vantage: &crate::vantag
 }
 
 /// Each alert sink's deliveries.
-pub fn render_alerts(counters: &crate::alerts::Counters) -> String {
+pub fn render_alerts(counters: &crate::alert::Counters) -> String {
     let mut out = String::new();
     if counters.is_empty() {
         return out;
@@ -459,7 +459,7 @@ pub fn render_alerts(counters: &crate::alerts::Counters) -> String {
 }
 
 /// Each base's leaks to other bases, over its articles' latest pages.
-pub fn render_leaks(snapshot: &Snapshot, store: &crate::evidence::EvidenceStore) -> String {
+pub fn render_leaks(snapshot: &Snapshot, store: &crate::state::evidence::EvidenceStore) -> String {
     let mut out = String::new();
     header(
         &mut out,
@@ -494,7 +494,7 @@ fn unlabelled(out: &mut String, name: &str, kind: &str, help: &str, value: u64) 
     let _ = writeln!(out, "{name} {value}");
 }
 
-fn bases(snapshot: &Snapshot) -> impl Iterator<Item = (String, String, &crate::snapshot::BaseView)> {
+fn bases(snapshot: &Snapshot) -> impl Iterator<Item = (String, String, &crate::state::snapshot::BaseView)> {
     snapshot
         .catalog
         .sites

@@ -13,9 +13,9 @@ use std::time::Duration;
 use crate::clock::UnixMillis;
 use crate::config::Config;
 use crate::fingerprint::{Hash, Normalizer, PageFacts, RawHash, SiteSpec};
-use crate::observation::{Observation, Outcome, Validators};
 use crate::origin::Origin;
-use crate::uptime::Uptime;
+use crate::state::uptime::Uptime;
+use crate::verdict::observation::{Observation, Outcome, Validators};
 use crate::verdict::{self, NotFoundPage, Reason, Reference, Seen, Verdict, Version};
 
 /// Config-derived lookups, built once per config.
@@ -360,7 +360,7 @@ pub const DURATION_BUCKETS: [f64; 11] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.
 /// Probes of one base since start, for Prometheus counters.
 #[derive(Clone, Debug, Default)]
 pub struct ProbeCounters {
-    /// Indexed like [`crate::observation::Outcome::ALL`].
+    /// Indexed like [`crate::verdict::observation::Outcome::ALL`].
     pub by_outcome: [u64; 10],
     /// Cumulative counts per [`DURATION_BUCKETS`] bound (`le`).
     pub duration_buckets: [u64; 11],
@@ -368,8 +368,8 @@ pub struct ProbeCounters {
 }
 
 impl ProbeCounters {
-    pub fn count(&mut self, outcome: crate::observation::Outcome, latency_ms: u32) {
-        let index = crate::observation::Outcome::ALL
+    pub fn count(&mut self, outcome: crate::verdict::observation::Outcome, latency_ms: u32) {
+        let index = crate::verdict::observation::Outcome::ALL
             .iter()
             .position(|o| *o == outcome)
             .unwrap_or(0);

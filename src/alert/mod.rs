@@ -14,8 +14,8 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::{UnixMillis, now_ms, rfc3339};
-use crate::serve::Snapshots;
-use crate::snapshot::BaseState;
+use crate::http::server::Snapshots;
+use crate::state::snapshot::BaseState;
 use crate::verdict::Verdict;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -85,7 +85,7 @@ const MANY_SHARE: f64 = 0.5;
 const MANY_AT_LEAST: usize = 3;
 
 /// Every condition that holds in `snapshot` and `health`.
-pub fn conditions(snapshot: &crate::snapshot::Snapshot, health: &Health) -> Vec<Condition> {
+pub fn conditions(snapshot: &crate::state::snapshot::Snapshot, health: &Health) -> Vec<Condition> {
     let mut out = Vec::new();
     for (meta, view) in snapshot.catalog.sites.iter().zip(&snapshot.sites) {
         for (url, base) in meta.base_names.iter().zip(&view.bases) {
@@ -128,7 +128,7 @@ pub fn conditions(snapshot: &crate::snapshot::Snapshot, health: &Health) -> Vec<
                 });
             }
         }
-        let unserved = crate::status::articles_without_base(view);
+        let unserved = crate::http::status::articles_without_base(view);
         if unserved > 0 {
             out.push(Condition {
                 key: format!("article_unserved/{}", meta.name),

@@ -11,13 +11,13 @@ use arc_swap::ArcSwap;
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
+use crate::cmd::notify;
 use crate::config::{self, Config};
-use crate::engine::{EngineEvent, Evidence};
-use crate::metrics::Counters;
-use crate::notify;
-use crate::schedule::Scheduler;
-use crate::serve::ServerSettings;
-use crate::snapshot::Catalog;
+use crate::http::metrics::Counters;
+use crate::http::server::ServerSettings;
+use crate::state::engine::{EngineEvent, Evidence};
+use crate::state::schedule::Scheduler;
+use crate::state::snapshot::Catalog;
 use crate::store::StoreWriter;
 
 /// Whether a changed key took effect on reload.
@@ -205,7 +205,7 @@ pub struct Reloader {
     pub settings: Arc<ArcSwap<ServerSettings>>,
     pub grace_ms: Arc<AtomicU64>,
     pub writer: StoreWriter,
-    pub geo: crate::geoip::Geo,
+    pub geo: crate::vantage::geoip::Geo,
     /// Articles discovery found, merged into every catalog built here.
     pub discovered: crate::discover::task::Discovered,
     /// The sites as configured, for the discovery loop to follow.

@@ -8,13 +8,13 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::clock::{UnixMillis, rfc3339};
-use crate::evidence::{Evidence, EvidenceStore};
 use crate::fingerprint::Hash;
-use crate::geoip::Country;
-use crate::observation::Outcome;
-use crate::snapshot::{ArticleView, BaseState, SiteMeta, Snapshot};
+use crate::state::evidence::{Evidence, EvidenceStore};
+use crate::state::snapshot::{ArticleView, BaseState, SiteMeta, Snapshot};
 use crate::store::StoreHealth;
+use crate::vantage::geoip::Country;
 use crate::vantage::view::{AgentStatus, CountryStatus, VantageView};
+use crate::verdict::observation::Outcome;
 use crate::verdict::{Reason, Source, Verdict};
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -28,10 +28,10 @@ pub struct Overview<'a> {
     pub agents: Vec<AgentStatus>,
     /// What readers' own browsers reported failing (`/p/`), kept apart
     /// from the agents': anyone can send one.
-    pub reader_reports: Vec<crate::reader_probe::ReportStatus>,
+    pub reader_reports: Vec<crate::http::reader_probe::ReportStatus>,
     /// Hosts the primary's pages name as the site's other addresses that
     /// the config does not list; never routed to until added.
-    pub proposed_mirrors: Vec<crate::evidence::Proposal>,
+    pub proposed_mirrors: Vec<crate::state::evidence::Proposal>,
     pub sites: Vec<SiteSummary<'a>>,
 }
 
@@ -197,7 +197,7 @@ pub struct BaseDetail<'a> {
 }
 
 /// Articles of a site that no base serves the reference of now.
-pub fn articles_without_base(view: &crate::snapshot::SiteView) -> usize {
+pub fn articles_without_base(view: &crate::state::snapshot::SiteView) -> usize {
     view.articles.iter().filter(|a| !a.has_candidate()).count()
 }
 
@@ -213,7 +213,7 @@ fn time(ms: Option<UnixMillis>) -> Option<String> {
 pub fn overview<'a>(
     snapshot: &'a Snapshot,
     store: Option<&StoreHealth>,
-    counters: Option<&crate::metrics::Counters>,
+    counters: Option<&crate::http::metrics::Counters>,
     vantage: Option<&VantageView>,
     now: UnixMillis,
 ) -> Overview<'a> {
@@ -331,7 +331,7 @@ pub fn site_detail<'a>(
 }
 
 /// Hosts the primary's pages name as other addresses and no site lists.
-pub fn proposals(snapshot: &Snapshot, store: &EvidenceStore) -> Vec<crate::evidence::Proposal> {
+pub fn proposals(snapshot: &Snapshot, store: &EvidenceStore) -> Vec<crate::state::evidence::Proposal> {
     store.proposals(|site, host| {
         snapshot
             .catalog

@@ -11,12 +11,12 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::now_ms;
+use crate::cmd::run::StartError;
 use crate::config::Config;
-use crate::daemon::StartError;
-use crate::engine::{self, Engine, EngineEvent, Evidence};
-use crate::schedule::Scheduler;
-use crate::snapshot::{Catalog, Snapshot};
-use crate::status;
+use crate::http::status;
+use crate::state::engine::{self, Engine, EngineEvent, Evidence};
+use crate::state::schedule::Scheduler;
+use crate::state::snapshot::{Catalog, Snapshot};
 use crate::store::{SqliteStore, Store, StoredState};
 
 pub struct Report {
@@ -39,7 +39,7 @@ impl Report {
             ok: bool,
             generated_at: String,
             sites: Vec<status::SiteDetail<'a>>,
-            proposed_mirrors: Vec<crate::evidence::Proposal>,
+            proposed_mirrors: Vec<crate::state::evidence::Proposal>,
         }
         let now = now_ms();
         let store = self.evidence.lock().ok();
@@ -156,7 +156,7 @@ impl Report {
 }
 
 /// Evidence under its verdict, indented.
-fn write_evidence(out: &mut String, evidence: &crate::evidence::Evidence) {
+fn write_evidence(out: &mut String, evidence: &crate::state::evidence::Evidence) {
     let indent = "        ";
     if let Some(rule) = &evidence.rule {
         let _ = writeln!(out, "{indent}recognised by: {rule}");
@@ -172,7 +172,11 @@ fn write_evidence(out: &mut String, evidence: &crate::evidence::Evidence) {
             let _ = writeln!(out, "{indent}{line}");
         }
         if evidence.diff_truncated {
-            let _ = writeln!(out, "{indent}[diff cut at {} bytes]", crate::evidence::MAX_DIFF_BYTES);
+            let _ = writeln!(
+                out,
+                "{indent}[diff cut at {} bytes]",
+                crate::state::evidence::MAX_DIFF_BYTES
+            );
         }
     }
 }

@@ -29,8 +29,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
+use crate::http::server::{AppState, MAX_HEADERS, MAX_URI_BYTES, http1_builder};
 use crate::route::{self, Decision, ReaderPlace};
-use crate::serve::{AppState, MAX_HEADERS, MAX_URI_BYTES, http1_builder};
 
 /// What a connection needs besides its socket.
 #[derive(Clone)]
@@ -141,7 +141,7 @@ impl Front {
         let router = self.router.layer(axum::middleware::map_request(
             move |mut request: axum::extract::Request| async move {
                 if let Some(peer) = peer {
-                    request.extensions_mut().insert(crate::serve::Peer(peer));
+                    request.extensions_mut().insert(crate::http::server::Peer(peer));
                 }
                 request
             },
@@ -416,7 +416,7 @@ struct Replay {
     stream: TcpStream,
     write_timeout: Duration,
     write_deadline: Option<Pin<Box<tokio::time::Sleep>>>,
-    counters: std::sync::Arc<crate::metrics::Counters>,
+    counters: std::sync::Arc<crate::http::metrics::Counters>,
 }
 
 impl Replay {
@@ -500,7 +500,7 @@ mod differential {
     use tokio::net::TcpListener;
 
     fn front() -> Front {
-        let settings = crate::serve::ServerSettings {
+        let settings = crate::http::server::ServerSettings {
             status_token: None,
             header_timeout: Duration::from_secs(5),
             max_connections: 64,
@@ -510,7 +510,7 @@ mod differential {
         };
         let state = AppState::new(Arc::new(arc_swap::ArcSwap::new(route::sample_snapshot())), settings);
         Front {
-            router: crate::serve::router(state.clone()),
+            router: crate::http::server::router(state.clone()),
             state,
         }
     }

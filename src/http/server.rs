@@ -32,11 +32,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::now_ms;
 use crate::config::Secret;
-use crate::front::Front;
-use crate::metrics::Counters;
+use crate::http::front::Front;
+use crate::http::metrics::Counters;
+use crate::http::status;
 use crate::route::{self, Decision, ReaderPlace};
-use crate::snapshot::Snapshot;
-use crate::status;
+use crate::state::snapshot::Snapshot;
 use crate::store::StoreHealth;
 use crate::vantage::view::VantageView;
 
@@ -55,28 +55,28 @@ const READ_BUFFER_BYTES: usize = 128 * 1024;
 #[derive(Clone)]
 pub struct AppState {
     pub snapshots: Snapshots,
-    pub evidence: crate::engine::Evidence,
+    pub evidence: crate::state::engine::Evidence,
     pub counters: Arc<Counters>,
     pub store: Option<Arc<StoreHealth>>,
     /// The `[server]` settings a reload swaps in; read per connection.
     pub settings: Arc<ArcSwap<ServerSettings>>,
     /// Whether the daemon's loops are turning, for `/healthz`.
-    pub liveness: Option<Arc<crate::notify::Heartbeat>>,
+    pub liveness: Option<Arc<crate::cmd::notify::Heartbeat>>,
     /// The readers' country database.
-    pub geo: crate::geoip::Geo,
+    pub geo: crate::vantage::geoip::Geo,
     /// What agents see from each country (empty without agents).
     pub countries: Arc<ArcSwap<VantageView>>,
     /// The agents' endpoints, when agents are configured.
     pub vantage: Option<crate::vantage::Vantage>,
     /// Readers' reports of bases that failed them (`/p/report`).
-    pub reports: Arc<crate::reader_probe::ReaderReports>,
+    pub reports: Arc<crate::http::reader_probe::ReaderReports>,
     /// Each site's last discovery run, and the articles it found.
     pub discovery: crate::discover::task::DiscoveryStatus,
     pub discovered: crate::discover::task::Discovered,
     /// When each mirror was first listed in `/mirrors.json`.
-    pub listed: Arc<crate::mirrors::ListedSince>,
+    pub listed: Arc<crate::http::mirror_list::ListedSince>,
     /// Each alert sink's delivered / failed / dropped counts.
-    pub alerts: crate::alerts::Counters,
+    pub alerts: crate::alert::Counters,
 }
 
 /// The part of `[server]` that takes effect on reload.
@@ -87,7 +87,7 @@ pub struct ServerSettings {
     /// For a request's headers, and for a reader to take each answer.
     pub header_timeout: Duration,
     pub max_connections: usize,
-    pub error_pages: crate::pages::ErrorPages,
+    pub error_pages: crate::http::pages::ErrorPages,
     /// Proxies whose forwarding headers name the reader.
     pub trusted_proxies: Arc<[ipnet::IpNet]>,
     /// `/r/` answers browsers with the reader-side probe page.
@@ -100,7 +100,7 @@ impl ServerSettings {
             status_token: server.status_token.clone(),
             header_timeout: server.request_header_timeout,
             max_connections: server.max_connections,
-            error_pages: crate::pages::ErrorPages::load(server.error_page_dir.as_deref()),
+            error_pages: crate::http::pages::ErrorPages::load(server.error_page_dir.as_deref()),
             trusted_proxies: server.trusted_proxies.clone().into(),
             reader_probe: server.reader_probe,
         }
@@ -133,10 +133,10 @@ impl AppState {
         &self,
         peer: Option<std::net::IpAddr>,
         headers: impl Iterator<Item = (&'h str, &'h [u8])> + Clone,
-    ) -> Option<crate::geoip::Country> {
+    ) -> Option<crate::vantage::geoip::Country> {
         let peer = peer?;
         let settings = self.settings.load();
-        crate::reader::reader_country(peer, &settings.trusted_proxies, headers, &self.geo.load())
+        crate::http::reader::reader_country(peer, &settings.trusted_proxies, headers, &self.geo.load())
     }
 }
 
@@ -156,20 +156,17 @@ pub fn router(state: AppState) -> Router {
         .route("/r/{*rest}", get(redirect))
         .route("/go", get(go))
         .route(
-            crate::reader_probe::REPORT_PATH,
+            crate::http::reader_probe::REPORT_PATH,
             axum::routing::post(reader_report).layer(axum::extract::DefaultBodyLimit::max(
-                crate::reader_probe::MAX_REPORT_BYTES,
+                crate::http::reader_probe::MAX_REPORT_BYTES,
             )),
         )
         .route("/p/{*rest}", get(probe_page))
-        .route(
-            crate::vantage::protocol::WORK_PATH,
-            get(crate::vantage::endpoints::work),
-        )
+        .route(crate::vantage::protocol::WORK_PATH, get(crate::http::agents::work))
         .route(
             crate::vantage::protocol::RESULTS_PATH,
-            axum::routing::post(crate::vantage::endpoints::results).layer(axum::extract::DefaultBodyLimit::max(
-                crate::vantage::endpoints::MAX_RESULTS_BODY,
+            axum::routing::post(crate::http::agents::results).layer(axum::extract::DefaultBodyLimit::max(
+                crate::http::agents::MAX_RESULTS_BODY,
             )),
         )
         .route("/healthz", get(healthz))
@@ -421,21 +418,21 @@ fn probe_page_for(
         return respond(decision, headers, state);
     };
     let meta = &snapshot.catalog.sites[site_index];
-    let candidates: Vec<crate::reader_probe::Candidate<'_>> = std::iter::once(location)
+    let candidates: Vec<crate::http::reader_probe::Candidate<'_>> = std::iter::once(location)
         .chain(alternates)
         .filter_map(|url| {
             let base = meta
                 .base_names
                 .iter()
                 .find(|b| url.strip_prefix(b.as_ref()).is_some_and(|rest| rest.starts_with('/')))?;
-            Some(crate::reader_probe::Candidate {
+            Some(crate::http::reader_probe::Candidate {
                 base,
                 asset: format!("{base}{}", meta.probe_asset),
                 url: url.clone(),
             })
         })
         .collect();
-    let Some((page, csp)) = crate::reader_probe::page(&meta.name, &candidates, location) else {
+    let Some((page, csp)) = crate::http::reader_probe::page(&meta.name, &candidates, location) else {
         return respond(decision, headers, state);
     };
     state.counters.redirects_served.fetch_add(1, Ordering::Relaxed);
@@ -460,20 +457,20 @@ async fn reader_report(
     body: axum::body::Bytes,
 ) -> Response {
     let no_content = || StatusCode::NO_CONTENT.into_response();
-    let Ok(report) = serde_json::from_slice::<crate::reader_probe::Report>(&body) else {
+    let Ok(report) = serde_json::from_slice::<crate::http::reader_probe::Report>(&body) else {
         return error(StatusCode::BAD_REQUEST, "the body is not a report".into(), None);
     };
     let fields: Vec<(&str, &[u8])> = headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes())).collect();
     let settings = state.settings.load();
     let Some(address) = peer.and_then(|axum::Extension(Peer(p))| {
-        crate::reader::reader_address(p.ip(), &settings.trusted_proxies, fields.iter().copied())
+        crate::http::reader::reader_address(p.ip(), &settings.trusted_proxies, fields.iter().copied())
     }) else {
         return no_content();
     };
     let Some(country) = state.geo.load().country(address) else {
         return no_content();
     };
-    if !state.reports.admit(crate::reader_probe::network_prefix(address)) {
+    if !state.reports.admit(crate::http::reader_probe::network_prefix(address)) {
         let mut response = error(
             StatusCode::TOO_MANY_REQUESTS,
             "one report a minute per network".into(),
@@ -509,7 +506,7 @@ async fn reader_report(
 
 /// The OpenAPI 3.1 description of every JSON endpoint (kept true by
 /// tests/openapi.rs, which validates real answers against it).
-const OPENAPI: &str = include_str!("../docs/openapi.json");
+const OPENAPI: &str = include_str!("../../docs/openapi.json");
 
 async fn openapi() -> Response {
     let mut response = Response::new(Body::from(OPENAPI));
@@ -528,7 +525,7 @@ async fn mirror_list(State(state): State<AppState>, uri: Uri) -> Response {
     };
     let country = match parameter("country") {
         None => None,
-        Some(code) => match crate::geoip::Country::parse(&code) {
+        Some(code) => match crate::vantage::geoip::Country::parse(&code) {
             Some(country) => Some(country),
             None => {
                 return error(
@@ -545,9 +542,9 @@ async fn mirror_list(State(state): State<AppState>, uri: Uri) -> Response {
     let mut response = match parameter("format").as_deref() {
         None | Some("v2") => json(
             StatusCode::OK,
-            &crate::mirrors::v2(&snapshot, view, country, &state.listed, now_ms()),
+            &crate::http::mirror_list::v2(&snapshot, view, country, &state.listed, now_ms()),
         ),
-        Some("v1") => json(StatusCode::OK, &crate::mirrors::v1(&snapshot, view, country)),
+        Some("v1") => json(StatusCode::OK, &crate::http::mirror_list::v1(&snapshot, view, country)),
         Some(other) => {
             return error(
                 StatusCode::BAD_REQUEST,
@@ -569,7 +566,7 @@ async fn status_page(State(state): State<AppState>, uri: Uri) -> Response {
         .find(|(key, _)| key == "page")
         .and_then(|(_, value)| value.parse::<usize>().ok())
         .unwrap_or(1);
-    let body = crate::status_page::render(&state.snapshots.load(), &state.countries.load(), page, now_ms());
+    let body = crate::http::status_page::render(&state.snapshots.load(), &state.countries.load(), page, now_ms());
     let mut response = html(StatusCode::OK, body);
     let headers = response.headers_mut();
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -710,16 +707,16 @@ async fn evidence(State(state): State<AppState>, Path(site): Path<String>, uri: 
 
 async fn metrics(State(state): State<AppState>) -> Response {
     let snapshot = state.snapshots.load();
-    let mut body = crate::metrics::render(
+    let mut body = crate::http::metrics::render(
         &snapshot,
         &state.counters,
         state.store.as_deref(),
         &state.countries.load(),
     );
     if let Ok(store) = state.evidence.lock() {
-        body.push_str(&crate::metrics::render_leaks(&snapshot, &store));
+        body.push_str(&crate::http::metrics::render_leaks(&snapshot, &store));
     }
-    body.push_str(&crate::metrics::render_alerts(&state.alerts));
+    body.push_str(&crate::http::metrics::render_alerts(&state.alerts));
     let content_type = [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")];
     (StatusCode::OK, content_type, body).into_response()
 }
@@ -730,7 +727,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
 async fn healthz(State(state): State<AppState>) -> Response {
     let mut problems: Vec<String> = Vec::new();
     if let Some(heartbeat) = &state.liveness {
-        for stalled in heartbeat.stalled(crate::notify::BEAT_EVERY * 5) {
+        for stalled in heartbeat.stalled(crate::cmd::notify::BEAT_EVERY * 5) {
             problems.push(format!("the {stalled} loop has not turned for over 5 s"));
         }
     }

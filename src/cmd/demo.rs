@@ -19,7 +19,7 @@ use axum::response::{IntoResponse, Response};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::daemon::Daemon;
+use crate::cmd::run::Daemon;
 
 pub const SITE: &str = "demo-news";
 const INTERVAL_SECS: u64 = 5;
@@ -60,7 +60,7 @@ pub enum DemoError {
     #[error("demo: the generated config is invalid (a bug): {0}")]
     Config(#[from] crate::config::ConfigErrors),
     #[error("demo: {0}")]
-    Start(#[from] crate::daemon::StartError),
+    Start(#[from] crate::cmd::run::StartError),
 }
 
 #[derive(Clone, Copy)]
@@ -121,7 +121,7 @@ content_selector = "article"
     let config_path = dir.path().join("mirrorgate.toml");
     std::fs::write(&config_path, &config_text)?;
     let config = crate::config::load(&config_path)?;
-    let reload = crate::daemon::Reload {
+    let reload = crate::cmd::run::Reload {
         path: Some(config_path.clone()),
         listen_override: None,
         set_log_level: None,

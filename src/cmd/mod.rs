@@ -1,0 +1,8 @@
+//! The commands: each wires the library into one thing a user runs.
+
+pub mod check;
+pub mod demo;
+pub mod healthcheck;
+pub mod notify;
+pub mod reload;
+pub mod run;
