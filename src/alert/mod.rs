@@ -14,8 +14,8 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::{UnixMillis, now_ms, rfc3339};
-use crate::http::server::Snapshots;
 use crate::state::snapshot::BaseState;
+use crate::state::snapshot::Snapshots;
 use crate::verdict::Verdict;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -128,7 +128,7 @@ pub fn conditions(snapshot: &crate::state::snapshot::Snapshot, health: &Health) 
                 });
             }
         }
-        let unserved = crate::http::status::articles_without_base(view);
+        let unserved = view.articles_without_base();
         if unserved > 0 {
             out.push(Condition {
                 key: format!("article_unserved/{}", meta.name),

@@ -14,14 +14,16 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::now_ms;
-use crate::cmd::notify::{self, BEAT_EVERY, Heartbeat, Loop};
+use crate::cmd::notify;
 use crate::config::{Config, StoreBackend};
 use crate::http::metrics::Counters;
-use crate::http::server::{self, AppState, Snapshots};
+use crate::http::server::{self, AppState};
 use crate::probe::ClientError;
 use crate::state::engine::{self, Engine, EngineEvent, LATENCY_SAMPLES};
+use crate::state::liveness::{BEAT_EVERY, Heartbeat, Loop};
 use crate::state::schedule::Scheduler;
 use crate::state::snapshot::Catalog;
+use crate::state::snapshot::Snapshots;
 use crate::store::{NullStore, Retention, SqliteStore, Store, StoreError, StoreWriter};
 
 pub use crate::cmd::reload::Reload;

@@ -290,7 +290,7 @@ pub fn render(
             out,
             "mirrorgate_articles_without_base{{site=\"{}\"}} {}",
             meta.name,
-            crate::http::status::articles_without_base(view)
+            view.articles_without_base()
         );
     }
     unlabelled(

@@ -36,11 +36,9 @@ use crate::http::front::Front;
 use crate::http::metrics::Counters;
 use crate::http::status;
 use crate::route::{self, Decision, ReaderPlace};
-use crate::state::snapshot::Snapshot;
+use crate::state::snapshot::Snapshots;
 use crate::store::StoreHealth;
 use crate::vantage::view::VantageView;
-
-pub type Snapshots = Arc<ArcSwap<Snapshot>>;
 
 /// Longer URIs are refused with 414 (hyper itself refuses past 64 KiB).
 pub const MAX_URI_BYTES: usize = 8 * 1024;
@@ -61,7 +59,7 @@ pub struct AppState {
     /// The `[server]` settings a reload swaps in; read per connection.
     pub settings: Arc<ArcSwap<ServerSettings>>,
     /// Whether the daemon's loops are turning, for `/healthz`.
-    pub liveness: Option<Arc<crate::cmd::notify::Heartbeat>>,
+    pub liveness: Option<Arc<crate::state::liveness::Heartbeat>>,
     /// The readers' country database.
     pub geo: crate::vantage::geoip::Geo,
     /// What agents see from each country (empty without agents).
@@ -727,7 +725,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
 async fn healthz(State(state): State<AppState>) -> Response {
     let mut problems: Vec<String> = Vec::new();
     if let Some(heartbeat) = &state.liveness {
-        for stalled in heartbeat.stalled(crate::cmd::notify::BEAT_EVERY * 5) {
+        for stalled in heartbeat.stalled(crate::state::liveness::BEAT_EVERY * 5) {
             problems.push(format!("the {stalled} loop has not turned for over 5 s"));
         }
     }

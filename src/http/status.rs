@@ -196,11 +196,6 @@ pub struct BaseDetail<'a> {
     pub leaks: Option<Arc<crate::fingerprint::leaks::Leaks>>,
 }
 
-/// Articles of a site that no base serves the reference of now.
-pub fn articles_without_base(view: &crate::state::snapshot::SiteView) -> usize {
-    view.articles.iter().filter(|a| !a.has_candidate()).count()
-}
-
 fn role(base: usize) -> &'static str {
     if base == 0 { "primary" } else { "mirror" }
 }
@@ -227,7 +222,7 @@ pub fn overview<'a>(
         .map(|(site_index, (meta, view))| SiteSummary {
             name: &meta.name,
             articles: meta.articles.len(),
-            articles_without_base: articles_without_base(view),
+            articles_without_base: view.articles_without_base(),
             discovery: None,
             bases: meta
                 .base_names

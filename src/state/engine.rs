@@ -16,8 +16,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::clock::{UnixMillis, millis, now_ms};
-use crate::cmd::notify::{Heartbeat, Loop};
 use crate::state::evidence::{EvidenceStore, Judged};
+use crate::state::liveness::{Heartbeat, Loop};
 use crate::state::snapshot::{
     ArticleView, BaseState, BaseView, Catalog, ProbeCounters, RoundInfo, SiteView, Snapshot, redirect_order,
 };

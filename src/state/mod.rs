@@ -4,6 +4,7 @@
 
 pub mod engine;
 pub mod evidence;
+pub mod liveness;
 pub mod schedule;
 pub mod snapshot;
 pub mod uptime;

@@ -10,6 +10,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
+
 use crate::clock::UnixMillis;
 use crate::config::Config;
 use crate::fingerprint::{Hash, Normalizer, PageFacts, RawHash, SiteSpec};
@@ -396,6 +398,13 @@ pub struct SiteView {
     pub fallback: Vec<usize>,
 }
 
+impl SiteView {
+    /// Articles that no base serves the reference of now.
+    pub fn articles_without_base(&self) -> usize {
+        self.articles.iter().filter(|a| !a.has_candidate()).count()
+    }
+}
+
 #[derive(Clone, Copy, Debug, Default)]
 pub struct RoundInfo {
     pub completed: u64,
@@ -411,6 +420,10 @@ pub struct Snapshot {
     pub sites: Vec<SiteView>,
     pub round: RoundInfo,
 }
+
+/// The published snapshot: the engine stores a new one per change, and
+/// request handlers, alerts and the agents' board load it lock-free.
+pub type Snapshots = Arc<ArcSwap<Snapshot>>;
 
 #[cfg(test)]
 mod tests {

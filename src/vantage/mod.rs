@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::now_ms;
 use crate::config::VantageConfig;
-use crate::http::server::Snapshots;
+use crate::state::snapshot::Snapshots;
 use board::Board;
 use view::VantageView;
 
