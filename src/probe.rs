@@ -26,8 +26,21 @@ use crate::config::ProbeConfig;
 use crate::fingerprint::classify::parking_redirect;
 use crate::fingerprint::{Fingerprint, Fingerprinter, Normalizer, PageClass, PageFacts, RawHash};
 use crate::origin::Origin;
-use crate::state::engine::ProbeDetail;
 use crate::verdict::observation::{Observation, Outcome, Validators};
+
+/// What a probe saw that only evidence needs: not kept with the result.
+#[derive(Debug, Default)]
+pub struct ProbeDetail {
+    /// The visible text of what was fingerprinted, when normalized.
+    pub text: Option<Arc<str>>,
+    /// The rule that recognised the page, when one did.
+    pub rule: Option<String>,
+    /// Subresources and links on another base than the page's own (None:
+    /// no page was read, what was found before stands).
+    pub leaks: Option<crate::fingerprint::leaks::Leaks>,
+    /// Other addresses the page names that are not configured (host, how).
+    pub alternates: Vec<(String, &'static str)>,
+}
 
 /// Redirect hops followed within a base before calling it a loop.
 pub const MAX_REDIRECTS: usize = 10;

@@ -16,6 +16,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::clock::{UnixMillis, millis, now_ms};
+use crate::probe::ProbeDetail;
 use crate::state::evidence::{EvidenceStore, Judged};
 use crate::state::liveness::{Heartbeat, Loop};
 use crate::state::snapshot::{
@@ -37,20 +38,6 @@ const PUBLISH_EVERY: Duration = Duration::from_millis(200);
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
 pub type Evidence = Arc<Mutex<EvidenceStore>>;
-
-/// What a probe saw that only evidence needs: not kept with the result.
-#[derive(Debug, Default)]
-pub struct ProbeDetail {
-    /// The visible text of what was fingerprinted, when normalized.
-    pub text: Option<Arc<str>>,
-    /// The rule that recognised the page, when one did.
-    pub rule: Option<String>,
-    /// Subresources and links on another base than the page's own (None:
-    /// no page was read, what was found before stands).
-    pub leaks: Option<crate::fingerprint::leaks::Leaks>,
-    /// Other addresses the page names that are not configured (host, how).
-    pub alternates: Vec<(String, &'static str)>,
-}
 
 /// One probe's result, addressed by indices into the catalog its round ran
 /// under (a reload may have replaced it since).
