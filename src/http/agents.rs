@@ -11,11 +11,7 @@ use crate::clock::now_ms;
 use crate::http::server::{AppState, bearer_token, error, json};
 use crate::vantage::Vantage;
 use crate::vantage::board::{Board, Refused};
-use crate::vantage::protocol::{MAX_RESULTS_PER_BATCH, Results};
-
-/// Agents name themselves in this header (`--name`); a name that is not
-/// the token's agent is refused, so a token copied to the wrong box shows.
-pub const AGENT_NAME_HEADER: &str = "x-mirrorgate-agent";
+use crate::vantage::protocol::{AGENT_NAME_HEADER, MAX_RESULTS_PER_BATCH, Results};
 
 /// The agent the request's token belongs to, or the answer refusing it.
 fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<(Vantage, usize), Box<Response>> {

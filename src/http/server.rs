@@ -67,7 +67,7 @@ pub struct AppState {
     /// The agents' endpoints, when agents are configured.
     pub vantage: Option<crate::vantage::Vantage>,
     /// Readers' reports of bases that failed them (`/p/report`).
-    pub reports: Arc<crate::http::reader_probe::ReaderReports>,
+    pub reports: Arc<crate::vantage::reports::ReaderReports>,
     /// Each site's last discovery run, and the articles it found.
     pub discovery: crate::discover::task::DiscoveryStatus,
     pub discovered: crate::discover::task::Discovered,
@@ -468,7 +468,7 @@ async fn reader_report(
     let Some(country) = state.geo.load().country(address) else {
         return no_content();
     };
-    if !state.reports.admit(crate::http::reader_probe::network_prefix(address)) {
+    if !state.reports.admit(crate::vantage::reports::network_prefix(address)) {
         let mut response = error(
             StatusCode::TOO_MANY_REQUESTS,
             "one report a minute per network".into(),

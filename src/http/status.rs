@@ -28,7 +28,7 @@ pub struct Overview<'a> {
     pub agents: Vec<AgentStatus>,
     /// What readers' own browsers reported failing (`/p/`), kept apart
     /// from the agents': anyone can send one.
-    pub reader_reports: Vec<crate::http::reader_probe::ReportStatus>,
+    pub reader_reports: Vec<crate::vantage::reports::ReportStatus>,
     /// Hosts the primary's pages name as the site's other addresses that
     /// the config does not list; never routed to until added.
     pub proposed_mirrors: Vec<crate::state::evidence::Proposal>,

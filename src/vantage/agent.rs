@@ -17,10 +17,9 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
-use super::protocol::{Probed, RESULTS_PATH, Results, WORK_PATH, WirePage, Work};
+use super::protocol::{AGENT_NAME_HEADER, Probed, RESULTS_PATH, Results, WORK_PATH, WirePage, Work};
 use crate::config::{ProbeConfig, Secret};
 use crate::fingerprint::{BlockFingerprints, CANONICAL_FORM_VERSION, ContentSelector, Normalizer, SiteSpec};
-use crate::http::agents::AGENT_NAME_HEADER;
 use crate::origin::Origin;
 use crate::probe::Prober;
 use crate::verdict::observation::Outcome;

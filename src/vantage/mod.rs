@@ -10,6 +10,7 @@ pub mod agent;
 pub mod board;
 pub mod geoip;
 pub mod protocol;
+pub mod reports;
 pub mod view;
 
 use std::sync::{Arc, Mutex};

@@ -11,6 +11,9 @@ use crate::verdict::observation::Outcome;
 
 pub const WORK_PATH: &str = "/agent/v1/work";
 pub const RESULTS_PATH: &str = "/agent/v1/results";
+/// Agents name themselves in this header (`--name`); a name that is not
+/// the token's agent is refused, so a token copied to the wrong box shows.
+pub const AGENT_NAME_HEADER: &str = "x-mirrorgate-agent";
 
 /// Results one batch may carry.
 pub const MAX_RESULTS_PER_BATCH: usize = 10_000;
