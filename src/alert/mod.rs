@@ -14,49 +14,10 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::{UnixMillis, now_ms, rfc3339};
+use crate::config::{Severity, SinkConfig, SinkKind};
 use crate::state::snapshot::BaseState;
 use crate::state::snapshot::Snapshots;
 use crate::verdict::Verdict;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Severity {
-    Info,
-    Warning,
-    Critical,
-}
-
-impl Severity {
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "info" => Some(Severity::Info),
-            "warning" => Some(Severity::Warning),
-            "critical" => Some(Severity::Critical),
-            _ => None,
-        }
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SinkKind {
-    Webhook,
-    Slack,
-    Ntfy,
-}
-
-/// One `[[alerts]]` entry.
-#[derive(Clone, Debug)]
-pub struct SinkConfig {
-    pub name: String,
-    pub kind: SinkKind,
-    pub url: String,
-    /// How long a condition must hold before it is sent.
-    pub hold: Duration,
-    /// Only these sites (empty: all).
-    pub sites: Vec<String>,
-    pub min_severity: Severity,
-    pub headers: Vec<(String, String)>,
-}
 
 /// A condition that holds now.
 #[derive(Clone, Debug, PartialEq)]

@@ -3,10 +3,50 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use serde::Serialize;
 use toml::de::{DeTable, DeValue};
 
 use super::{Walker, find, line_column};
-use crate::alert::{Severity, SinkConfig, SinkKind};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Info,
+    Warning,
+    Critical,
+}
+
+impl Severity {
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "info" => Some(Severity::Info),
+            "warning" => Some(Severity::Warning),
+            "critical" => Some(Severity::Critical),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SinkKind {
+    Webhook,
+    Slack,
+    Ntfy,
+}
+
+/// One `[[alerts]]` entry.
+#[derive(Clone, Debug)]
+pub struct SinkConfig {
+    pub name: String,
+    pub kind: SinkKind,
+    pub url: String,
+    /// How long a condition must hold before it is sent.
+    pub hold: Duration,
+    /// Only these sites (empty: all).
+    pub sites: Vec<String>,
+    pub min_severity: Severity,
+    pub headers: Vec<(String, String)>,
+}
 
 pub(super) const ALERT_KEYS: &[&str] = &["name", "type", "url", "for", "sites", "min_severity", "headers"];
 

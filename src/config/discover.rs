@@ -5,7 +5,20 @@ use std::time::Duration;
 use toml::de::{DeTable, DeValue};
 
 use super::{Walker, check_article_path, find};
-use crate::discover::DiscoverConfig;
+
+/// `[sites.discover]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DiscoverConfig {
+    /// URLs, or `auto`: robots.txt's `Sitemap:` lines, else `/sitemap.xml`.
+    pub sitemaps: Vec<String>,
+    pub feeds: Vec<String>,
+    pub interval: Duration,
+    pub max_articles: usize,
+    pub max_age: Duration,
+    /// Path prefixes an article must have (any), and must not have.
+    pub include: Vec<String>,
+    pub exclude: Vec<String>,
+}
 
 pub(super) const DISCOVER_KEYS: &[&str] = &[
     "sitemaps",

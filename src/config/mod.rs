@@ -24,6 +24,8 @@ use crate::origin::Origin;
 mod alerts;
 mod discover;
 mod vantage;
+pub use alerts::{Severity, SinkConfig, SinkKind};
+pub use discover::DiscoverConfig;
 pub use vantage::{AgentConfig, GeoipConfig, VantageConfig};
 
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/mirrorgate/mirrorgate.toml";
@@ -37,7 +39,7 @@ pub struct Config {
     pub log: LogConfig,
     pub geoip: GeoipConfig,
     pub vantage: VantageConfig,
-    pub alerts: Vec<crate::alert::SinkConfig>,
+    pub alerts: Vec<SinkConfig>,
     pub sites: Vec<SiteConfig>,
 }
 
@@ -169,7 +171,7 @@ pub struct SiteConfig {
     /// loads to see whether a base works from the reader's network.
     pub probe_asset: String,
     /// `[sites.discover]`: find articles in the site's sitemaps and feeds.
-    pub discover: Option<crate::discover::DiscoverConfig>,
+    pub discover: Option<DiscoverConfig>,
     /// Phrases that introduce the site's other addresses in its pages
     /// (empty: the English ones built in).
     pub alternate_phrases: Vec<String>,

@@ -12,12 +12,12 @@ pub mod task;
 
 use std::collections::{HashMap, HashSet};
 use std::io::Read;
-use std::time::Duration;
 
 use serde::Serialize;
 use url::Url;
 
 use crate::clock::{UnixMillis, rfc3339};
+use crate::config::DiscoverConfig;
 use crate::origin::Origin;
 
 /// Bytes one sitemap or feed may have, uncompressed (sitemaps.org's limit).
@@ -26,20 +26,6 @@ pub const MAX_FILE_BYTES: u64 = 50 * 1024 * 1024;
 pub const MAX_FILES_PER_RUN: usize = 200;
 /// Sitemap indexes nested deeper than this are not followed.
 pub const MAX_INDEX_DEPTH: usize = 3;
-
-/// `[sites.discover]`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DiscoverConfig {
-    /// URLs, or `auto`: robots.txt's `Sitemap:` lines, else `/sitemap.xml`.
-    pub sitemaps: Vec<String>,
-    pub feeds: Vec<String>,
-    pub interval: Duration,
-    pub max_articles: usize,
-    pub max_age: Duration,
-    /// Path prefixes an article must have (any), and must not have.
-    pub include: Vec<String>,
-    pub exclude: Vec<String>,
-}
 
 /// One article found.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -558,9 +544,9 @@ mod tests {
         let config = DiscoverConfig {
             sitemaps: vec![],
             feeds: vec![],
-            interval: Duration::from_secs(900),
+            interval: std::time::Duration::from_secs(900),
             max_articles: 2,
-            max_age: Duration::from_secs(86400),
+            max_age: std::time::Duration::from_secs(86400),
             include: vec!["/news/".into()],
             exclude: vec!["/news/live".into()],
         };

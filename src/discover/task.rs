@@ -47,7 +47,7 @@ pub async fn run(
         }
     };
     let mut caches: HashMap<String, Cache> = HashMap::new();
-    let mut last_run: HashMap<String, (Instant, super::DiscoverConfig)> = HashMap::new();
+    let mut last_run: HashMap<String, (Instant, crate::config::DiscoverConfig)> = HashMap::new();
     loop {
         let current = sites.load_full();
         let mut any_change = false;
