@@ -10,6 +10,7 @@ pub mod alert;
 pub mod clock;
 pub mod cmd;
 pub mod config;
+pub mod country;
 pub mod discover;
 pub mod fingerprint;
 pub mod http;

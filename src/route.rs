@@ -6,8 +6,8 @@
 //! from the catalog, never from the request, so no path, query or `url=`
 //! trick can move the reader to another host.
 
+use crate::country::Country;
 use crate::state::snapshot::{ArticleView, SiteMeta, SiteView, Snapshot};
-use crate::vantage::geoip::Country;
 use crate::vantage::reports::{ReaderReports, demote};
 use crate::vantage::view::{SiteRoutes, VantageView, order_for_country};
 use crate::verdict::Verdict;

@@ -8,7 +8,7 @@ use std::time::Duration;
 use toml::de::{DeTable, DeValue};
 
 use super::{Secret, Walker, expand_credentials_directory, find, line_column};
-use crate::vantage::geoip::{Country, Database};
+use crate::country::{Country, Database};
 
 pub(super) const GEOIP_KEYS: &[&str] = &["country_db", "asn_db"];
 pub(super) const VANTAGE_KEYS: &[&str] = &["control_url", "quorum", "cycle", "sample", "agents"];

@@ -10,8 +10,8 @@ use std::sync::Mutex;
 use serde::Serialize;
 
 use crate::clock::{UnixMillis, rfc3339};
+use crate::country::Country;
 use crate::state::snapshot::{BaseState, Snapshot};
-use crate::vantage::geoip::Country;
 use crate::vantage::view::{Reach, VantageView};
 
 #[derive(Serialize)]

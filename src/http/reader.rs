@@ -13,7 +13,8 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use crate::vantage::geoip::{Country, Databases};
+use crate::country::Country;
+use crate::vantage::geoip::Databases;
 
 /// The reader's address, or None when a trusted proxy's chain names no
 /// address we can read (`for=unknown`, an obfuscated node, garbage).

@@ -131,7 +131,7 @@ impl AppState {
         &self,
         peer: Option<std::net::IpAddr>,
         headers: impl Iterator<Item = (&'h str, &'h [u8])> + Clone,
-    ) -> Option<crate::vantage::geoip::Country> {
+    ) -> Option<crate::country::Country> {
         let peer = peer?;
         let settings = self.settings.load();
         crate::http::reader::reader_country(peer, &settings.trusted_proxies, headers, &self.geo.load())
@@ -523,7 +523,7 @@ async fn mirror_list(State(state): State<AppState>, uri: Uri) -> Response {
     };
     let country = match parameter("country") {
         None => None,
-        Some(code) => match crate::vantage::geoip::Country::parse(&code) {
+        Some(code) => match crate::country::Country::parse(&code) {
             Some(country) => Some(country),
             None => {
                 return error(

@@ -8,11 +8,11 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::clock::{UnixMillis, rfc3339};
+use crate::country::Country;
 use crate::fingerprint::Hash;
 use crate::state::evidence::{Evidence, EvidenceStore};
 use crate::state::snapshot::{ArticleView, BaseState, SiteMeta, Snapshot};
 use crate::store::StoreHealth;
-use crate::vantage::geoip::Country;
 use crate::vantage::view::{AgentStatus, CountryStatus, VantageView};
 use crate::verdict::observation::Outcome;
 use crate::verdict::{Reason, Source, Verdict};

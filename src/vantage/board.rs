@@ -14,9 +14,10 @@ use std::sync::Arc;
 
 use crate::clock::{UnixMillis, rfc3339};
 use crate::config::{Config, SiteConfig, VantageConfig};
+use crate::country::Country;
 use crate::fingerprint::{CANONICAL_FORM_VERSION, Hash};
 use crate::state::snapshot::{BaseState, Snapshot};
-use crate::vantage::geoip::{Country, Geo};
+use crate::vantage::geoip::Geo;
 use crate::verdict::observation::Outcome;
 use crate::verdict::{self, Seen, Verdict};
 

@@ -17,7 +17,7 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use serde::Serialize;
 
 use crate::clock::{UnixMillis, rfc3339};
-use crate::vantage::geoip::Country;
+use crate::country::Country;
 
 /// Distinct report windows from a country that demote a base there.
 const DEMOTE_AFTER: u32 = 3;

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
-use crate::vantage::geoip::Country;
+use crate::country::Country;
 use crate::verdict::Verdict;
 
 /// How a base is doing from one country.
