@@ -2,7 +2,7 @@
 //! which network's ASN) an address is in. Plain values and synchronous
 //! look-ups, so the config validator can open a database and the routing
 //! decision can name a country without reaching the daemon's machinery;
-//! [`crate::vantage::geoip`] swaps the configured files on change.
+//! `vantage::geoip` swaps the configured files on change.
 
 use std::fmt;
 use std::net::IpAddr;

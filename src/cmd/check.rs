@@ -183,7 +183,7 @@ fn write_evidence(out: &mut String, evidence: &crate::state::evidence::Evidence)
 
 /// One discovery pass for every site with `[sites.discover]`, so `check`
 /// sees the articles the daemon would.
-async fn discover_once(config: &Config) -> std::collections::HashMap<String, Vec<crate::discover::Found>> {
+async fn discover_once(config: &Config) -> std::collections::HashMap<String, Vec<crate::store::DiscoveredArticle>> {
     let mut found = std::collections::HashMap::new();
     let Ok(client) = reqwest::Client::builder()
         .user_agent(config.probe.user_agent.clone())

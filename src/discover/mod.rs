@@ -19,6 +19,7 @@ use url::Url;
 use crate::clock::{UnixMillis, rfc3339};
 use crate::config::DiscoverConfig;
 use crate::origin::Origin;
+use crate::store::DiscoveredArticle;
 
 /// Bytes one sitemap or feed may have, uncompressed (sitemaps.org's limit).
 pub const MAX_FILE_BYTES: u64 = 50 * 1024 * 1024;
@@ -26,15 +27,6 @@ pub const MAX_FILE_BYTES: u64 = 50 * 1024 * 1024;
 pub const MAX_FILES_PER_RUN: usize = 200;
 /// Sitemap indexes nested deeper than this are not followed.
 pub const MAX_INDEX_DEPTH: usize = 3;
-
-/// One article found.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Found {
-    pub path: String,
-    /// Its lastmod or publication date (Unix ms), when the source gave one.
-    pub date: Option<UnixMillis>,
-    pub source: String,
-}
 
 /// One source's result in a run, for `/status`.
 #[derive(Clone, Debug, Serialize)]
@@ -74,17 +66,17 @@ impl SourceStatus {
 /// Keeps the entries on the primary's origin (counted for the source) and
 /// counts the others.
 fn keep_on_origin(
-    listed: Vec<Found>,
+    listed: Vec<DiscoveredArticle>,
     primary: &Origin,
     status: &mut SourceStatus,
     other_hosts: &mut usize,
-    found: &mut Vec<Found>,
+    found: &mut Vec<DiscoveredArticle>,
 ) {
     for entry in listed {
         match article_path(&entry.path, primary) {
             Some(path) => {
                 status.articles += 1;
-                found.push(Found { path, ..entry });
+                found.push(DiscoveredArticle { path, ..entry });
             }
             None => *other_hosts += 1,
         }
@@ -98,7 +90,7 @@ pub struct Run {
     pub sources: Vec<SourceStatus>,
     /// URLs on other hosts (or not http at all), ignored.
     pub other_hosts: usize,
-    pub articles: Vec<Found>,
+    pub articles: Vec<DiscoveredArticle>,
 }
 
 /// Validators and results of unchanged files, kept between runs.
@@ -110,7 +102,7 @@ pub struct Cache {
 struct CachedFile {
     etag: Option<String>,
     last_modified: Option<String>,
-    found: Vec<Found>,
+    found: Vec<DiscoveredArticle>,
     children: Vec<String>,
 }
 
@@ -124,7 +116,7 @@ pub async fn run(
 ) -> Run {
     let mut run = Run::default();
     let mut fetched = 0usize;
-    let mut found: Vec<Found> = Vec::new();
+    let mut found: Vec<DiscoveredArticle> = Vec::new();
     let mut sitemaps: Vec<String> = Vec::new();
     for source in &config.sitemaps {
         if source == "auto" {
@@ -206,7 +198,7 @@ pub async fn run(
 /// A run in which some source failed adds to what was found before rather
 /// than replacing it: a sitemap that is down for an hour takes no article
 /// out of the catalog.
-pub fn keep_previous(previous: &[Found], run: &mut Run, config: &DiscoverConfig, now: UnixMillis) {
+pub fn keep_previous(previous: &[DiscoveredArticle], run: &mut Run, config: &DiscoverConfig, now: UnixMillis) {
     if run.sources.iter().all(|s| s.ok) {
         return;
     }
@@ -217,9 +209,9 @@ pub fn keep_previous(previous: &[Found], run: &mut Run, config: &DiscoverConfig,
 
 /// The newest `max_articles` within `max_age` that pass include/exclude,
 /// one per path (the newest date wins).
-fn select(found: Vec<Found>, config: &DiscoverConfig, now: UnixMillis) -> Vec<Found> {
+fn select(found: Vec<DiscoveredArticle>, config: &DiscoverConfig, now: UnixMillis) -> Vec<DiscoveredArticle> {
     let oldest = now - config.max_age.as_millis().min(i64::MAX as u128) as i64;
-    let mut by_path: HashMap<String, Found> = HashMap::new();
+    let mut by_path: HashMap<String, DiscoveredArticle> = HashMap::new();
     for entry in found {
         let path = &entry.path;
         if !config.include.is_empty() && !config.include.iter().any(|p| path.starts_with(p.as_str())) {
@@ -238,7 +230,7 @@ fn select(found: Vec<Found>, config: &DiscoverConfig, now: UnixMillis) -> Vec<Fo
             }
         }
     }
-    let mut articles: Vec<Found> = by_path.into_values().collect();
+    let mut articles: Vec<DiscoveredArticle> = by_path.into_values().collect();
     // Newest first; undated last, in path order for a stable list.
     articles.sort_by(|a, b| b.date.cmp(&a.date).then_with(|| a.path.cmp(&b.path)));
     articles.truncate(config.max_articles);
@@ -332,13 +324,13 @@ async fn fetch_changed(
     }
 }
 
-/// A sitemap's children and entries (`Found` with the full URL in `path`),
+/// A sitemap's children and entries (`DiscoveredArticle` with the full URL in `path`),
 /// and whether it was unchanged.
 async fn read_sitemap(
     client: &reqwest::Client,
     url: &str,
     cache: &mut Cache,
-) -> Result<(Vec<String>, Vec<Found>, bool), String> {
+) -> Result<(Vec<String>, Vec<DiscoveredArticle>, bool), String> {
     let Some((bytes, etag, last_modified)) = fetch_changed(client, url, cache).await? else {
         let cached = &cache.files[url];
         return Ok((cached.children.clone(), cached.found.clone(), true));
@@ -349,7 +341,7 @@ async fn read_sitemap(
             Vec::new(),
             entries
                 .into_iter()
-                .map(|e| Found {
+                .map(|e| DiscoveredArticle {
                     path: e.loc,
                     date: e.date.as_deref().and_then(parse_date),
                     source: url.to_string(),
@@ -369,13 +361,17 @@ async fn read_sitemap(
     Ok((children, found, false))
 }
 
-async fn read_feed(client: &reqwest::Client, url: &str, cache: &mut Cache) -> Result<(Vec<Found>, bool), String> {
+async fn read_feed(
+    client: &reqwest::Client,
+    url: &str,
+    cache: &mut Cache,
+) -> Result<(Vec<DiscoveredArticle>, bool), String> {
     let Some((bytes, etag, last_modified)) = fetch_changed(client, url, cache).await? else {
         return Ok((cache.files[url].found.clone(), true));
     };
     let feed =
         feed_rs::parser::parse(bytes.as_slice()).map_err(|e| format!("not a feed (RSS, Atom or JSON Feed): {e}"))?;
-    let found: Vec<Found> = feed
+    let found: Vec<DiscoveredArticle> = feed
         .entries
         .into_iter()
         .filter_map(|entry| {
@@ -390,7 +386,7 @@ async fn read_feed(client: &reqwest::Client, url: &str, cache: &mut Cache) -> Re
                 .and_then(|feed| feed.join(href.trim()))
                 .map_or_else(|_| href.clone(), String::from);
             let date = entry.published.or(entry.updated).map(|d| d.timestamp_millis());
-            Some(Found {
+            Some(DiscoveredArticle {
                 path: link,
                 date,
                 source: url.to_string(),
@@ -551,7 +547,7 @@ mod tests {
             exclude: vec!["/news/live".into()],
         };
         let now = 10 * 86_400_000;
-        let found = |path: &str, date: Option<i64>| Found {
+        let found = |path: &str, date: Option<i64>| DiscoveredArticle {
             path: path.into(),
             date,
             source: "s".into(),

@@ -10,12 +10,13 @@ use arc_swap::ArcSwap;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::{Cache, Found, Run};
+use super::{Cache, Run};
 use crate::clock::now_ms;
 use crate::config::SiteConfig;
+use crate::store::DiscoveredArticle;
 
 /// Each site's articles found by its last run, by site name.
-pub type Discovered = Arc<Mutex<HashMap<String, Vec<Found>>>>;
+pub type Discovered = Arc<Mutex<HashMap<String, Vec<DiscoveredArticle>>>>;
 /// Each site's last run (articles left out), by site name, for `/status`.
 pub type DiscoveryStatus = Arc<Mutex<HashMap<String, Run>>>;
 
@@ -103,7 +104,7 @@ pub async fn run(
             let articles = run.articles.clone();
             let site_changed = {
                 let mut found = discovered.lock().unwrap_or_else(|e| e.into_inner());
-                let paths = |list: &[Found]| list.iter().map(|f| f.path.clone()).collect::<Vec<_>>();
+                let paths = |list: &[DiscoveredArticle]| list.iter().map(|f| f.path.clone()).collect::<Vec<_>>();
                 let before = found.get(&site.name).map(|l| paths(l));
                 let changed = before.as_deref() != Some(paths(&articles).as_slice());
                 found.insert(site.name.clone(), articles.clone());
@@ -139,7 +140,7 @@ pub async fn run(
 
 /// `sites` with each site's discovered articles after its configured ones
 /// (newest first, none twice).
-pub fn with_discovered(sites: &[SiteConfig], discovered: &HashMap<String, Vec<Found>>) -> Vec<SiteConfig> {
+pub fn with_discovered(sites: &[SiteConfig], discovered: &HashMap<String, Vec<DiscoveredArticle>>) -> Vec<SiteConfig> {
     sites
         .iter()
         .map(|site| {

@@ -371,8 +371,8 @@ pub fn add_leak_totals(overview: &mut Overview<'_>, store: &EvidenceStore) {
 }
 
 /// Marks the articles discovery found (and not configured too).
-pub fn add_discovery_sources(detail: &mut SiteDetail<'_>, found: &[crate::discover::Found]) {
-    let by_path: std::collections::HashMap<&str, &crate::discover::Found> =
+pub fn add_discovery_sources(detail: &mut SiteDetail<'_>, found: &[crate::store::DiscoveredArticle]) {
+    let by_path: std::collections::HashMap<&str, &crate::store::DiscoveredArticle> =
         found.iter().map(|f| (f.path.as_str(), f)).collect();
     for article in &mut detail.articles {
         if let Some(found) = by_path.get(article.path) {

@@ -44,6 +44,15 @@ pub struct StoreError {
     pub source: rusqlite::Error,
 }
 
+/// One article discovery found, as kept across restarts.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct DiscoveredArticle {
+    pub path: String,
+    /// Its lastmod or publication date (Unix ms), when the source gave one.
+    pub date: Option<UnixMillis>,
+    pub source: String,
+}
+
 /// One probe result, named by site, base and article rather than by index,
 /// so stored state survives config edits that reorder things.
 #[derive(Clone, Debug)]
@@ -103,13 +112,13 @@ pub trait Store: Send + 'static {
     /// How long a write waits on another process's lock (a reload changes it).
     fn set_busy_timeout(&mut self, _timeout: std::time::Duration) {}
     /// Replaces what discovery found for `site` (a site with none drops out).
-    fn save_discovered(&mut self, _site: &str, _found: &[crate::discover::Found]) -> Result<(), StoreError> {
+    fn save_discovered(&mut self, _site: &str, _found: &[crate::store::DiscoveredArticle]) -> Result<(), StoreError> {
         Ok(())
     }
     /// What discovery found, by site, as last saved.
     fn load_discovered(
         &mut self,
-    ) -> Result<std::collections::HashMap<String, Vec<crate::discover::Found>>, StoreError> {
+    ) -> Result<std::collections::HashMap<String, Vec<crate::store::DiscoveredArticle>>, StoreError> {
         Ok(Default::default())
     }
 }

@@ -554,7 +554,7 @@ impl Store for SqliteStore {
         self.load(latencies_per_base).map_err(|e| self.error(e))
     }
 
-    fn save_discovered(&mut self, site: &str, found: &[crate::discover::Found]) -> Result<(), StoreError> {
+    fn save_discovered(&mut self, site: &str, found: &[crate::store::DiscoveredArticle]) -> Result<(), StoreError> {
         let result = (|| {
             let tx = self.connection.transaction()?;
             let first_seen: std::collections::HashMap<String, i64> = {
@@ -587,7 +587,7 @@ impl Store for SqliteStore {
 
     fn load_discovered(
         &mut self,
-    ) -> Result<std::collections::HashMap<String, Vec<crate::discover::Found>>, StoreError> {
+    ) -> Result<std::collections::HashMap<String, Vec<crate::store::DiscoveredArticle>>, StoreError> {
         let result = (|| {
             let mut statement = self
                 .connection
@@ -595,14 +595,14 @@ impl Store for SqliteStore {
             let rows = statement.query_map([], |row| {
                 Ok((
                     row.get::<_, String>(0)?,
-                    crate::discover::Found {
+                    crate::store::DiscoveredArticle {
                         path: row.get(1)?,
                         date: row.get(2)?,
                         source: row.get(3)?,
                     },
                 ))
             })?;
-            let mut found: std::collections::HashMap<String, Vec<crate::discover::Found>> = Default::default();
+            let mut found: std::collections::HashMap<String, Vec<crate::store::DiscoveredArticle>> = Default::default();
             for row in rows {
                 let (site, entry) = row?;
                 found.entry(site).or_default().push(entry);

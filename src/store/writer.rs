@@ -44,7 +44,7 @@ pub struct Retention {
 
 enum Command {
     Record(ProbeRecord),
-    Discovered(String, Vec<crate::discover::Found>),
+    Discovered(String, Vec<crate::store::DiscoveredArticle>),
     Flush(oneshot::Sender<()>),
     Configure(Retention),
 }
@@ -115,7 +115,7 @@ impl StoreWriter {
 
     /// Keeps what discovery found for `site` (written apart from probes:
     /// it changes once per discovery run at most).
-    pub async fn discovered(&self, site: String, found: Vec<crate::discover::Found>) {
+    pub async fn discovered(&self, site: String, found: Vec<crate::store::DiscoveredArticle>) {
         let _ = self.commands.send(Command::Discovered(site, found)).await;
     }
 
