@@ -36,12 +36,14 @@ use crate::clock::UnixMillis;
 use crate::fingerprint::{Hash, PageFacts};
 use crate::verdict::observation::Observation;
 
+/// A backend's failure, named by the store it happened in. The cause is
+/// boxed so the trait names no driver: each backend brings its own.
 #[derive(Debug, thiserror::Error)]
 #[error("store {path}: {source}")]
 pub struct StoreError {
     pub path: String,
     #[source]
-    pub source: rusqlite::Error,
+    pub source: Box<dyn std::error::Error + Send + Sync + 'static>,
 }
 
 /// One article discovery found, as kept across restarts.

@@ -163,9 +163,9 @@ impl SqliteStore {
     /// lock held by another process (an operator's sqlite3) is waited on for
     /// `busy_timeout`; past that the write fails and is retried later.
     pub fn open(path: &Path, busy_timeout: Duration) -> Result<Self, StoreError> {
-        let fail = |source| StoreError {
+        let fail = |source: rusqlite::Error| StoreError {
             path: path.display().to_string(),
-            source,
+            source: source.into(),
         };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             // A missing directory surfaces as SQLite's own open error below.
@@ -193,7 +193,7 @@ impl SqliteStore {
             })
             .map_err(|source| StoreError {
                 path: path.display().to_string(),
-                source,
+                source: source.into(),
             })?;
         Ok(SqliteStore {
             connection,
@@ -204,7 +204,7 @@ impl SqliteStore {
     fn error(&self, source: rusqlite::Error) -> StoreError {
         StoreError {
             path: self.path.display().to_string(),
-            source,
+            source: source.into(),
         }
     }
 
