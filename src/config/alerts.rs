@@ -157,8 +157,8 @@ impl Walker<'_> {
                         for (key, value) in headers.iter() {
                             match value.get_ref() {
                                 DeValue::String(text)
-                                    if reqwest::header::HeaderName::from_bytes(key.get_ref().as_bytes()).is_ok()
-                                        && reqwest::header::HeaderValue::from_str(text).is_ok() =>
+                                    if http::HeaderName::from_bytes(key.get_ref().as_bytes()).is_ok()
+                                        && http::HeaderValue::from_str(text).is_ok() =>
                                 {
                                     if let Some(list) = out.as_mut() {
                                         list.push((key.get_ref().to_string(), text.to_string()));

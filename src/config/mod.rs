@@ -11,12 +11,13 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
-
-use std::sync::Arc;
 
 use crate::fingerprint::{BlockFingerprints, ContentSelector};
 use crate::origin::Origin;
@@ -637,7 +638,8 @@ impl Walker<'_> {
                         );
                         None
                     }
-                    Ok(pem) => match reqwest::Certificate::from_pem_bundle(&pem) {
+                    // The same parse the prober's TLS client does, without the client.
+                    Ok(pem) => match CertificateDer::pem_slice_iter(&pem).collect::<Result<Vec<_>, _>>() {
                         Ok(certs) if !certs.is_empty() => Some(Some(pem)),
                         _ => {
                             let message = format!("`probe.ca_file` \"{}\" holds no PEM certificate", path.display());
