@@ -7,7 +7,8 @@
 use std::sync::{Arc, OnceLock};
 
 use libfuzzer_sys::fuzz_target;
-use mirrorgate::route::{Decision, check_redirect, go, redirect, sample_snapshot};
+use mirrorgate::route::{Decision, check_redirect, go, redirect};
+use mirrorgate::state::fixtures::sample_snapshot;
 use mirrorgate::state::snapshot::Snapshot;
 
 fn snapshot() -> &'static Arc<Snapshot> {

@@ -508,7 +508,10 @@ mod differential {
             trusted_proxies: Arc::from([]),
             reader_probe: false,
         };
-        let state = AppState::new(Arc::new(arc_swap::ArcSwap::new(route::sample_snapshot())), settings);
+        let state = AppState::new(
+            Arc::new(arc_swap::ArcSwap::new(crate::state::fixtures::sample_snapshot())),
+            settings,
+        );
         Front {
             router: crate::http::server::router(state.clone()),
             state,

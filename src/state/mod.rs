@@ -4,6 +4,8 @@
 
 pub mod engine;
 pub mod evidence;
+#[cfg(any(test, feature = "fixtures"))]
+pub mod fixtures;
 pub mod liveness;
 pub mod schedule;
 pub mod snapshot;
