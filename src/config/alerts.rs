@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::Serialize;
 use toml::de::{DeTable, DeValue};
 
-use super::{Walker, find, line_column};
+use super::walker::{Walker, find, line_column};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]

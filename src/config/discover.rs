@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use toml::de::{DeTable, DeValue};
 
-use super::{Walker, check_article_path, find};
+use super::sites::check_article_path;
+use super::walker::{Walker, find};
 
 /// `[sites.discover]`.
 #[derive(Clone, Debug, PartialEq, Eq)]

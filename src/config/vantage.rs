@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use toml::de::{DeTable, DeValue};
 
-use super::{Secret, Walker, expand_credentials_directory, find, line_column};
+use super::walker::{Walker, find, line_column};
+use super::{Secret, expand_credentials_directory};
 use crate::country::{Country, Database};
 
 pub(super) const GEOIP_KEYS: &[&str] = &["country_db", "asn_db"];
