@@ -8,7 +8,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 
 use crate::clock::now_ms;
-use crate::http::server::{AppState, bearer_token, error, json};
+use crate::http::router::{bearer_token, error, json};
+use crate::http::server::AppState;
 use crate::vantage::Vantage;
 use crate::vantage::board::{Board, Refused};
 use crate::vantage::protocol::{AGENT_NAME_HEADER, MAX_RESULTS_PER_BATCH, Results};

@@ -513,7 +513,7 @@ mod differential {
             settings,
         );
         Front {
-            router: crate::http::server::router(state.clone()),
+            router: crate::http::router::router(state.clone()),
             state,
         }
     }
