@@ -165,7 +165,7 @@ fn main() -> ExitCode {
             token_file,
             name,
         } => {
-            let options = match agent_options(&server, &token_file, name) {
+            let options = match mirrorgate::cmd::agent::options(&server, &token_file, name) {
                 Ok(options) => options,
                 Err(message) => {
                     eprintln!("mirrorgate agent: {message}");
@@ -230,36 +230,6 @@ async fn check(config: Config, format: ReportFormat) -> ExitCode {
     } else {
         ExitCode::from(1)
     }
-}
-
-/// The agent's options, checked before anything starts.
-fn agent_options(
-    server: &str,
-    token_file: &std::path::Path,
-    name: Option<String>,
-) -> Result<mirrorgate::vantage::agent::AgentOptions, String> {
-    let mut server = url::Url::parse(server).map_err(|e| format!("--server \"{server}\" is not a URL: {e}"))?;
-    if !matches!(server.scheme(), "http" | "https") {
-        return Err(format!("--server \"{server}\" must be an http or https URL"));
-    }
-    // Paths are joined onto it: it must end in a slash to keep its own path.
-    if !server.path().ends_with('/') {
-        server.set_path(&format!("{}/", server.path()));
-    }
-    let text = std::fs::read_to_string(token_file)
-        .map_err(|e| format!("--token-file \"{}\" cannot be read: {e}", token_file.display()))?;
-    let token = text.lines().next().unwrap_or("").trim();
-    if token.len() < 16 || !token.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(format!(
-            "the token in --token-file \"{}\" must be at least 16 printable characters without spaces",
-            token_file.display()
-        ));
-    }
-    Ok(mirrorgate::vantage::agent::AgentOptions {
-        server,
-        token: config::Secret::new(token),
-        name,
-    })
 }
 
 async fn agent(options: mirrorgate::vantage::agent::AgentOptions) -> ExitCode {

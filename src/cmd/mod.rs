@@ -1,5 +1,6 @@
 //! The commands: each wires the library into one thing a user runs.
 
+pub mod agent;
 pub mod check;
 pub mod demo;
 pub mod healthcheck;
