@@ -6,6 +6,7 @@
 //! [`Store`] is the whole contract a backend must meet (SQLite now; a shared
 //! PostgreSQL store later, with the same tests run against both).
 
+mod rollups;
 mod sqlite;
 mod writer;
 

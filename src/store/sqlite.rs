@@ -1,12 +1,11 @@
 //! The embedded SQLite store (WAL, one writer connection).
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, params};
 
+use super::rollups::{HOUR_MS, Rollups};
 use super::{MinuteCount, ProbeRecord, Store, StoreError, StoredState, StoredVersion};
 use crate::clock::UnixMillis;
 use crate::fingerprint::{Hash, PageClass, PageFacts, RawHash};
@@ -292,7 +291,7 @@ impl SqliteStore {
                 ])?;
                 rollups.add(record);
             }
-            rollups.write(&tx)?;
+            write_rollups(rollups, &tx)?;
         }
         tx.commit()
     }
@@ -398,146 +397,74 @@ impl SqliteStore {
     }
 }
 
-/// Upper bounds (ms) of the rollups' latency buckets; one more counts the rest.
-const LATENCY_BOUNDS_MS: [u32; 7] = [50, 100, 250, 500, 1000, 2500, 5000];
-
-/// One hour of one base, by outcome and verdict.
-#[derive(Default)]
-struct BaseHour {
-    probes: i64,
-    latency_sum_ms: i64,
-    /// Not cumulative: each probe counts in the first bucket its latency fits.
-    buckets: [i64; 8],
-}
-
-/// One hour of one article, over all its bases.
-#[derive(Default)]
-struct ArticleHour {
-    probes: i64,
-    ok: i64,
-    /// Indexed like [`Verdict::ALL`].
-    verdicts: [i64; 6],
-    latency_sum_ms: i64,
-}
-
-/// A batch's hourly aggregates, summed in memory first: a batch holds the
-/// same few base-hours and each article's bases together, so this turns
-/// thousands of records into far fewer upserts.
-#[derive(Default)]
-struct Rollups {
-    bases: HashMap<BaseHourKey, BaseHour>,
-    articles: HashMap<(Arc<str>, Arc<str>, i64), ArticleHour>,
-}
-
-/// Site, base, hour, outcome, verdict.
-type BaseHourKey = (Arc<str>, Arc<str>, i64, Outcome, Option<Verdict>);
-
-const HOUR_MS: i64 = 3_600_000;
-
-impl Rollups {
-    fn add(&mut self, record: &ProbeRecord) {
-        let o = &record.observation;
-        let hour = o.checked_at.div_euclid(HOUR_MS);
-        let latency = i64::from(o.latency_ms);
-        let base = self
-            .bases
-            .entry((
-                record.site.clone(),
-                record.base.clone(),
-                hour,
-                o.outcome,
-                record.verdict,
-            ))
-            .or_default();
-        base.probes += 1;
-        base.latency_sum_ms += latency;
-        let bucket = LATENCY_BOUNDS_MS
-            .iter()
-            .position(|&bound| o.latency_ms <= bound)
-            .unwrap_or(LATENCY_BOUNDS_MS.len());
-        base.buckets[bucket] += 1;
-        let article = self
-            .articles
-            .entry((record.site.clone(), record.article.clone(), hour))
-            .or_default();
-        article.probes += 1;
-        article.ok += i64::from(o.is_ok());
-        article.latency_sum_ms += latency;
-        if let Some(verdict) = record.verdict {
-            article.verdicts[verdict.index()] += 1;
-        }
+fn write_rollups(rollups: Rollups, tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
+    let mut base_hour = tx.prepare_cached(
+        "INSERT INTO base_hours (site, base, hour, outcome, verdict, probes, latency_sum_ms,
+             ms_le_50, ms_le_100, ms_le_250, ms_le_500, ms_le_1000, ms_le_2500, ms_le_5000, ms_over_5000)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
+         ON CONFLICT (site, base, hour, outcome, verdict) DO UPDATE SET
+           probes = probes + excluded.probes, latency_sum_ms = latency_sum_ms + excluded.latency_sum_ms,
+           ms_le_50 = ms_le_50 + excluded.ms_le_50, ms_le_100 = ms_le_100 + excluded.ms_le_100,
+           ms_le_250 = ms_le_250 + excluded.ms_le_250, ms_le_500 = ms_le_500 + excluded.ms_le_500,
+           ms_le_1000 = ms_le_1000 + excluded.ms_le_1000, ms_le_2500 = ms_le_2500 + excluded.ms_le_2500,
+           ms_le_5000 = ms_le_5000 + excluded.ms_le_5000, ms_over_5000 = ms_over_5000 + excluded.ms_over_5000",
+    )?;
+    for ((site, base, hour, outcome, verdict), h) in rollups.bases {
+        let b = h.buckets;
+        base_hour.execute(params![
+            &*site,
+            &*base,
+            hour,
+            outcome.as_str(),
+            verdict.map_or("", Verdict::as_str),
+            h.probes,
+            h.latency_sum_ms,
+            b[0],
+            b[1],
+            b[2],
+            b[3],
+            b[4],
+            b[5],
+            b[6],
+            b[7]
+        ])?;
     }
-
-    fn write(self, tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
-        let mut base_hour = tx.prepare_cached(
-            "INSERT INTO base_hours (site, base, hour, outcome, verdict, probes, latency_sum_ms,
-                 ms_le_50, ms_le_100, ms_le_250, ms_le_500, ms_le_1000, ms_le_2500, ms_le_5000, ms_over_5000)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
-             ON CONFLICT (site, base, hour, outcome, verdict) DO UPDATE SET
-               probes = probes + excluded.probes, latency_sum_ms = latency_sum_ms + excluded.latency_sum_ms,
-               ms_le_50 = ms_le_50 + excluded.ms_le_50, ms_le_100 = ms_le_100 + excluded.ms_le_100,
-               ms_le_250 = ms_le_250 + excluded.ms_le_250, ms_le_500 = ms_le_500 + excluded.ms_le_500,
-               ms_le_1000 = ms_le_1000 + excluded.ms_le_1000, ms_le_2500 = ms_le_2500 + excluded.ms_le_2500,
-               ms_le_5000 = ms_le_5000 + excluded.ms_le_5000, ms_over_5000 = ms_over_5000 + excluded.ms_over_5000",
-        )?;
-        for ((site, base, hour, outcome, verdict), h) in self.bases {
-            let b = h.buckets;
-            base_hour.execute(params![
-                &*site,
-                &*base,
-                hour,
-                outcome.as_str(),
-                verdict.map_or("", Verdict::as_str),
-                h.probes,
-                h.latency_sum_ms,
-                b[0],
-                b[1],
-                b[2],
-                b[3],
-                b[4],
-                b[5],
-                b[6],
-                b[7]
-            ])?;
-        }
-        // The article's id, created at its first probe. Looked up first: an
-        // upsert would rewrite the row on every batch.
-        let mut find_article = tx.prepare_cached("SELECT id FROM article_ids WHERE site = ?1 AND article = ?2")?;
-        let mut new_article =
-            tx.prepare_cached("INSERT INTO article_ids (site, article) VALUES (?1, ?2) RETURNING id")?;
-        let mut article_hour = tx.prepare_cached(
-            "INSERT INTO article_hours (article_id, hour, probes, ok, same, stale, diverged, missing, unknown, unreachable, latency_sum_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
-             ON CONFLICT (hour, article_id) DO UPDATE SET
-               probes = probes + excluded.probes, ok = ok + excluded.ok,
-               same = same + excluded.same, stale = stale + excluded.stale, diverged = diverged + excluded.diverged,
-               missing = missing + excluded.missing, unknown = unknown + excluded.unknown,
-               unreachable = unreachable + excluded.unreachable, latency_sum_ms = latency_sum_ms + excluded.latency_sum_ms",
-        )?;
-        for ((site, article, hour), h) in self.articles {
-            let id: i64 = match find_article.query_row(params![&*site, &*article], |row| row.get(0)) {
-                Err(rusqlite::Error::QueryReturnedNoRows) => {
-                    new_article.query_row(params![&*site, &*article], |row| row.get(0))?
-                }
-                found => found?,
-            };
-            let v = h.verdicts;
-            article_hour.execute(params![
-                id,
-                hour,
-                h.probes,
-                h.ok,
-                v[0],
-                v[1],
-                v[2],
-                v[3],
-                v[4],
-                v[5],
-                h.latency_sum_ms
-            ])?;
-        }
-        Ok(())
+    // The article's id, created at its first probe. Looked up first: an
+    // upsert would rewrite the row on every batch.
+    let mut find_article = tx.prepare_cached("SELECT id FROM article_ids WHERE site = ?1 AND article = ?2")?;
+    let mut new_article = tx.prepare_cached("INSERT INTO article_ids (site, article) VALUES (?1, ?2) RETURNING id")?;
+    let mut article_hour = tx.prepare_cached(
+        "INSERT INTO article_hours (article_id, hour, probes, ok, same, stale, diverged, missing, unknown, unreachable, latency_sum_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+         ON CONFLICT (hour, article_id) DO UPDATE SET
+           probes = probes + excluded.probes, ok = ok + excluded.ok,
+           same = same + excluded.same, stale = stale + excluded.stale, diverged = diverged + excluded.diverged,
+           missing = missing + excluded.missing, unknown = unknown + excluded.unknown,
+           unreachable = unreachable + excluded.unreachable, latency_sum_ms = latency_sum_ms + excluded.latency_sum_ms",
+    )?;
+    for ((site, article, hour), h) in rollups.articles {
+        let id: i64 = match find_article.query_row(params![&*site, &*article], |row| row.get(0)) {
+            Err(rusqlite::Error::QueryReturnedNoRows) => {
+                new_article.query_row(params![&*site, &*article], |row| row.get(0))?
+            }
+            found => found?,
+        };
+        let v = h.verdicts;
+        article_hour.execute(params![
+            id,
+            hour,
+            h.probes,
+            h.ok,
+            v[0],
+            v[1],
+            v[2],
+            v[3],
+            v[4],
+            v[5],
+            h.latency_sum_ms
+        ])?;
     }
+    Ok(())
 }
 
 fn hash_column(bytes: Option<Vec<u8>>) -> Option<Hash> {
