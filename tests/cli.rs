@@ -93,6 +93,56 @@ articles = []
 }
 
 #[test]
+fn a_postgres_store_is_checked_where_it_is_written_and_its_password_never_shown() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.toml");
+    let file = path.display().to_string();
+    let site = "\n[[sites]]\nname = \"a\"\nprimary = \"https://www.example.com\"\narticles = [\"/x\"]\n";
+    let validate = |store: &str| {
+        std::fs::write(&path, format!("[store]\n{store}\n{site}")).unwrap();
+        let out = mirrorgate(&["validate", "--config", &file]);
+        (out.status.code(), text(&out.stdout) + &text(&out.stderr))
+    };
+
+    let (code, said) = validate("path = \"m.db\"\nurl = \"postgres://mg@127.0.0.1:5432/mg\"");
+    assert_eq!(code, Some(2), "{said}");
+    assert!(
+        said.contains(&format!(
+            "{file}:3:7: `store.url` (3:7) and `store.path` (2:8) are both set"
+        )),
+        "both keys, each with line:column: {said}"
+    );
+    let (code, said) = validate("url = \"mysql://mg@127.0.0.1/mg\"");
+    assert_eq!(code, Some(2), "{said}");
+    assert!(said.contains("must be a postgres:// or postgresql:// URL"), "{said}");
+    let (code, said) = validate("url = \"postgres://mg@127.0.0.1/mg?sslmode=sometimes\"");
+    assert_eq!(code, Some(2), "{said}");
+    assert!(said.contains("sslmode=sometimes"), "{said}");
+    let (code, said) = validate("url = \"postgres://mg@127.0.0.1/mg?sslrootcert=ca.pem\"");
+    assert_eq!(code, Some(2), "{said}");
+    assert!(said.contains("unknown parameter `sslrootcert`"), "{said}");
+    let (code, said) = validate("url = \"postgresql://mg@127.0.0.1/mg\"\npassword_file = \"absent\"");
+    assert_eq!(code, Some(2), "{said}");
+    assert!(
+        said.contains("`store.password_file`") && said.contains("absent"),
+        "{said}"
+    );
+
+    for url in [
+        "postgres://mg@db.internal:5432/mirrorgate?sslmode=verify-full",
+        "postgresql://mg@127.0.0.1/mirrorgate?sslmode=require",
+        "postgres://mg@127.0.0.1/mirrorgate?sslmode=disable&application_name=edge",
+    ] {
+        let (code, said) = validate(&format!("url = \"{url}\""));
+        assert_eq!(code, Some(0), "{url}: {said}");
+    }
+    let (code, said) = validate("url = \"postgres://mg:hunter2-in-url@127.0.0.1/mg\"\ninstance = \"edge-1\"");
+    assert_eq!(code, Some(0), "a password in the URL is accepted: {said}");
+    assert!(said.contains("store.url holds a password"), "and warned about: {said}");
+    assert!(!said.contains("hunter2"), "never shown: {said}");
+}
+
+#[test]
 fn usage_errors_exit_2() {
     assert_eq!(mirrorgate(&["frobnicate"]).status.code(), Some(2));
     assert_eq!(

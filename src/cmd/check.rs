@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use crate::clock::now_ms;
 use crate::cmd::run::StartError;
 use crate::config::Config;
+use crate::config::StoreBackend;
 use crate::http::status;
 use crate::state::engine::{self, Engine, EngineEvent, Evidence};
 use crate::state::schedule::Scheduler;
@@ -238,15 +239,18 @@ pub async fn check(config: &Config) -> Result<Report, StartError> {
 
 /// The primary's version history from the daemon's store, if there is one.
 async fn stored_history(config: &Config) -> Option<StoredState> {
-    let path = config.store.path.clone();
-    if config.store.backend == crate::config::StoreBackend::None || !path.exists() {
-        return None;
+    let store = config.store.clone();
+    let loaded = match store.backend {
+        StoreBackend::None => return None,
+        StoreBackend::Sqlite if !store.path.exists() => return None,
+        // Read-only, so `check` beside a running daemon never takes its lock.
+        StoreBackend::Sqlite => {
+            tokio::task::spawn_blocking(move || SqliteStore::open_read_only(&store.path)?.load_snapshot(0)).await
+        }
+        StoreBackend::Postgres => {
+            tokio::task::spawn_blocking(move || crate::cmd::run::open_store(&store)?.load_snapshot(0)).await
+        }
     }
-    let loaded = tokio::task::spawn_blocking(move || {
-        let mut store = SqliteStore::open_read_only(&path)?;
-        store.load_snapshot(0)
-    })
-    .await
     .ok()?;
     match loaded {
         Ok(state) => Some(StoredState {

@@ -44,7 +44,7 @@ pub fn changes(old: &Config, new: &Config, log_level_reloads: bool) -> Vec<(Stri
             .map(|a| (a.name.clone(), a.country, a.asn, a.token.clone()))
             .collect::<Vec<_>>()
     };
-    let keys: [(&'static str, bool, Effect); 37] = [
+    let keys: [(&'static str, bool, Effect); 40] = [
         // Sinks are started with the daemon.
         (
             "alerts",
@@ -88,6 +88,17 @@ pub fn changes(old: &Config, new: &Config, log_level_reloads: bool) -> Vec<(Stri
         ("vantage.agents", agents(ov) != agents(nv), RestartNeeded),
         ("store.backend", ost.backend != nst.backend, RestartNeeded),
         ("store.path", ost.path != nst.path, RestartNeeded),
+        (
+            "store.url",
+            ost.postgres.as_ref().map(|p| &p.url) != nst.postgres.as_ref().map(|p| &p.url),
+            RestartNeeded,
+        ),
+        (
+            "store.password_file",
+            ost.password_file != nst.password_file,
+            RestartNeeded,
+        ),
+        ("store.instance", ost.instance != nst.instance, RestartNeeded),
         ("store.retention", ost.retention != nst.retention, Applied),
         ("store.raw_retention", ost.raw_retention != nst.raw_retention, Applied),
         ("store.busy_timeout", ost.busy_timeout != nst.busy_timeout, Applied),
@@ -351,6 +362,9 @@ impl Reloader {
         config.server.workers = self.running.server.workers;
         config.store.backend = self.running.store.backend;
         config.store.path = self.running.store.path.clone();
+        config.store.postgres = self.running.store.postgres.clone();
+        config.store.password_file = self.running.store.password_file.clone();
+        config.store.instance = self.running.store.instance.clone();
         config.probe.threads = self.running.probe.threads;
         if !log_level_reloads {
             config.log.level = self.running.log.level.clone();
@@ -399,6 +413,9 @@ articles = ["/a"]
         ("vantage", "sample", "5"),
         ("store", "backend", "\"none\""),
         ("store", "path", "\"other.db\""),
+        ("store", "url", "\"postgres://mirrorgate@127.0.0.1:5432/other\""),
+        ("store", "password_file", "\"Cargo.toml\""),
+        ("store", "instance", "\"other\""),
         ("store", "retention", "\"7d\""),
         ("store", "raw_retention", "\"1d\""),
         ("store", "busy_timeout", "\"1s\""),

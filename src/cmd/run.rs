@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::now_ms;
 use crate::cmd::notify;
-use crate::config::{Config, StoreBackend};
+use crate::config::{Config, StoreBackend, StoreConfig};
 use crate::http::metrics::Counters;
 use crate::http::server::{self, AppState};
 use crate::probe::ClientError;
@@ -24,7 +24,7 @@ use crate::state::liveness::{BEAT_EVERY, Heartbeat, Loop};
 use crate::state::schedule::Scheduler;
 use crate::state::snapshot::Catalog;
 use crate::state::snapshot::Snapshots;
-use crate::store::{NullStore, Retention, SqliteStore, Store, StoreError, StoreWriter};
+use crate::store::{NullStore, PostgresStore, PostgresTarget, Retention, SqliteStore, Store, StoreError, StoreWriter};
 
 pub use crate::cmd::reload::Reload;
 use crate::cmd::reload::Reloader;
@@ -72,16 +72,9 @@ impl Daemon {
     /// Starts everything; returns once the listener is bound and the stored
     /// state is being served (and then tells systemd it is ready).
     pub async fn start(config: Config, reload: Reload, shutdown: CancellationToken) -> Result<Self, StartError> {
-        let (backend, path, busy_timeout) = (
-            config.store.backend,
-            config.store.path.clone(),
-            config.store.busy_timeout,
-        );
+        let store_config = config.store.clone();
         let (store, restored, found) = tokio::task::spawn_blocking(move || {
-            let mut store: Box<dyn Store> = match backend {
-                StoreBackend::Sqlite => Box::new(SqliteStore::open(&path, busy_timeout)?),
-                StoreBackend::None => Box::new(NullStore),
-            };
+            let mut store = open_store(&store_config)?;
             let restored = store.load_snapshot(LATENCY_SAMPLES)?;
             let found = store.load_discovered()?;
             Ok::<_, StoreError>((store, restored, found))
@@ -100,7 +93,7 @@ impl Daemon {
             Arc::new(Catalog::new(&merged))
         };
         tracing::info!(
-            path = %config.store.path.display(),
+            store = %store_name(&config.store),
             results = restored.latest.len(),
             versions = restored.versions.len(),
             "store opened"
@@ -146,7 +139,7 @@ impl Daemon {
                 raw: config.store.raw_retention,
                 busy_timeout: config.store.busy_timeout,
             };
-            let (writer, writer_task) = StoreWriter::spawn(store, retention);
+            let (writer, writer_task) = StoreWriter::spawn(store, retention, config.store.instance.clone());
             let (events, engine_task) = engine::spawn(engine, Some(writer.clone()), Some(heartbeat.clone()));
             let rounds = tokio::spawn(probe_rounds(
                 snapshots.clone(),
@@ -426,5 +419,26 @@ async fn probe_rounds(
                 _ = beat.tick() => heartbeat.beat(Loop::Scheduler),
             }
         }
+    }
+}
+
+/// The configured backend, opened (and, for PostgreSQL, migrated).
+pub fn open_store(config: &StoreConfig) -> Result<Box<dyn Store>, StoreError> {
+    Ok(match (config.backend, &config.postgres) {
+        (StoreBackend::Postgres, Some(postgres)) => Box::new(PostgresStore::open(PostgresTarget::of(
+            postgres,
+            config.password_file.as_deref(),
+        )?)?),
+        (StoreBackend::None, _) => Box::new(NullStore),
+        _ => Box::new(SqliteStore::open(&config.path, config.busy_timeout)?),
+    })
+}
+
+/// What logs call the store: the SQLite file, or the URL without password.
+pub fn store_name(config: &StoreConfig) -> String {
+    match (config.backend, &config.postgres) {
+        (StoreBackend::Postgres, Some(postgres)) => postgres.shown.clone(),
+        (StoreBackend::None, _) => "none".into(),
+        _ => config.path.display().to_string(),
     }
 }

@@ -91,9 +91,15 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
 /// asks. Today: a host whose articles, at `per_host_rate`, take longer to
 /// probe than `interval`, so every round overruns.
 pub fn warnings(config: &Config) -> Vec<String> {
+    let mut warnings = Vec::new();
+    if config.store.postgres.as_ref().is_some_and(|p| p.password_in_url) {
+        warnings.push(
+            "store.url holds a password: anyone who can read the config can read it; put it in store.password_file (with systemd, LoadCredential=) instead".to_string(),
+        );
+    }
     let rate = config.probe.per_host_rate;
     if rate <= 0.0 {
-        return Vec::new();
+        return warnings;
     }
     // Requests per round per host:port: each article on each base there.
     let mut per_host: Vec<(&str, usize)> = Vec::new();
@@ -118,7 +124,8 @@ pub fn warnings(config: &Config) -> Vec<String> {
                 )
             })
         })
-        .collect()
+        .for_each(|warning| warnings.push(warning));
+    warnings
 }
 
 /// Every key the config accepts, as `section.key` (sites' as `sites.key`).

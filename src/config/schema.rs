@@ -95,7 +95,14 @@ pub fn default_max_connections() -> usize {
 #[derive(Clone, Debug)]
 pub struct StoreConfig {
     pub backend: StoreBackend,
+    /// The SQLite file (`backend = "sqlite"`).
     pub path: PathBuf,
+    /// `[store] url`: a PostgreSQL database the instances naming it share.
+    pub postgres: Option<PostgresConfig>,
+    /// Holds PostgreSQL's password (its first line), read when the store is opened.
+    pub password_file: Option<PathBuf>,
+    /// This instance's name among those sharing a store (`[store] instance`).
+    pub instance: String,
     pub retention: Duration,
     /// Raw probe rows are kept this long; hourly rollups for `retention`.
     pub raw_retention: Duration,
@@ -103,9 +110,24 @@ pub struct StoreConfig {
     pub busy_timeout: Duration,
 }
 
+/// Where a PostgreSQL store is. The URL may hold a password, so it is a
+/// [`Secret`]; everything shown to people uses `shown`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PostgresConfig {
+    pub url: Secret,
+    /// The URL with any password removed.
+    pub shown: String,
+    /// The URL itself carries a password (warned about: use `password_file`).
+    pub password_in_url: bool,
+    /// `sslmode=verify-ca` or `verify-full`: the server's certificate is
+    /// checked, not only used to encrypt.
+    pub verify_server: bool,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StoreBackend {
     Sqlite,
+    Postgres,
     /// Nothing is stored and nothing survives a restart: for benchmarks and throwaway runs.
     None,
 }

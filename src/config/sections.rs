@@ -8,9 +8,9 @@ use std::sync::Arc;
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 
-use super::walker::{Walker, find};
+use super::walker::{Walker, find, line_column};
 use super::{
-    Config, LogConfig, ProbeConfig, Secret, ServerConfig, StoreBackend, StoreConfig, VerdictsConfig,
+    Config, LogConfig, PostgresConfig, ProbeConfig, Secret, ServerConfig, StoreBackend, StoreConfig, VerdictsConfig,
     default_max_connections, expand_credentials_directory,
 };
 use crate::fingerprint::BlockFingerprints;
@@ -33,7 +33,16 @@ pub(super) const SERVER_KEYS: &[&str] = &[
     "trusted_proxies",
     "reader_probe",
 ];
-pub(super) const STORE_KEYS: &[&str] = &["backend", "path", "retention", "raw_retention", "busy_timeout"];
+pub(super) const STORE_KEYS: &[&str] = &[
+    "backend",
+    "path",
+    "url",
+    "password_file",
+    "instance",
+    "retention",
+    "raw_retention",
+    "busy_timeout",
+];
 pub(super) const PROBE_KEYS: &[&str] = &[
     "interval",
     "timeout",
@@ -175,32 +184,101 @@ impl Walker<'_> {
 
     pub(super) fn store(&mut self, table: &DeTable<'_>) -> Option<StoreConfig> {
         self.unknown_keys(table, "[store]", STORE_KEYS);
-        let path = match self.string(table, "store", "path") {
+        let path_key = self.string(table, "store", "path");
+        let path = match &path_key {
             Some((text, span)) if text.is_empty() => {
-                self.error(span, "`store.path` must not be empty".into());
+                self.error(span.clone(), "`store.path` must not be empty".into());
                 None
             }
             Some((text, _)) => Some(PathBuf::from(text)),
             None => Some(default_store_path()),
         };
+        let url_key = self.string(table, "store", "url");
+        if let (Some((_, url_span)), Some((_, path_span))) = (&url_key, &path_key) {
+            let (url_line, url_column) = line_column(self.text, url_span.start);
+            let (path_line, path_column) = line_column(self.text, path_span.start);
+            self.error(
+                url_span.clone(),
+                format!(
+                    "`store.url` ({url_line}:{url_column}) and `store.path` ({path_line}:{path_column}) are both set: \
+                     url selects PostgreSQL and path an SQLite file; keep one"
+                ),
+            );
+        }
+        let postgres = match url_key {
+            None => Some(None),
+            Some((text, span)) => match postgres_url(&text) {
+                Ok(url) => Some(Some(url)),
+                Err(message) => {
+                    self.error(span, format!("`store.url` {message}"));
+                    None
+                }
+            },
+        };
+        let password_file = match self.string(table, "store", "password_file") {
+            None => Some(None),
+            Some((file, span)) => {
+                let path = self.base_dir.join(expand_credentials_directory(&file));
+                match std::fs::read_to_string(&path) {
+                    Ok(_) => Some(Some(path)),
+                    Err(e) => {
+                        let message = format!("`store.password_file` \"{}\" cannot be read: {e}", path.display());
+                        self.error(span, message);
+                        None
+                    }
+                }
+            }
+        };
+        let instance = match self.string(table, "store", "instance") {
+            None => Some(default_instance_name()),
+            Some((name, span)) if name.is_empty() || name.len() > 100 || name.chars().any(char::is_control) => {
+                self.error(span, "`store.instance` must be 1 to 100 printable characters".into());
+                None
+            }
+            Some((name, _)) => Some(name),
+        };
         let retention = self.duration(table, "store", "retention", Duration::from_secs(30 * 86400));
         let raw_retention = self.duration(table, "store", "raw_retention", Duration::from_secs(2 * 86400));
         let busy_timeout = self.duration(table, "store", "busy_timeout", Duration::from_secs(5));
+        let has_url = matches!(postgres, Some(Some(_)));
         let backend = match self.string(table, "store", "backend") {
+            None if has_url => Some(StoreBackend::Postgres),
             None => Some(StoreBackend::Sqlite),
+            Some((name, _)) if name == "postgres" && has_url => Some(StoreBackend::Postgres),
+            Some((name, span)) if name == "postgres" => {
+                self.error(span, "`store.backend = \"postgres\"` needs `store.url`".into());
+                None
+            }
+            Some((name, span)) if has_url && (name == "sqlite" || name == "none") => {
+                self.error(
+                    span,
+                    format!("`store.backend = \"{name}\"` contradicts `store.url`, which selects PostgreSQL"),
+                );
+                None
+            }
             Some((name, _)) if name == "sqlite" => Some(StoreBackend::Sqlite),
             Some((name, _)) if name == "none" => Some(StoreBackend::None),
             Some((name, span)) => {
                 self.error(
                     span,
-                    format!("`store.backend` must be \"sqlite\" or \"none\", found \"{name}\""),
+                    format!("`store.backend` must be \"sqlite\", \"postgres\" or \"none\", found \"{name}\""),
                 );
                 None
             }
         };
+        let password_file = password_file?;
+        let postgres = postgres?.map(|url| PostgresConfig {
+            url: Secret::new(&url.for_driver),
+            shown: url.shown,
+            password_in_url: url.password_in_url,
+            verify_server: url.verify_server,
+        });
         Some(StoreConfig {
             backend: backend?,
             path: path?,
+            postgres,
+            password_file,
+            instance: instance?,
             retention: retention?,
             raw_retention: raw_retention?,
             busy_timeout: busy_timeout?,
@@ -371,6 +449,114 @@ impl Walker<'_> {
         };
         Some(LogConfig { level })
     }
+}
+
+/// Query parameters the driver understands, as libpq spells them.
+const POSTGRES_PARAMETERS: &[&str] = &[
+    "user",
+    "password",
+    "dbname",
+    "options",
+    "application_name",
+    "sslmode",
+    "sslnegotiation",
+    "host",
+    "hostaddr",
+    "port",
+    "connect_timeout",
+    "tcp_user_timeout",
+    "keepalives",
+    "keepalives_idle",
+    "keepalives_interval",
+    "keepalives_retries",
+    "target_session_attrs",
+    "channel_binding",
+    "load_balance_hosts",
+];
+
+/// A checked `[store] url`: what the driver is given, what people see.
+struct PostgresUrl {
+    /// libpq's sslmode names mapped onto the driver's three: `allow` is
+    /// `prefer`, `verify-ca` and `verify-full` are `require` plus
+    /// `verify_server`.
+    for_driver: String,
+    verify_server: bool,
+    /// Without the password.
+    shown: String,
+    password_in_url: bool,
+}
+
+/// `postgres://` or `postgresql://` with a host and known parameters.
+fn postgres_url(text: &str) -> Result<PostgresUrl, String> {
+    let mut url = url::Url::parse(text).map_err(|e| format!("is not a URL ({e})"))?;
+    if !matches!(url.scheme(), "postgres" | "postgresql") {
+        return Err(format!(
+            "must be a postgres:// or postgresql:// URL, found {}://",
+            url.scheme()
+        ));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err("must name a host (postgres://USER@HOST:PORT/DATABASE)".into());
+    }
+    let mut pairs = Vec::new();
+    let mut verify_server = false;
+    for (key, value) in url.query_pairs() {
+        if !POSTGRES_PARAMETERS.contains(&&*key) {
+            return Err(format!(
+                "has an unknown parameter `{key}` (known: {})",
+                POSTGRES_PARAMETERS.join(", ")
+            ));
+        }
+        let value = match (&*key, &*value) {
+            ("sslmode", "disable" | "prefer" | "require") => value.to_string(),
+            ("sslmode", "allow") => "prefer".into(),
+            ("sslmode", "verify-ca" | "verify-full") => {
+                verify_server = true;
+                "require".into()
+            }
+            ("sslmode", other) => {
+                return Err(format!(
+                    "has sslmode={other}; use disable, allow, prefer, require, verify-ca or verify-full"
+                ));
+            }
+            _ => value.to_string(),
+        };
+        pairs.push((key.to_string(), value));
+    }
+    let password_in_url = url.password().is_some() || pairs.iter().any(|(key, _)| key == "password");
+    let with_query = |url: &mut url::Url, pairs: &[&(String, String)]| {
+        if pairs.is_empty() {
+            url.set_query(None);
+        } else {
+            url.query_pairs_mut()
+                .clear()
+                .extend_pairs(pairs.iter().map(|(key, value)| (key, value)));
+        }
+    };
+    let mut for_driver = url.clone();
+    with_query(&mut for_driver, &pairs.iter().collect::<Vec<_>>());
+    let _ = url.set_password(None);
+    with_query(
+        &mut url,
+        &pairs.iter().filter(|(key, _)| key != "password").collect::<Vec<_>>(),
+    );
+    Ok(PostgresUrl {
+        for_driver: for_driver.to_string(),
+        shown: url.to_string(),
+        password_in_url,
+        verify_server,
+    })
+}
+
+/// `hostname-pid`: unique among instances on a network, and readable in
+/// `/status`.
+fn default_instance_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "mirrorgate".into());
+    format!("{host}-{}", std::process::id())
 }
 
 /// The store path when the config names none: systemd's StateDirectory when

@@ -57,6 +57,10 @@ pub struct Round {
 
 #[derive(Serialize)]
 pub struct StoreStatus {
+    /// `sqlite`, `postgres` or `none`.
+    pub backend: &'static str,
+    /// This daemon's `[store] instance` name.
+    pub instance: String,
     pub ok: bool,
     pub error: Option<String>,
     pub error_at: Option<String>,
@@ -276,6 +280,8 @@ pub fn overview<'a>(
             last_duration_ms: snapshot.round.last_duration_ms,
         },
         store: StoreStatus {
+            backend: store.map_or("none", |s| s.backend),
+            instance: store.map(|s| s.instance.clone()).unwrap_or_default(),
             ok: store_error.is_none(),
             error: store_error.as_ref().map(|(_, e)| e.clone()),
             error_at: store_error.as_ref().map(|(at, _)| rfc3339(*at)),

@@ -3,13 +3,16 @@
 //! The daemon never reads the store on a request path: it loads the stored
 //! state once at start, keeps everything it serves in memory, and hands
 //! every probe result to a writer task that batches them into transactions.
-//! [`Store`] is the whole contract a backend must meet (SQLite now; a shared
-//! PostgreSQL store later, with the same tests run against both).
+//! [`Store`] is the whole contract a backend must meet: SQLite (one
+//! instance, no setup) and PostgreSQL (shared), with the same tests run
+//! against both (`tests/store.rs`).
 
+mod postgresql;
 mod rollups;
 mod sqlite;
 mod writer;
 
+pub use postgresql::{MIGRATIONS, PostgresStore, PostgresTarget};
 pub use sqlite::SqliteStore;
 
 /// `[store] backend = "none"`: keeps nothing. The daemon runs the same
@@ -17,6 +20,10 @@ pub use sqlite::SqliteStore;
 pub struct NullStore;
 
 impl Store for NullStore {
+    fn backend(&self) -> &'static str {
+        "none"
+    }
+
     fn record_round(&mut self, _: &[ProbeRecord]) -> Result<(), StoreError> {
         Ok(())
     }
@@ -103,7 +110,21 @@ pub struct MinuteCount {
     pub ok: u32,
 }
 
+/// Every table a backend keeps, in the order a copy writes them.
+pub const TABLES: &[&str] = &[
+    "article_ids",
+    "probes",
+    "latest",
+    "versions",
+    "base_hours",
+    "article_hours",
+    "base_minutes",
+    "discovered",
+];
+
 pub trait Store: Send + 'static {
+    /// `sqlite`, `postgres` or `none`, as `/status` names the backend.
+    fn backend(&self) -> &'static str;
     /// Writes a batch in one transaction: the probes, each base's latest
     /// result per article, the primary's versions and the uptime counts.
     fn record_round(&mut self, batch: &[ProbeRecord]) -> Result<(), StoreError>;
@@ -123,5 +144,9 @@ pub trait Store: Send + 'static {
         &mut self,
     ) -> Result<std::collections::HashMap<String, Vec<crate::store::DiscoveredArticle>>, StoreError> {
         Ok(Default::default())
+    }
+    /// Rows per table of [`TABLES`], for `store copy` and tests.
+    fn row_counts(&mut self) -> Result<Vec<(&'static str, u64)>, StoreError> {
+        Ok(Vec::new())
     }
 }

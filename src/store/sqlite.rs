@@ -473,6 +473,10 @@ fn hash_column(bytes: Option<Vec<u8>>) -> Option<Hash> {
 }
 
 impl Store for SqliteStore {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
     fn record_round(&mut self, batch: &[ProbeRecord]) -> Result<(), StoreError> {
         self.write(batch).map_err(|e| self.error(e))
     }
@@ -537,6 +541,18 @@ impl Store for SqliteStore {
             Ok(found)
         })();
         result.map_err(|source: rusqlite::Error| self.error(source))
+    }
+
+    fn row_counts(&mut self) -> Result<Vec<(&'static str, u64)>, StoreError> {
+        let mut counts = Vec::new();
+        for &table in super::TABLES {
+            let count: i64 = self
+                .connection
+                .query_row(&format!("SELECT count(*) FROM {table}"), [], |row| row.get(0))
+                .map_err(|e| self.error(e))?;
+            counts.push((table, count as u64));
+        }
+        Ok(counts)
     }
 
     fn set_busy_timeout(&mut self, timeout: Duration) {

@@ -52,6 +52,10 @@ enum Command {
 /// What the writer reports about the store, for /status and metrics.
 #[derive(Debug, Default)]
 pub struct StoreHealth {
+    /// [`Store::backend`] of the store being written.
+    pub backend: &'static str,
+    /// `[store] instance`: which of several daemons sharing a store this is.
+    pub instance: String,
     last_error: Mutex<Option<(UnixMillis, String)>>,
     pub written: AtomicU64,
     pub dropped: AtomicU64,
@@ -83,9 +87,13 @@ pub struct StoreWriter {
 }
 
 impl StoreWriter {
-    pub fn spawn(store: Box<dyn Store>, retention: Retention) -> (Self, JoinHandle<()>) {
+    pub fn spawn(store: Box<dyn Store>, retention: Retention, instance: String) -> (Self, JoinHandle<()>) {
         let (commands, receiver) = mpsc::channel(4 * BATCH_SIZE);
-        let health = Arc::new(StoreHealth::default());
+        let health = Arc::new(StoreHealth {
+            backend: store.backend(),
+            instance,
+            ..StoreHealth::default()
+        });
         let writer = Writer {
             store: Arc::new(Mutex::new(store)),
             pending: Vec::new(),

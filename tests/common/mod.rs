@@ -19,6 +19,8 @@ use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 use tokio::net::TcpListener;
 
+pub mod postgres;
+
 pub const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
 pub const ARTICLE: &str = "/Detail/2017/01/24/507408/Trump-Russia-Daesh";
 
@@ -294,6 +296,17 @@ pub fn config_text(store: &Path, probe: &str, sites: &[SiteSpec]) -> String {
         ));
     }
     text
+}
+
+/// Says, where a person will see it, that a test did not run: the harness
+/// captures a passing test's output, so the line also goes to the terminal.
+pub fn skipped(test: &str, why: &str) {
+    let line = format!("SKIPPED: {test}: {why}\n");
+    if let Ok(mut tty) = std::fs::OpenOptions::new().write(true).open("/dev/tty") {
+        use std::io::Write;
+        let _ = tty.write_all(line.as_bytes());
+    }
+    eprint!("{line}");
 }
 
 /// A Chromium on this machine, if any (CI installs Debian's).

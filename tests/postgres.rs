@@ -1,0 +1,203 @@
+//! The daemon on a shared PostgreSQL store, as an operator runs it: what it
+//! served comes back after kill -9 and SIGTERM, several instances start on
+//! one database together, a newer schema is refused, and no password ever
+//! reaches a log or an answer.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use common::postgres::Schema;
+use common::*;
+use reqwest::header;
+
+const PASSWORD_IN_FILE: &str = "pw-from-file-7731";
+const PASSWORD_IN_URL: &str = "pw-in-url-5521";
+
+/// A config whose `[store]` is `schema`, reached with a password in the
+/// URL and another in `password_file` (the local server trusts loopback,
+/// so neither is checked: what matters is that neither is ever shown).
+fn write_postgres_config(dir: &Path, schema: &Schema, instance: &str, probe: &str, sites: &[SiteSpec]) -> PathBuf {
+    let mut url = url::Url::parse(&schema.url()).unwrap();
+    url.set_password(Some(PASSWORD_IN_URL)).unwrap();
+    let password_file = dir.join("pg-password");
+    std::fs::write(&password_file, format!("{PASSWORD_IN_FILE}\n")).unwrap();
+    let text = config_text(Path::new("UNUSED"), probe, sites).replace(
+        "path = \"UNUSED\"",
+        &format!(
+            "url = \"{url}\"\npassword_file = \"{}\"\ninstance = \"{instance}\"",
+            password_file.display()
+        ),
+    );
+    let config = dir.join(format!("{instance}.toml"));
+    std::fs::write(&config, text).unwrap();
+    config
+}
+
+fn assert_no_password(what: &str, text: &str) {
+    for secret in [PASSWORD_IN_FILE, PASSWORD_IN_URL] {
+        assert!(!text.contains(secret), "{what} shows a password: {text}");
+    }
+}
+
+async fn stored_rows(schema: &Schema, table: &str, at_least: i64) {
+    eventually(
+        &format!("{at_least} rows in {table}"),
+        Duration::from_secs(60),
+        || async {
+            let rows: i64 = schema
+                .query_text(&format!("SELECT count(*) FROM {table}"))
+                .parse()
+                .unwrap();
+            (rows >= at_least).then_some(())
+        },
+    )
+    .await
+}
+
+#[tokio::test]
+async fn what_it_served_comes_back_after_kill_9_and_sigterm() {
+    let Some(schema) = Schema::create("daemon_restart") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let primary = serving(Page::Primary).await;
+    let mirror = serving(Page::Relative).await;
+    let articles: Vec<String> = (0..3).map(|i| format!("{ARTICLE}?page={i}")).collect();
+    let site = || {
+        SiteSpec::new(
+            "news",
+            primary.url(),
+            vec![mirror.url()],
+            articles.iter().map(String::as_str).collect(),
+        )
+    };
+    let probing = "interval = \"200ms\"\ntimeout = \"5s\"\nper_host_rate = 2000";
+    let config = write_postgres_config(dir.path(), &schema, "edge-1", probing, &[site()]);
+    let mut logs = String::new();
+
+    let mut daemon = Daemon::start(&config);
+    let status = rounds_completed(&daemon, 1).await;
+    assert_eq!(status["store"]["backend"], "postgres", "{status}");
+    assert_eq!(status["store"]["instance"], "edge-1", "{status}");
+    assert_eq!(status["store"]["ok"], true, "{status}");
+    // Every base of every article has a stored result before the crash.
+    stored_rows(&schema, "latest", 2 * articles.len() as i64).await;
+    daemon.kill_hard();
+    logs += &daemon.log_text();
+
+    let mut daemon = Daemon::start(&config);
+    rounds_completed(&daemon, 2).await;
+    daemon.signal("TERM");
+    assert_eq!(
+        daemon.wait_exit(Duration::from_secs(30)),
+        Some(0),
+        "{}",
+        daemon.log_text()
+    );
+    logs += &daemon.log_text();
+
+    // Back once more with every base hanging: all it serves comes from the store.
+    primary.set(Behavior::Hang);
+    mirror.set(Behavior::Hang);
+    let config = write_postgres_config(
+        dir.path(),
+        &schema,
+        "edge-1",
+        "interval = \"1h\"\ntimeout = \"60s\"",
+        &[site()],
+    );
+    let daemon = Daemon::start(&config);
+    let status = get_json(&daemon.url("/status")).await;
+    assert_eq!(status["round"]["completed"], 0, "no round has finished yet");
+    let detail = get_json(&daemon.url("/status/news")).await;
+    for path in &articles {
+        let bases = bases_of(&detail, path);
+        assert_eq!(bases[&primary.url()]["verdict"], "same", "{path}: {detail}");
+        assert_eq!(bases[&mirror.url()]["verdict"], "same", "{path}: {detail}");
+    }
+    let primary_summary = base_summary(&status["sites"][0], &primary.url());
+    assert!(
+        primary_summary["uptime"]["1h"].as_f64().unwrap() > 0.0,
+        "uptime comes back from the stored minutes: {status}"
+    );
+    let response = get(daemon.url(&format!("/r/news{}", articles[0]))).await;
+    assert_eq!(response.status(), 302);
+    let location = response.headers()[header::LOCATION].to_str().unwrap().to_string();
+    assert!(
+        location.starts_with(&primary.url()) || location.starts_with(&mirror.url()),
+        "{location}"
+    );
+
+    assert_no_password("/status", &status.to_string());
+    assert_no_password("/status/news", &detail.to_string());
+    assert_no_password("/metrics", &get_text(&daemon.url("/metrics")).await);
+    assert_no_password("the status page", &get_text(&daemon.url("/")).await);
+    logs += &daemon.log_text();
+    assert_no_password("the log", &logs);
+    assert!(
+        logs.contains("store.url holds a password"),
+        "the password in the URL is warned about"
+    );
+}
+
+#[tokio::test]
+async fn instances_started_together_share_one_store() {
+    let Some(schema) = Schema::create("two_instances") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let primary = serving(Page::Primary).await;
+    let probing = "interval = \"200ms\"\ntimeout = \"5s\"\nper_host_rate = 2000";
+    let configs: Vec<PathBuf> = ["edge-a", "edge-b"]
+        .iter()
+        .map(|name| {
+            let site = SiteSpec::new("news", primary.url(), vec![], vec![ARTICLE]);
+            write_postgres_config(dir.path(), &schema, name, probing, &[site])
+        })
+        .collect();
+    // Both migrate an empty database at once: the advisory lock orders them.
+    let starting: Vec<_> = configs
+        .into_iter()
+        .map(|config| std::thread::spawn(move || Daemon::start(&config)))
+        .collect();
+    let daemons: Vec<Daemon> = starting.into_iter().map(|t| t.join().unwrap()).collect();
+    for (daemon, name) in daemons.iter().zip(["edge-a", "edge-b"]) {
+        let status = rounds_completed(daemon, 1).await;
+        assert_eq!(status["store"]["instance"], name);
+        assert_eq!(status["store"]["ok"], true, "{status}");
+    }
+    assert_eq!(schema.query_text("SELECT count(*) FROM mirrorgate_schema"), "1");
+    stored_rows(&schema, "probes", 2).await;
+}
+
+#[tokio::test]
+async fn a_schema_newer_than_the_binary_is_refused_at_start() {
+    let Some(schema) = Schema::create("newer_at_start") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    schema
+        .execute("CREATE TABLE mirrorgate_schema (version BIGINT NOT NULL); INSERT INTO mirrorgate_schema VALUES (99)");
+    let site = SiteSpec::new("news", "http://127.0.0.1:9".into(), vec![], vec!["/a"]);
+    let config = write_postgres_config(dir.path(), &schema, "edge-1", "", &[site]);
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(binary())
+            .args(["run", "--config"])
+            .arg(&config)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let known = mirrorgate::store::MIGRATIONS.len();
+    assert!(
+        stderr.contains("version 99") && stderr.contains(&format!("mirrorgate's {known}")),
+        "names both versions: {stderr}"
+    );
+    assert_no_password("the error", &stderr);
+}
