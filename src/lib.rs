@@ -10,7 +10,7 @@
 //! - [`config`]: TOML to a validated `Config`, every feature's settings types included.
 //! - [`verdict`]: what a base answered (`observation`), the reference, verdicts, reasons. Pure.
 //! - [`probe`]: one bounded HTTP request to a base and what it saw.
-//! - [`store`]: the `Store` trait and its backends (SQLite), behind one writer task.
+//! - [`store`]: the `Store` trait and its backends (SQLite, PostgreSQL), behind one writer task.
 //! - [`state`]: the engine that folds results into snapshots, the schedule of rounds, uptime, evidence.
 //! - [`discover`]: articles from sitemaps and feeds.
 //! - [`vantage`]: agents in other countries, their board and view, readers' reports, GeoIP.
