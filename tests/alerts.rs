@@ -140,6 +140,91 @@ async fn a_base_going_down_and_back_is_told_once_each_way() {
     );
 }
 
+fn statuses(receiver: &Receiver) -> Vec<String> {
+    let bodies = receiver.bodies.lock().unwrap();
+    bodies
+        .iter()
+        .map(|b| b["status"].as_str().unwrap_or("").to_string())
+        .collect()
+}
+
+/// The alert book as the store keeps it.
+fn kept_alerts(store: &std::path::Path) -> String {
+    let connection = rusqlite::Connection::open(store).unwrap();
+    let mut statement = connection
+        .prepare("SELECT value FROM kept WHERE kind = 'alerts.held'")
+        .unwrap();
+    let values: Vec<String> = statement
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    values.join("\n")
+}
+
+#[tokio::test]
+async fn a_restart_neither_sends_a_firing_again_nor_loses_its_resolved() {
+    let primary = serving_article(Page::Primary).await;
+    let mirror = TestOrigin::start(Behavior::Hang).await;
+    let hook = receiver(0, false).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("mirrorgate.toml");
+    let store = dir.path().join("store.db");
+    let site = SiteSpec::new("news", primary.url(), vec![mirror.url()], vec![ARTICLE]);
+    let mut text = config_text(
+        &store,
+        "interval = \"1s\"\ntimeout = \"1s\"\nper_host_rate = 100",
+        &[site],
+    );
+    text.push_str(&format!(
+        "\n[[alerts]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"{}\"\nfor = \"1s\"\nmin_severity = \"critical\"\n",
+        hook.url
+    ));
+    std::fs::write(&config, text).unwrap();
+
+    let mut daemon = Daemon::start(&config);
+    let firing = eventually("the down alert", Duration::from_secs(30), || {
+        let bodies = hook.bodies.clone();
+        async move { bodies.lock().unwrap().iter().find(|b| b["status"] == "firing").cloned() }
+    })
+    .await;
+    eventually("the firing kept in the store", Duration::from_secs(30), || {
+        let kept = kept_alerts(&store);
+        async move { kept.contains("\"fired\":true").then_some(()) }
+    })
+    .await;
+
+    // Killed, then stopped: each time the mirror is still down when the
+    // daemon is back, long past `for`, and nobody is told again.
+    daemon.kill_hard();
+    let mut daemon = Daemon::start(&config);
+    rounds_completed(&daemon, 3).await;
+    assert_eq!(statuses(&hook), ["firing"], "after kill -9");
+    daemon.signal("TERM");
+    assert_eq!(daemon.wait_exit(Duration::from_secs(30)), Some(0));
+    let daemon = Daemon::start(&config);
+    rounds_completed(&daemon, 3).await;
+    assert_eq!(statuses(&hook), ["firing"], "after SIGTERM");
+
+    // It comes back: the resolved notice the first daemon owed is sent.
+    mirror.set_path(ARTICLE, Behavior::Page(Page::Primary.on(&mirror)));
+    mirror.set(Behavior::Status(404));
+    let resolved = eventually("the resolved alert", Duration::from_secs(30), || {
+        let bodies = hook.bodies.clone();
+        async move {
+            bodies
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|b| b["status"] == "resolved")
+                .cloned()
+        }
+    })
+    .await;
+    assert_eq!(resolved["started_at"], firing["started_at"], "{resolved}");
+    assert_eq!(statuses(&hook), ["firing", "resolved"]);
+}
+
 #[test]
 fn bad_alert_config_is_located() {
     let dir = tempfile::tempdir().unwrap();

@@ -27,7 +27,7 @@ async fn only_mirrors_that_serve_the_article_now_are_listed() {
         "[server]\nlisten = \"127.0.0.1:0\"\nstatus_token = \"0123456789abcdef0123\"\n",
     );
     std::fs::write(&config, text).unwrap();
-    let daemon = Daemon::start(&config);
+    let mut daemon = Daemon::start(&config);
     // /status needs the token; the list does not.
     eventually("a round", std::time::Duration::from_secs(20), || {
         let url = daemon.url("/status");
@@ -62,4 +62,20 @@ async fn only_mirrors_that_serve_the_article_now_are_listed() {
         ir["sites"][0]["available_alternatives"][0]["url"],
         faithful.url().as_str()
     );
+
+    // A restart does not make the mirror new: created_at is kept.
+    let created_at = alternatives[0]["created_at"].clone();
+    daemon.signal("TERM");
+    assert_eq!(daemon.wait_exit(std::time::Duration::from_secs(30)), Some(0));
+    let daemon = Daemon::start(&config);
+    let again = eventually("the mirror listed again", std::time::Duration::from_secs(30), || {
+        let url = daemon.url("/mirrors.json");
+        async move {
+            let list = get_json(&url).await;
+            let listed = list["sites"][0]["available_alternatives"][0].clone();
+            listed.is_object().then_some(listed)
+        }
+    })
+    .await;
+    assert_eq!(again["created_at"], created_at, "{again}");
 }

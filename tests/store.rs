@@ -11,7 +11,7 @@ use std::time::Duration;
 use common::postgres::Schema;
 use mirrorgate::fingerprint::{Hash, PageFacts, RawHash};
 use mirrorgate::store::{
-    DiscoveredArticle, MIGRATIONS, MinuteCount, PostgresStore, PostgresTarget, ProbeRecord, SqliteStore, Store,
+    DiscoveredArticle, Kept, MIGRATIONS, MinuteCount, PostgresStore, PostgresTarget, ProbeRecord, SqliteStore, Store,
 };
 use mirrorgate::verdict::Verdict;
 use mirrorgate::verdict::observation::{Observation, Outcome};
@@ -75,6 +75,7 @@ on_both_backends!(
     a_base_probed_twice_in_one_batch_keeps_its_newest_result,
     an_older_result_never_replaces_a_newer_one,
     discovered_articles_keep_their_order_and_replace_per_site,
+    kept_state_is_replaced_per_kind_and_survives_a_reopen,
 );
 
 fn record(base: &str, article: &str, at: i64, ok: bool, fingerprint: u8) -> ProbeRecord {
@@ -258,6 +259,32 @@ fn discovered_articles_keep_their_order_and_replace_per_site(backend: &Backend) 
     assert_eq!(loaded["news"][0].date, Some(1_700_000_000_000));
     assert_eq!(loaded["news"][1].date, None);
     assert_eq!(loaded["news"][1].source, "sitemap");
+}
+
+fn kept_state_is_replaced_per_kind_and_survives_a_reopen(backend: &Backend) {
+    let kept = |kind: &str, key: &str, value: &str| Kept {
+        kind: kind.into(),
+        key: key.into(),
+        value: value.into(),
+    };
+    let mut store = backend.open();
+    let alerts = [kept(
+        "alerts",
+        "ops/base_down/news/https://m",
+        r#"{"since":1,"fired":true}"#,
+    )];
+    store.save_kept("alerts", &alerts).unwrap();
+    let listed = [
+        kept("listed", "https://m.example", "1700000000000"),
+        kept("listed", "https://b.example", "\"ünïcødé\" and 'quotes'"),
+    ];
+    store.save_kept("listed", &listed).unwrap();
+    // A second save of a kind replaces it whole: a key gone is gone.
+    store.save_kept("listed", &listed[1..]).unwrap();
+    store.save_kept("empty", &[]).unwrap();
+    drop(store);
+    let loaded = backend.open().load_kept().unwrap();
+    assert_eq!(loaded, vec![alerts[0].clone(), listed[1].clone()]);
 }
 
 // What only the shared store has to get right.

@@ -18,6 +18,17 @@ pub struct Condition {
     pub summary: String,
 }
 
+/// Every event a condition can be, so one read back from the store gets
+/// its `&'static` name again.
+pub const EVENTS: [&str; 6] = [
+    "base_state",
+    "content_changed",
+    "article_unserved",
+    "agent_offline",
+    "store_unwritable",
+    "reload_failed",
+];
+
 /// What the daemon's health adds to the snapshot's conditions.
 #[derive(Default)]
 pub struct Health {

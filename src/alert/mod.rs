@@ -53,11 +53,102 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often conditions are read.
 const EVERY: Duration = Duration::from_secs(1);
 
+/// A condition a sink is watching: since when it holds, and whether its
+/// `firing` was sent (then a `resolved` is owed when it clears).
+#[derive(Clone, Debug)]
+struct Held {
+    since: UnixMillis,
+    fired: bool,
+    condition: Condition,
+}
+
+/// Per sink name, the conditions held, by condition key. Kept in the store
+/// ([`Keeps`](crate::store::Keeps)): after a restart a firing alert is not
+/// sent again, and its `resolved` still is.
+#[derive(Default)]
+pub struct Book(std::sync::Mutex<HashMap<String, HashMap<String, Held>>>);
+
+/// A held condition as kept in the store.
+#[derive(Serialize, serde::Deserialize)]
+struct KeptHeld {
+    since: UnixMillis,
+    fired: bool,
+    event: String,
+    severity: Severity,
+    site: Option<String>,
+    base: Option<String>,
+    summary: String,
+}
+
+/// Separates the sink's name from the condition's key in a kept entry.
+const KEY_SEPARATOR: char = '\u{1f}';
+
+impl crate::store::Keeps for Book {
+    fn kind(&self) -> &'static str {
+        "alerts.held"
+    }
+
+    fn export(&self) -> Vec<(String, String)> {
+        let book = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut entries = Vec::new();
+        for (sink, held) in book.iter() {
+            for (key, h) in held {
+                let kept = KeptHeld {
+                    since: h.since,
+                    fired: h.fired,
+                    event: h.condition.event.to_string(),
+                    severity: h.condition.severity,
+                    site: h.condition.site.clone(),
+                    base: h.condition.base.clone(),
+                    summary: h.condition.summary.clone(),
+                };
+                if let Ok(value) = serde_json::to_string(&kept) {
+                    entries.push((format!("{sink}{KEY_SEPARATOR}{key}"), value));
+                }
+            }
+        }
+        entries
+    }
+
+    fn restore(&self, entries: &[(String, String)]) {
+        let mut book = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        for (entry_key, value) in entries {
+            let Some((sink, key)) = entry_key.split_once(KEY_SEPARATOR) else {
+                continue;
+            };
+            let Ok(kept) = serde_json::from_str::<KeptHeld>(value) else {
+                continue;
+            };
+            let Some(event) = conditions::EVENTS.into_iter().find(|e| *e == kept.event) else {
+                continue;
+            };
+            let condition = Condition {
+                key: key.to_string(),
+                event,
+                severity: kept.severity,
+                site: kept.site,
+                base: kept.base,
+                summary: kept.summary,
+            };
+            book.entry(sink.to_string()).or_default().insert(
+                key.to_string(),
+                Held {
+                    since: kept.since,
+                    fired: kept.fired,
+                    condition,
+                },
+            );
+        }
+    }
+}
+
 /// Starts the evaluator and one sender per sink; returns their counters.
+/// `book` holds what was held before a restart, and is kept up to date.
 pub fn spawn(
     sinks: Vec<SinkConfig>,
     snapshots: Snapshots,
     health: impl Fn() -> Health + Send + 'static,
+    book: Arc<Book>,
     stop: CancellationToken,
 ) -> Counters {
     let client = reqwest::Client::builder()
@@ -83,8 +174,11 @@ pub fn spawn(
     let counters: Counters = Arc::new(counters);
     let dropped = counters.clone();
     tokio::spawn(async move {
-        // Per sink: condition key -> (when first seen, sent as firing).
-        let mut held: Vec<HashMap<String, (UnixMillis, bool, Condition)>> = vec![HashMap::new(); sinks.len()];
+        // Sinks no longer configured owe nothing.
+        book.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|name, _| sinks.iter().any(|s| &s.name == name));
         loop {
             tokio::select! {
                 _ = stop.cancelled() => return,
@@ -92,22 +186,25 @@ pub fn spawn(
             }
             let now = now_ms();
             let current = conditions(&snapshots.load(), &health());
+            let mut book = book.0.lock().unwrap_or_else(|e| e.into_inner());
             for (index, sink) in sinks.iter().enumerate() {
                 let wanted: Vec<&Condition> = current
                     .iter()
                     .filter(|c| c.severity >= sink.min_severity)
                     .filter(|c| sink.sites.is_empty() || c.site.as_ref().is_none_or(|s| sink.sites.contains(s)))
                     .collect();
-                let table = &mut held[index];
+                let table = book.entry(sink.name.clone()).or_default();
                 let mut outgoing = Vec::new();
                 for condition in &wanted {
-                    let entry = table
-                        .entry(condition.key.clone())
-                        .or_insert((now, false, (*condition).clone()));
-                    entry.2 = (*condition).clone();
-                    if !entry.1 && now - entry.0 >= sink.hold.as_millis() as i64 {
-                        entry.1 = true;
-                        outgoing.push(notification(sink, condition, "firing", entry.0, now));
+                    let entry = table.entry(condition.key.clone()).or_insert_with(|| Held {
+                        since: now,
+                        fired: false,
+                        condition: (*condition).clone(),
+                    });
+                    entry.condition = (*condition).clone();
+                    if !entry.fired && now - entry.since >= sink.hold.as_millis() as i64 {
+                        entry.fired = true;
+                        outgoing.push(notification(sink, condition, "firing", entry.since, now));
                     }
                 }
                 let cleared: Vec<String> = table
@@ -116,10 +213,10 @@ pub fn spawn(
                     .cloned()
                     .collect();
                 for key in cleared {
-                    if let Some((since, fired, condition)) = table.remove(&key)
-                        && fired
+                    if let Some(held) = table.remove(&key)
+                        && held.fired
                     {
-                        outgoing.push(notification(sink, &condition, "resolved", since, now));
+                        outgoing.push(notification(sink, &held.condition, "resolved", held.since, now));
                     }
                 }
                 for message in outgoing {

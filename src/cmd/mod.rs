@@ -4,6 +4,7 @@ pub mod agent;
 pub mod check;
 pub mod demo;
 pub mod healthcheck;
+pub mod keep;
 pub mod notify;
 pub mod reload;
 pub mod run;

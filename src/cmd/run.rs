@@ -58,6 +58,7 @@ pub struct Daemon {
     engine: JoinHandle<Engine>,
     writer: StoreWriter,
     writer_task: JoinHandle<()>,
+    keeper: Arc<crate::cmd::keep::Keeper>,
     server: JoinHandle<std::io::Result<()>>,
     reloader: Option<JoinHandle<()>>,
     shutdown: CancellationToken,
@@ -73,11 +74,12 @@ impl Daemon {
     /// state is being served (and then tells systemd it is ready).
     pub async fn start(config: Config, reload: Reload, shutdown: CancellationToken) -> Result<Self, StartError> {
         let store_config = config.store.clone();
-        let (store, restored, found) = tokio::task::spawn_blocking(move || {
+        let (store, restored, found, kept) = tokio::task::spawn_blocking(move || {
             let mut store = open_store(&store_config)?;
             let restored = store.load_snapshot(LATENCY_SAMPLES)?;
             let found = store.load_discovered()?;
-            Ok::<_, StoreError>((store, restored, found))
+            let kept = store.load_kept()?;
+            Ok::<_, StoreError>((store, restored, found, kept))
         })
         .await
         .expect("opening the store does not panic")?;
@@ -165,6 +167,10 @@ impl Daemon {
             vantage
         });
         let discovery: crate::discover::task::DiscoveryStatus = Default::default();
+        let alert_book: Arc<crate::alert::Book> = Default::default();
+        let listed: Arc<crate::http::mirror_list::ListedSince> = Default::default();
+        let keeper = crate::cmd::keep::Keeper::restore(vec![alert_book.clone(), listed.clone()], kept);
+        tokio::spawn(keeper.clone().run(writer.clone(), shutdown.clone()));
         let alerts = if config.alerts.is_empty() {
             Default::default()
         } else {
@@ -183,12 +189,13 @@ impl Daemon {
                         .map(|a| (a.name.clone(), a.country.to_string()))
                         .collect(),
                 },
+                alert_book,
                 shutdown.clone(),
             )
         };
         let app = AppState {
             alerts,
-            listed: Default::default(),
+            listed,
             discovery: discovery.clone(),
             discovered: discovered.clone(),
             reports: Default::default(),
@@ -250,6 +257,7 @@ impl Daemon {
             engine: engine_task,
             writer,
             writer_task,
+            keeper,
             server,
             reloader,
             shutdown,
@@ -280,6 +288,7 @@ impl Daemon {
         // The rounds loop and the reloader held the last event senders, so
         // the engine drains what is queued and stops.
         let _ = self.engine.await;
+        self.keeper.save(&self.writer).await;
         self.writer.flush().await;
         drop(self.writer);
         let _ = self.writer_task.await;

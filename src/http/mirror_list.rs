@@ -48,9 +48,30 @@ pub struct SiteV1 {
     pub available_mirrors: Vec<String>,
 }
 
-/// When each mirror was first listed (since start), for `created_at`.
+/// When each mirror was first listed, for `created_at` (kept in the
+/// store, so a restart does not make every mirror new).
 #[derive(Default)]
 pub struct ListedSince(Mutex<HashMap<String, UnixMillis>>);
+
+impl crate::store::Keeps for ListedSince {
+    fn kind(&self) -> &'static str {
+        "mirror_list.listed"
+    }
+
+    fn export(&self) -> Vec<(String, String)> {
+        let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        map.iter().map(|(url, at)| (url.clone(), at.to_string())).collect()
+    }
+
+    fn restore(&self, entries: &[(String, String)]) {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        for (url, at) in entries {
+            if let Ok(at) = at.parse() {
+                map.insert(url.clone(), at);
+            }
+        }
+    }
+}
 
 impl ListedSince {
     fn first(&self, url: &str, now: UnixMillis) -> UnixMillis {

@@ -120,7 +120,29 @@ pub const TABLES: &[&str] = &[
     "article_hours",
     "base_minutes",
     "discovered",
+    "kept",
 ];
+
+/// One entry of the state the daemon keeps in memory besides probe
+/// results (alerts held, mirrors listed, evidence, proposals, leaks,
+/// agents, reader reports), so a restart shows what it showed before.
+/// Each part owns a `kind` and writes its entries as JSON it reads back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Kept {
+    pub kind: String,
+    pub key: String,
+    pub value: String,
+}
+
+/// A part of the daemon whose in-memory state is kept in the store: it
+/// names its kind, says what it holds now as (key, JSON) entries, and takes
+/// them back at start. Entries it cannot read are skipped, not fatal: a
+/// restart must never fail on what an older version kept.
+pub trait Keeps: Send + Sync {
+    fn kind(&self) -> &'static str;
+    fn export(&self) -> Vec<(String, String)>;
+    fn restore(&self, entries: &[(String, String)]);
+}
 
 pub trait Store: Send + 'static {
     /// `sqlite`, `postgres` or `none`, as `/status` names the backend.
@@ -144,6 +166,15 @@ pub trait Store: Send + 'static {
         &mut self,
     ) -> Result<std::collections::HashMap<String, Vec<crate::store::DiscoveredArticle>>, StoreError> {
         Ok(Default::default())
+    }
+    /// Replaces every entry of `kind` with `entries` (each `Kept::kind` is
+    /// `kind`), in one transaction.
+    fn save_kept(&mut self, _kind: &str, _entries: &[Kept]) -> Result<(), StoreError> {
+        Ok(())
+    }
+    /// Every kept entry, of every kind.
+    fn load_kept(&mut self) -> Result<Vec<Kept>, StoreError> {
+        Ok(Vec::new())
     }
     /// Rows per table of [`TABLES`], for `store copy` and tests.
     fn row_counts(&mut self) -> Result<Vec<(&'static str, u64)>, StoreError> {

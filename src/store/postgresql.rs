@@ -22,7 +22,7 @@ use tokio_postgres::config::SslMode;
 use tokio_postgres::{Client, NoTls, Statement};
 
 use super::rollups::{HOUR_MS, Rollups};
-use super::{DiscoveredArticle, MinuteCount, ProbeRecord, Store, StoreError, StoredState, StoredVersion};
+use super::{DiscoveredArticle, Kept, MinuteCount, ProbeRecord, Store, StoreError, StoredState, StoredVersion};
 use crate::clock::UnixMillis;
 use crate::fingerprint::{Hash, PageClass, PageFacts, RawHash};
 use crate::verdict::Verdict;
@@ -30,7 +30,8 @@ use crate::verdict::observation::{Observation, Outcome};
 
 /// The schema, one entry per version: entry `n` takes a database from
 /// version `n` to `n + 1`. Never edit a released entry; add one.
-pub const MIGRATIONS: &[&str] = &["
+pub const MIGRATIONS: &[&str] = &[
+    "
 CREATE TABLE probes (
     id BIGSERIAL PRIMARY KEY,
     site TEXT NOT NULL,
@@ -131,7 +132,16 @@ CREATE TABLE base_minutes (
     ok BIGINT NOT NULL,
     PRIMARY KEY (base, minute)
 );
-"];
+",
+    "
+CREATE TABLE kept (
+    kind TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (kind, key)
+);
+",
+];
 
 /// Held while migrating: any 64-bit key unlikely to collide with another
 /// application's (the ASCII of "mirrorga").
@@ -981,6 +991,45 @@ impl Store for PostgresStore {
             )
             .await?;
             tx.commit().await
+        })
+    }
+
+    fn save_kept(&mut self, kind: &str, entries: &[Kept]) -> Result<(), StoreError> {
+        // A key given twice keeps the last value, as SQLite's INSERT OR REPLACE.
+        let mut by_key: HashMap<&str, &str> = HashMap::new();
+        for entry in entries {
+            by_key.insert(&entry.key, &entry.value);
+        }
+        let (keys, values): (Vec<&str>, Vec<&str>) = by_key.into_iter().unzip();
+        self.with(async |connection| {
+            let tx = connection.client.transaction().await?;
+            tx.execute("DELETE FROM kept WHERE kind = $1", &[&kind]).await?;
+            tx.execute(
+                "INSERT INTO kept (kind, key, value) SELECT $1, * FROM UNNEST($2::text[], $3::text[])",
+                &[&kind, &keys, &values],
+            )
+            .await?;
+            tx.commit().await
+        })
+    }
+
+    fn load_kept(&mut self) -> Result<Vec<Kept>, StoreError> {
+        self.with(async |connection| {
+            let rows = connection
+                .client
+                .query(
+                    "SELECT kind, key, value FROM kept ORDER BY kind COLLATE \"C\", key COLLATE \"C\"",
+                    &[],
+                )
+                .await?;
+            Ok(rows
+                .into_iter()
+                .map(|row| Kept {
+                    kind: row.get(0),
+                    key: row.get(1),
+                    value: row.get(2),
+                })
+                .collect())
         })
     }
 

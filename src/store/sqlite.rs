@@ -6,7 +6,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, params};
 
 use super::rollups::{HOUR_MS, Rollups};
-use super::{MinuteCount, ProbeRecord, Store, StoreError, StoredState, StoredVersion};
+use super::{Kept, MinuteCount, ProbeRecord, Store, StoreError, StoredState, StoredVersion};
 use crate::clock::UnixMillis;
 use crate::fingerprint::{Hash, PageClass, PageFacts, RawHash};
 use crate::verdict::Verdict;
@@ -99,6 +99,13 @@ CREATE TABLE IF NOT EXISTS discovered (
     source TEXT NOT NULL,
     first_seen INTEGER NOT NULL,
     PRIMARY KEY (site, path)
+) WITHOUT ROWID;
+-- What the daemon keeps in memory besides probes (store::Kept), as JSON.
+CREATE TABLE IF NOT EXISTS kept (
+    kind TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (kind, key)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS base_minutes (
     base TEXT NOT NULL,
@@ -541,6 +548,39 @@ impl Store for SqliteStore {
             Ok(found)
         })();
         result.map_err(|source: rusqlite::Error| self.error(source))
+    }
+
+    fn save_kept(&mut self, kind: &str, entries: &[Kept]) -> Result<(), StoreError> {
+        let result = (|| {
+            let tx = self.connection.transaction()?;
+            tx.execute("DELETE FROM kept WHERE kind = ?1", [kind])?;
+            {
+                let mut insert =
+                    tx.prepare_cached("INSERT OR REPLACE INTO kept (kind, key, value) VALUES (?1, ?2, ?3)")?;
+                for entry in entries {
+                    insert.execute(params![kind, entry.key, entry.value])?;
+                }
+            }
+            tx.commit()
+        })();
+        result.map_err(|source| self.error(source))
+    }
+
+    fn load_kept(&mut self) -> Result<Vec<Kept>, StoreError> {
+        let result = (|| {
+            let mut statement = self
+                .connection
+                .prepare("SELECT kind, key, value FROM kept ORDER BY kind, key")?;
+            let rows = statement.query_map([], |row| {
+                Ok(Kept {
+                    kind: row.get(0)?,
+                    key: row.get(1)?,
+                    value: row.get(2)?,
+                })
+            })?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+        })();
+        result.map_err(|source| self.error(source))
     }
 
     fn row_counts(&mut self) -> Result<Vec<(&'static str, u64)>, StoreError> {

@@ -21,7 +21,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::{ProbeRecord, Store};
+use super::{Kept, ProbeRecord, Store};
 use crate::clock::{UnixMillis, millis, now_ms};
 
 const BATCH_SIZE: usize = 2000;
@@ -45,6 +45,7 @@ pub struct Retention {
 enum Command {
     Record(ProbeRecord),
     Discovered(String, Vec<crate::store::DiscoveredArticle>),
+    Keep(&'static str, Vec<Kept>, oneshot::Sender<bool>),
     Flush(oneshot::Sender<()>),
     Configure(Retention),
 }
@@ -127,6 +128,13 @@ impl StoreWriter {
         let _ = self.commands.send(Command::Discovered(site, found)).await;
     }
 
+    /// Replaces the kept entries of `kind`; true once written (a failure
+    /// is logged, and the caller tries again with its next state).
+    pub async fn keep(&self, kind: &'static str, entries: Vec<Kept>) -> bool {
+        let (ack, done) = oneshot::channel();
+        self.commands.send(Command::Keep(kind, entries, ack)).await.is_ok() && done.await.unwrap_or(false)
+    }
+
     /// New retention and busy timeout, from a reload.
     pub async fn configure(&self, rollups: Duration, raw: Duration, busy_timeout: Duration) {
         let retention = Retention {
@@ -179,6 +187,24 @@ impl Writer {
                         if let Ok(Err(error)) = saved {
                             tracing::warn!(%error, "discovered articles not stored; they are found again after a restart");
                         }
+                    }
+                    Some(Command::Keep(kind, entries, ack)) => {
+                        let store = self.store.clone();
+                        let saved = tokio::task::spawn_blocking(move || {
+                            store.lock().map_err(|_| "the store lock is poisoned".to_string())?
+                                .save_kept(kind, &entries)
+                                .map_err(|e| e.to_string())
+                        })
+                        .await;
+                        let stored = match saved {
+                            Ok(Ok(())) => true,
+                            Ok(Err(error)) => {
+                                tracing::warn!(%error, kind, "kept state not stored; tried again at the next save");
+                                false
+                            }
+                            Err(_) => false,
+                        };
+                        let _ = ack.send(stored);
                     }
                     Some(Command::Flush(ack)) => {
                         self.write_everything(&mut in_flight).await;

@@ -1,0 +1,88 @@
+//! Keeps what the daemon holds in memory besides probe results — alerts
+//! held and sent, when each mirror was first listed, evidence, proposals,
+//! leaks — in the store, so a restart shows what it showed before and
+//! sends no alert twice.
+//!
+//! Each part implements [`Keeps`]. Every [`EVERY`] the keeper asks each
+//! part what it holds and writes the kinds that changed (through the
+//! writer, never from a request path); shutdown saves once more after the
+//! last round, so only a kill -9 can lose up to [`EVERY`] of it.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::store::{Keeps, Kept, StoreWriter};
+
+pub const EVERY: Duration = Duration::from_secs(2);
+
+pub struct Keeper {
+    parts: Vec<Arc<dyn Keeps>>,
+    /// What was last written per kind, so an unchanged kind costs nothing.
+    written: Mutex<HashMap<&'static str, Vec<(String, String)>>>,
+}
+
+impl Keeper {
+    /// Hands each part the entries of its kind from `kept` (loaded at start).
+    pub fn restore(parts: Vec<Arc<dyn Keeps>>, kept: Vec<Kept>) -> Arc<Keeper> {
+        let mut by_kind: HashMap<String, Vec<(String, String)>> = HashMap::new();
+        for entry in kept {
+            by_kind.entry(entry.kind).or_default().push((entry.key, entry.value));
+        }
+        let mut written = HashMap::new();
+        for part in &parts {
+            let entries = by_kind.remove(part.kind()).unwrap_or_default();
+            part.restore(&entries);
+            written.insert(part.kind(), entries);
+        }
+        Arc::new(Keeper {
+            parts,
+            written: Mutex::new(written),
+        })
+    }
+
+    /// Writes every kind whose entries changed since the last save.
+    pub async fn save(&self, writer: &StoreWriter) {
+        for part in &self.parts {
+            let mut entries = part.export();
+            entries.sort();
+            let unchanged = self
+                .written
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(part.kind())
+                .is_some_and(|last| *last == entries);
+            if unchanged {
+                continue;
+            }
+            let rows = entries
+                .iter()
+                .map(|(key, value)| Kept {
+                    kind: part.kind().to_string(),
+                    key: key.clone(),
+                    value: value.clone(),
+                })
+                .collect();
+            if !writer.keep(part.kind(), rows).await {
+                continue;
+            }
+            self.written
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(part.kind(), entries);
+        }
+    }
+
+    /// Saves every [`EVERY`] until shutdown (which saves once more itself).
+    pub async fn run(self: Arc<Self>, writer: StoreWriter, shutdown: CancellationToken) {
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(EVERY) => {}
+            }
+            self.save(&writer).await;
+        }
+    }
+}
