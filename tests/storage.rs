@@ -197,3 +197,101 @@ async fn a_store_locked_by_another_process_costs_nothing() {
     let status = get_json(&daemon.url("/status")).await;
     assert_eq!(status["store"]["ok"], true);
 }
+
+/// Kinds of kept state with at least one entry in the SQLite store.
+fn kept_kinds(store: &Path) -> Vec<String> {
+    let Ok(connection) = rusqlite::Connection::open(store) else {
+        return Vec::new();
+    };
+    let Ok(mut statement) = connection.prepare("SELECT DISTINCT kind FROM kept ORDER BY kind") else {
+        return Vec::new();
+    };
+    statement
+        .query_map([], |row| row.get(0))
+        .map(|rows| rows.filter_map(Result::ok).collect())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn evidence_proposals_and_leaks_come_back_after_kill_9() {
+    let primary = TestOrigin::start(Behavior::Status(404)).await;
+    let naming = Page::Primary.on(&primary).replace(
+        "</head>",
+        "<link rel=\"alternate\" href=\"https://new-mirror.example/\"></head>",
+    );
+    primary.set_path(ARTICLE, Behavior::Page(naming));
+    let leaking = TestOrigin::start(Behavior::Status(404)).await;
+    let page = Page::Faithful.on(&leaking).replace(
+        "</head>",
+        &format!("<script src=\"//{}/app.js\"></script></head>", primary.authority()),
+    );
+    leaking.set_path(ARTICLE, Behavior::Page(page));
+    let tampered = serving(Page::Tampered).await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("s.db");
+    let config = dir.path().join("mirrorgate.toml");
+    let site = || {
+        SiteSpec::new(
+            "news",
+            primary.url(),
+            vec![leaking.url(), tampered.url()],
+            vec![ARTICLE],
+        )
+    };
+    write_config(
+        &config,
+        &store,
+        "interval = \"300ms\"\ntimeout = \"5s\"\nper_host_rate = 1000",
+        &[site()],
+    );
+    let mut daemon = Daemon::start(&config);
+    let encoded: String = url::form_urlencoded::byte_serialize(tampered.url().as_bytes()).collect();
+    let evidence_url = format!("/status/news/evidence?path={ARTICLE}&base={encoded}");
+    let evidence = eventually("a diff for the tampered mirror", Duration::from_secs(60), || {
+        let url = daemon.url(&evidence_url);
+        async move {
+            let evidence = get_json(&url).await;
+            evidence["diff"].is_string().then_some(evidence)
+        }
+    })
+    .await;
+    let status = get_json(&daemon.url("/status")).await;
+    let detail = get_json(&daemon.url("/status/news")).await;
+    let leaks = bases_of(&detail, ARTICLE)[&leaking.url()]["leaks"].clone();
+    assert_eq!(leaks["resources"], 1, "{detail}");
+    assert_eq!(status["proposed_mirrors"][0]["host"], "new-mirror.example", "{status}");
+    eventually("every part kept", Duration::from_secs(30), || {
+        let kinds = kept_kinds(&store);
+        async move {
+            let all = ["evidence.diffs", "evidence.leaks", "evidence.proposals"];
+            all.iter().all(|k| kinds.iter().any(|have| have == k)).then_some(())
+        }
+    })
+    .await;
+    // Give the keeper one more save of the newest state, then crash.
+    tokio::time::sleep(mirrorgate::cmd::keep::EVERY * 2).await;
+    daemon.kill_hard();
+
+    // Back with every base hanging: nothing can be probed again.
+    for origin in [&primary, &leaking, &tampered] {
+        origin.set(Behavior::Hang);
+        origin.set_path(ARTICLE, Behavior::Hang);
+    }
+    write_config(&config, &store, "interval = \"1h\"\ntimeout = \"60s\"", &[site()]);
+    let daemon = Daemon::start(&config);
+    let restored = get_json(&daemon.url(&evidence_url)).await;
+    assert_eq!(restored["verdict"], "diverged", "{restored}");
+    assert!(
+        restored["diff"].as_str().is_some_and(|d| d.contains("@@")),
+        "the diff is back: {restored}"
+    );
+    assert_eq!(restored["diff"], evidence["diff"], "the same pages, the same diff");
+    let detail = get_json(&daemon.url("/status/news")).await;
+    assert_eq!(bases_of(&detail, ARTICLE)[&leaking.url()]["leaks"], leaks, "{detail}");
+    let status = get_json(&daemon.url("/status")).await;
+    assert_eq!(status["round"]["completed"], 0);
+    let proposed = &status["proposed_mirrors"][0];
+    assert_eq!(proposed["host"], "new-mirror.example", "{status}");
+    assert_eq!(proposed["via"], "link");
+    assert_eq!(proposed["pages"], 1);
+}

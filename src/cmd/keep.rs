@@ -22,6 +22,8 @@ pub struct Keeper {
     parts: Vec<Arc<dyn Keeps>>,
     /// What was last written per kind, so an unchanged kind costs nothing.
     written: Mutex<HashMap<&'static str, Vec<(String, String)>>>,
+    /// [`Keeps::changes`] at the last write, per kind that counts them.
+    changes: Mutex<HashMap<&'static str, u64>>,
 }
 
 impl Keeper {
@@ -37,15 +39,27 @@ impl Keeper {
             part.restore(&entries);
             written.insert(part.kind(), entries);
         }
+        let changes = parts.iter().filter_map(|p| Some((p.kind(), p.changes()?))).collect();
         Arc::new(Keeper {
             parts,
             written: Mutex::new(written),
+            changes: Mutex::new(changes),
         })
     }
 
     /// Writes every kind whose entries changed since the last save.
     pub async fn save(&self, writer: &StoreWriter) {
         for part in &self.parts {
+            let changes = part.changes();
+            let last = self
+                .changes
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(part.kind())
+                .copied();
+            if changes.is_some() && changes == last {
+                continue;
+            }
             let mut entries = part.export();
             entries.sort();
             let unchanged = self
@@ -55,6 +69,7 @@ impl Keeper {
                 .get(part.kind())
                 .is_some_and(|last| *last == entries);
             if unchanged {
+                self.note_changes(part.kind(), changes);
                 continue;
             }
             let rows = entries
@@ -72,6 +87,16 @@ impl Keeper {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .insert(part.kind(), entries);
+            self.note_changes(part.kind(), changes);
+        }
+    }
+
+    fn note_changes(&self, kind: &'static str, changes: Option<u64>) {
+        if let Some(changes) = changes {
+            self.changes
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(kind, changes);
         }
     }
 

@@ -169,7 +169,9 @@ impl Daemon {
         let discovery: crate::discover::task::DiscoveryStatus = Default::default();
         let alert_book: Arc<crate::alert::Book> = Default::default();
         let listed: Arc<crate::http::mirror_list::ListedSince> = Default::default();
-        let keeper = crate::cmd::keep::Keeper::restore(vec![alert_book.clone(), listed.clone()], kept);
+        let mut kept_parts: Vec<Arc<dyn crate::store::Keeps>> = vec![alert_book.clone(), listed.clone()];
+        kept_parts.extend(crate::state::evidence::Kept::parts(&evidence));
+        let keeper = crate::cmd::keep::Keeper::restore(kept_parts, kept);
         tokio::spawn(keeper.clone().run(writer.clone(), shutdown.clone()));
         let alerts = if config.alerts.is_empty() {
             Default::default()

@@ -16,7 +16,7 @@ const EXAMPLES: usize = 3;
 /// An example longer than this is cut.
 const EXAMPLE_CHARS: usize = 200;
 
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Leaks {
     /// Subresources (images, scripts, styles, frames, media) from another base.
     pub resources: u32,

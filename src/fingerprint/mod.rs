@@ -126,6 +126,13 @@ impl serde::Serialize for Hash {
     }
 }
 
+impl<'de> serde::Deserialize<'de> for Hash {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Hash::parse(&text).ok_or_else(|| serde::de::Error::custom(format!("not a sha256: hash: {text}")))
+    }
+}
+
 /// What a page looks like around its article: compared the way OONI's
 /// web_connectivity compares a measurement with its control (visible text
 /// length within a 0.7 proportion, the same title words of 5+ characters),

@@ -7,13 +7,14 @@
 //! and the reference's are at hand, it keeps a short unified diff of them
 //! (a few KiB) with the facts behind the verdict. Both stores have a byte
 //! budget and drop their oldest entries past it, so a seized mirror with a
-//! million block pages costs a bounded amount of memory. Nothing here is
-//! stored on disk: evidence is rebuilt after a restart as probes come in.
+//! million block pages costs a bounded amount of memory. Evidence,
+//! proposals and leaks are kept in the store ([`Kept`]); the texts are
+//! not (they are large, and the next probes bring them again).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::clock::{UnixMillis, rfc3339};
 use crate::fingerprint::leaks::Leaks;
@@ -30,7 +31,7 @@ const EVIDENCE_BUDGET: usize = 32 * 1024 * 1024;
 type Key = (Arc<str>, Arc<str>, Arc<str>);
 
 /// One base's evidence for one article.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Evidence {
     pub verdict: Verdict,
     pub diverged_reason: Option<Reason>,
@@ -50,7 +51,7 @@ pub struct Evidence {
     pub note: Option<String>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct PageComparison {
     pub text_len: u32,
     pub reference_text_len: Option<u32>,
@@ -104,6 +105,9 @@ pub struct EvidenceStore {
     leaks: HashMap<Key, Arc<Leaks>>,
     /// Hosts the primary's pages name as other addresses, by site.
     proposals: HashMap<(Arc<str>, String), Proposal>,
+    /// Counts changes to each kept part, so an unchanged one is not
+    /// written again: evidence, proposals, leaks.
+    changes: [u64; 3],
 }
 
 /// A host the primary's pages name as one of the site's addresses, which
@@ -174,6 +178,9 @@ impl EvidenceStore {
         hosts: &[(String, &'static str)],
         now: UnixMillis,
     ) {
+        if !hosts.is_empty() {
+            self.changes[PROPOSALS] += 1;
+        }
         for (host, via) in hosts {
             let key = (site.clone(), host.clone());
             let per_site = self.proposals.keys().filter(|(s, _)| s == site).count();
@@ -215,6 +222,15 @@ impl EvidenceStore {
     /// What the base's latest full answer for the article leaked.
     pub fn keep_leaks(&mut self, site: &Arc<str>, article: &Arc<str>, base: &Arc<str>, leaks: Leaks) {
         let key = (site.clone(), article.clone(), base.clone());
+        if self
+            .leaks
+            .get(&key)
+            .map(|kept| **kept == leaks)
+            .unwrap_or(leaks.is_empty())
+        {
+            return;
+        }
+        self.changes[LEAKS] += 1;
         if leaks.is_empty() {
             self.leaks.remove(&key);
         } else {
@@ -321,6 +337,12 @@ impl EvidenceStore {
             diff_truncated,
             note,
         };
+        self.insert(key, evidence);
+    }
+
+    /// Adds one base's evidence, dropping the oldest past the budget.
+    fn insert(&mut self, key: Key, evidence: Evidence) {
+        self.changes[EVIDENCE] += 1;
         self.remove(&key);
         self.generation += 1;
         self.evidence_bytes += evidence.bytes();
@@ -346,8 +368,145 @@ impl EvidenceStore {
     fn remove(&mut self, key: &Key) {
         if let Some((gone, _)) = self.evidence.remove(key) {
             self.evidence_bytes -= gone.bytes();
+            self.changes[EVIDENCE] += 1;
         }
     }
+}
+
+/// Indexes of [`EvidenceStore::changes`].
+const EVIDENCE: usize = 0;
+const PROPOSALS: usize = 1;
+const LEAKS: usize = 2;
+
+/// Separates the parts of a kept entry's key (site, article, base...).
+const SEPARATOR: char = '\u{1f}';
+
+fn split3(key: &str) -> Option<(Arc<str>, Arc<str>, Arc<str>)> {
+    let mut parts = key.splitn(3, SEPARATOR);
+    Some((parts.next()?.into(), parts.next()?.into(), parts.next()?.into()))
+}
+
+/// A proposal as kept in the store, with the pages that named it.
+#[derive(Serialize, Deserialize)]
+struct KeptProposal {
+    via: String,
+    seen_on: String,
+    first_seen: String,
+    last_seen: String,
+    paths: Vec<String>,
+}
+
+/// One part of the evidence store, kept in the store: its diffs, its
+/// proposals or its leaks (each its own kind, so proposals seen again every
+/// round do not rewrite the diffs).
+pub struct Kept {
+    store: Arc<std::sync::Mutex<EvidenceStore>>,
+    part: usize,
+}
+
+impl Kept {
+    pub fn parts(store: &Arc<std::sync::Mutex<EvidenceStore>>) -> Vec<Arc<dyn crate::store::Keeps>> {
+        [EVIDENCE, PROPOSALS, LEAKS]
+            .into_iter()
+            .map(|part| {
+                Arc::new(Kept {
+                    store: store.clone(),
+                    part,
+                }) as Arc<dyn crate::store::Keeps>
+            })
+            .collect()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, EvidenceStore> {
+        self.store.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl crate::store::Keeps for Kept {
+    fn kind(&self) -> &'static str {
+        ["evidence.diffs", "evidence.proposals", "evidence.leaks"][self.part]
+    }
+
+    fn changes(&self) -> Option<u64> {
+        Some(self.lock().changes[self.part])
+    }
+
+    fn export(&self) -> Vec<(String, String)> {
+        let store = self.lock();
+        let key3 = |(s, a, b): &Key| format!("{s}{SEPARATOR}{a}{SEPARATOR}{b}");
+        match self.part {
+            EVIDENCE => store
+                .evidence
+                .iter()
+                .filter_map(|(key, (evidence, _))| Some((key3(key), json(&**evidence)?)))
+                .collect(),
+            PROPOSALS => store
+                .proposals
+                .values()
+                .filter_map(|p| {
+                    let kept = KeptProposal {
+                        via: p.via.to_string(),
+                        seen_on: p.seen_on.to_string(),
+                        first_seen: p.first_seen.clone(),
+                        last_seen: p.last_seen.clone(),
+                        paths: p.paths.iter().map(|a| a.to_string()).collect(),
+                    };
+                    Some((format!("{}{SEPARATOR}{}", p.site, p.host), json(&kept)?))
+                })
+                .collect(),
+            _ => store
+                .leaks
+                .iter()
+                .filter_map(|(key, leaks)| Some((key3(key), json(&**leaks)?)))
+                .collect(),
+        }
+    }
+
+    fn restore(&self, entries: &[(String, String)]) {
+        let mut store = self.lock();
+        for (key, value) in entries {
+            match self.part {
+                EVIDENCE => {
+                    if let (Some(key), Ok(evidence)) = (split3(key), serde_json::from_str::<Evidence>(value)) {
+                        store.insert(key, evidence);
+                    }
+                }
+                PROPOSALS => {
+                    let Some((site, host)) = key.split_once(SEPARATOR) else {
+                        continue;
+                    };
+                    let Ok(kept) = serde_json::from_str::<KeptProposal>(value) else {
+                        continue;
+                    };
+                    let via = if kept.via == "link" { "link" } else { "text" };
+                    let site: Arc<str> = site.into();
+                    let paths: std::collections::HashSet<Arc<str>> =
+                        kept.paths.iter().map(|p| Arc::from(p.as_str())).collect();
+                    let proposal = Proposal {
+                        site: site.clone(),
+                        host: host.to_string(),
+                        via,
+                        seen_on: kept.seen_on.into(),
+                        first_seen: kept.first_seen,
+                        last_seen: kept.last_seen,
+                        pages: paths.len(),
+                        config: format!("mirrors = [\"https://{host}\"]   # add to [[sites]] name = \"{site}\""),
+                        paths,
+                    };
+                    store.proposals.insert((site, host.to_string()), proposal);
+                }
+                _ => {
+                    if let (Some(key), Ok(leaks)) = (split3(key), serde_json::from_str::<Leaks>(value)) {
+                        store.leaks.insert(key, Arc::new(leaks));
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn json<T: Serialize>(value: &T) -> Option<String> {
+    serde_json::to_string(value).ok()
 }
 
 /// A unified diff (reference, then base) of two texts' lines, at most

@@ -140,6 +140,12 @@ pub struct Kept {
 /// restart must never fail on what an older version kept.
 pub trait Keeps: Send + Sync {
     fn kind(&self) -> &'static str;
+    /// A count that moves whenever what [`export`](Self::export) returns
+    /// would: when it has not, the keeper skips the export. None: always
+    /// export (small parts).
+    fn changes(&self) -> Option<u64> {
+        None
+    }
     fn export(&self) -> Vec<(String, String)>;
     fn restore(&self, entries: &[(String, String)]);
 }

@@ -16,7 +16,7 @@ use crate::clock::UnixMillis;
 use crate::fingerprint::{Hash, PageClass, PageFacts};
 use observation::Outcome;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
     /// Serves the reference.
@@ -61,7 +61,7 @@ impl Verdict {
 }
 
 /// Why a base's page is not the article.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Reason {
     /// The article's content differs from the reference.
