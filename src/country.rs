@@ -49,6 +49,13 @@ impl serde::Serialize for Country {
     }
 }
 
+impl<'de> serde::Deserialize<'de> for Country {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Country::parse(&text).ok_or_else(|| serde::de::Error::custom(format!("not a country code: {text}")))
+    }
+}
+
 /// One MaxMind database file, as read at `modified`.
 pub struct Database {
     reader: Reader<Vec<u8>>,

@@ -248,6 +248,88 @@ async fn agents_reports_block_bases_per_country_and_readers_there_go_around_them
 }
 
 #[tokio::test]
+async fn agents_and_country_states_come_back_after_a_restart() {
+    let primary = serving_article(Page::Primary).await;
+    let mirror = serving_article(Page::Primary).await;
+    let dir = tempfile::tempdir().unwrap();
+    let site = SiteSpec::new("news", primary.url(), vec![mirror.url()], vec![ARTICLE]);
+    // Results stay fresh for three cycles: long past the restart below.
+    let config = vantage_config(dir.path(), &[site], "3s");
+    let mut daemon = Daemon::start(&config);
+    rounds_completed(&daemon, 1).await;
+    let detail = get_json(&daemon.url("/status/news")).await;
+    let reference = article_of(&detail, ARTICLE)["reference"].as_str().unwrap().to_string();
+    // Two cycles of both CN agents: the primary reset at TCP, the mirror fine.
+    for cycle in 0..2 {
+        for (_, _, token) in &TOKENS[..2] {
+            let work = work(&daemon, token).await;
+            let report = json!({
+                "work_id": work["work_id"], "control_ok": true,
+                "results": [probed(&primary.url(), "connect", None), probed(&mirror.url(), "ok", Some(&reference))]
+            });
+            let (status, answer) = post(&daemon, token, &report).await;
+            assert_eq!(status, 200, "{answer}");
+        }
+        if cycle == 0 {
+            tokio::time::sleep(Duration::from_millis(3100)).await;
+        }
+    }
+    let before = eventually("CN decided", Duration::from_secs(10), || {
+        let url = daemon.url("/status");
+        let primary = primary.url();
+        async move {
+            let status = get_json(&url).await;
+            (country_of(&status, &primary, "CN")["state"] == "blocked").then_some(status)
+        }
+    })
+    .await;
+    assert_eq!(
+        location_for(&daemon, Some(READER_CN)).await,
+        format!("{}{ARTICLE}", mirror.url())
+    );
+    daemon.signal("TERM");
+    assert_eq!(daemon.wait_exit(Duration::from_secs(30)), Some(0));
+
+    let daemon = Daemon::start(&config);
+    let after = eventually("the view published", Duration::from_secs(10), || {
+        let url = daemon.url("/status");
+        async move {
+            let status = get_json(&url).await;
+            status["agents"]
+                .as_array()
+                .is_some_and(|a| !a.is_empty())
+                .then_some(status)
+        }
+    })
+    .await;
+    assert_eq!(
+        country_of(&after, &primary.url(), "CN"),
+        country_of(&before, &primary.url(), "CN"),
+        "{after}"
+    );
+    assert_eq!(country_of(&after, &mirror.url(), "CN")["state"], "reachable", "{after}");
+    for name in ["cn-1", "cn-2", "se-1"] {
+        let agent = |status: &Value| {
+            status["agents"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|a| a["name"] == name)
+                .cloned()
+        };
+        let (was, is) = (agent(&before).unwrap(), agent(&after).unwrap());
+        assert_eq!(is["results_accepted"], was["results_accepted"], "{name}: {is}");
+        assert_eq!(is["results_rejected"], was["results_rejected"], "{name}: {is}");
+        assert_eq!(is["last_seen"], was["last_seen"], "{name}: {is}");
+    }
+    // Readers in China still go around the primary, with no agent back yet.
+    assert_eq!(
+        location_for(&daemon, Some(READER_CN)).await,
+        format!("{}{ARTICLE}", mirror.url())
+    );
+}
+
+#[tokio::test]
 async fn results_are_checked_against_the_work_given() {
     let primary = serving(Page::Primary).await;
     let mirror = serving(Page::Faithful).await;

@@ -162,16 +162,29 @@ impl Daemon {
         let countries: Arc<ArcSwap<crate::vantage::view::VantageView>> = Default::default();
         let vantage = (!config.vantage.agents.is_empty()).then(|| {
             let board = crate::vantage::board::Board::new(&config, geo.clone());
-            let vantage = crate::vantage::Vantage::new(board, countries.clone());
-            tokio::spawn(vantage.clone().upkeep(snapshots.clone(), shutdown.clone()));
-            vantage
+            crate::vantage::Vantage::new(board, countries.clone())
         });
         let discovery: crate::discover::task::DiscoveryStatus = Default::default();
         let alert_book: Arc<crate::alert::Book> = Default::default();
         let listed: Arc<crate::http::mirror_list::ListedSince> = Default::default();
-        let mut kept_parts: Vec<Arc<dyn crate::store::Keeps>> = vec![alert_book.clone(), listed.clone()];
+        let reports: Arc<crate::vantage::reports::ReaderReports> = Default::default();
+        let mut kept_parts: Vec<Arc<dyn crate::store::Keeps>> = vec![
+            alert_book.clone(),
+            listed.clone(),
+            Arc::new(crate::vantage::reports::KeptReports {
+                reports: reports.clone(),
+                snapshots: snapshots.clone(),
+            }),
+        ];
         kept_parts.extend(crate::state::evidence::Kept::parts(&evidence));
+        if let Some(vantage) = &vantage {
+            kept_parts.push(Arc::new(vantage.clone()));
+        }
         let keeper = crate::cmd::keep::Keeper::restore(kept_parts, kept);
+        // After the restore: its first publish shows the countries as they were.
+        if let Some(vantage) = &vantage {
+            tokio::spawn(vantage.clone().upkeep(snapshots.clone(), shutdown.clone()));
+        }
         tokio::spawn(keeper.clone().run(writer.clone(), shutdown.clone()));
         let alerts = if config.alerts.is_empty() {
             Default::default()
@@ -200,7 +213,7 @@ impl Daemon {
             listed,
             discovery: discovery.clone(),
             discovered: discovered.clone(),
-            reports: Default::default(),
+            reports,
             geo: geo.clone(),
             countries,
             vantage,

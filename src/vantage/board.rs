@@ -32,7 +32,7 @@ const ERRORS_LISTED: usize = 10;
 const FRESH_CYCLES: i64 = 3;
 
 /// What one result says about its base from the agent's network.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 enum Signal {
     Reachable,
     Blocked(BlockKind),
@@ -67,7 +67,7 @@ struct BaseSignal {
     at: UnixMillis,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 struct Decided {
     state: CountryState,
     kind: Option<BlockKind>,
@@ -95,6 +95,31 @@ pub struct Board {
     /// Host -> what the daemon's resolver answers for it.
     daemon_addresses: HashMap<String, Vec<IpAddr>>,
     geo: Geo,
+}
+
+/// Separates the names in a kept entry's key.
+const KEPT_SEPARATOR: char = '\u{1f}';
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct KeptAgent {
+    last_seen: Option<UnixMillis>,
+    control_ok: bool,
+    accepted: u64,
+    rejected: u64,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct KeptSignal {
+    signal: Signal,
+    at: UnixMillis,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct KeptState {
+    decided: Decided,
+    pending: Option<(Decided, i64)>,
+    agents: usize,
+    checked_at: Option<UnixMillis>,
 }
 
 /// Why a batch was refused as a whole.
@@ -504,6 +529,123 @@ impl Board {
         countries.dedup();
         for country in countries {
             self.evaluate_country(country, cycle, false, snapshot, now);
+        }
+    }
+
+    /// What a restart must not forget, by names (agent, site, base URL,
+    /// country) rather than indexes, so a changed config maps it back:
+    /// each agent's counts and last sight, its latest signal per base, and
+    /// each country's published state. The agents' per-article verdicts are
+    /// not kept; the next cycle brings them.
+    pub fn export_kept(&self) -> Vec<(String, String)> {
+        let base_url =
+            |site: usize, base: usize| -> Option<String> { Some(self.sites.get(site)?.bases().nth(base)?.to_string()) };
+        let mut entries = Vec::new();
+        for agent in &self.agents {
+            let kept = KeptAgent {
+                last_seen: agent.last_seen,
+                control_ok: agent.control_ok,
+                accepted: agent.accepted,
+                rejected: agent.rejected,
+            };
+            if let Ok(value) = serde_json::to_string(&kept) {
+                entries.push((format!("agent{S}{}", agent.name, S = KEPT_SEPARATOR), value));
+            }
+        }
+        for (&(agent, site, base), signal) in &self.signals {
+            let (Some(agent), Some(url)) = (self.agents.get(agent), base_url(site, base)) else {
+                continue;
+            };
+            let kept = KeptSignal {
+                signal: signal.signal,
+                at: signal.at,
+            };
+            if let Ok(value) = serde_json::to_string(&kept) {
+                let name = &self.sites[site].name;
+                entries.push((
+                    format!("signal{S}{}{S}{name}{S}{url}", agent.name, S = KEPT_SEPARATOR),
+                    value,
+                ));
+            }
+        }
+        for (&(country, site, base), published) in &self.states {
+            let Some(url) = base_url(site, base) else { continue };
+            let kept = KeptState {
+                decided: published.decided,
+                pending: published.pending,
+                agents: published.agents,
+                checked_at: published.checked_at,
+            };
+            if let Ok(value) = serde_json::to_string(&kept) {
+                let name = &self.sites[site].name;
+                entries.push((format!("state{S}{country}{S}{name}{S}{url}", S = KEPT_SEPARATOR), value));
+            }
+        }
+        entries
+    }
+
+    /// Takes back what [`export_kept`](Self::export_kept) wrote; entries
+    /// for agents, sites or bases no longer configured are dropped.
+    pub fn restore_kept(&mut self, entries: &[(String, String)]) {
+        let site_of = |name: &str| self.sites.iter().position(|s| s.name == name);
+        let base_of = |site: usize, url: &str| self.sites[site].bases().position(|b| b.to_string() == url);
+        let agent_of = |name: &str| self.agents.iter().position(|a| a.name == name);
+        let mut agents = Vec::new();
+        let mut signals = Vec::new();
+        let mut states = Vec::new();
+        for (key, value) in entries {
+            let parts: Vec<&str> = key.split(KEPT_SEPARATOR).collect();
+            match parts.as_slice() {
+                ["agent", name] => {
+                    if let (Some(agent), Ok(kept)) = (agent_of(name), serde_json::from_str::<KeptAgent>(value)) {
+                        agents.push((agent, kept));
+                    }
+                }
+                ["signal", agent, site, url] => {
+                    let found = agent_of(agent)
+                        .zip(site_of(site))
+                        .and_then(|(a, s)| Some((a, s, base_of(s, url)?)));
+                    if let (Some(at), Ok(kept)) = (found, serde_json::from_str::<KeptSignal>(value)) {
+                        signals.push((at, kept));
+                    }
+                }
+                ["state", country, site, url] => {
+                    let found = Country::parse(country)
+                        .zip(site_of(site))
+                        .and_then(|(c, s)| Some((c, s, base_of(s, url)?)));
+                    if let (Some(at), Ok(kept)) = (found, serde_json::from_str::<KeptState>(value)) {
+                        states.push((at, kept));
+                    }
+                }
+                _ => {}
+            }
+        }
+        for (agent, kept) in agents {
+            let agent = &mut self.agents[agent];
+            agent.last_seen = kept.last_seen;
+            agent.control_ok = kept.control_ok;
+            agent.accepted = kept.accepted;
+            agent.rejected = kept.rejected;
+        }
+        for (key, kept) in signals {
+            self.signals.insert(
+                key,
+                BaseSignal {
+                    signal: kept.signal,
+                    at: kept.at,
+                },
+            );
+        }
+        for (key, kept) in states {
+            self.states.insert(
+                key,
+                Published {
+                    decided: kept.decided,
+                    pending: kept.pending,
+                    agents: kept.agents,
+                    checked_at: kept.checked_at,
+                },
+            );
         }
     }
 

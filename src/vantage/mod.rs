@@ -40,6 +40,23 @@ pub struct Vantage {
     limiter: Arc<DefaultKeyedRateLimiter<usize>>,
 }
 
+impl crate::store::Keeps for Vantage {
+    fn kind(&self) -> &'static str {
+        "vantage.board"
+    }
+
+    fn export(&self) -> Vec<(String, String)> {
+        self.board.lock().unwrap_or_else(|e| e.into_inner()).export_kept()
+    }
+
+    fn restore(&self, entries: &[(String, String)]) {
+        self.board
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .restore_kept(entries);
+    }
+}
+
 impl Vantage {
     pub fn new(board: Board, view: Arc<ArcSwap<VantageView>>) -> Self {
         let config = Arc::new(board.config().clone());

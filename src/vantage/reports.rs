@@ -53,6 +53,82 @@ impl Default for ReaderReports {
     }
 }
 
+/// Reader reports as kept in the store: each tally's windows, by country,
+/// site name and base URL (indexes would point elsewhere after a config
+/// change). No address or prefix is ever kept.
+pub struct KeptReports {
+    pub reports: std::sync::Arc<ReaderReports>,
+    pub snapshots: crate::state::snapshot::Snapshots,
+}
+
+#[derive(Serialize, serde::Deserialize)]
+struct KeptTally {
+    windows: Vec<UnixMillis>,
+    last: UnixMillis,
+}
+
+const KEPT_SEPARATOR: char = '\u{1f}';
+
+impl crate::store::Keeps for KeptReports {
+    fn kind(&self) -> &'static str {
+        "vantage.reader_reports"
+    }
+
+    fn export(&self) -> Vec<(String, String)> {
+        let snapshot = self.snapshots.load();
+        let tallies = self.reports.tallies.lock().unwrap_or_else(|e| e.into_inner());
+        tallies
+            .iter()
+            .filter_map(|(&(country, site, base), tally)| {
+                let meta = snapshot.catalog.sites.get(site)?;
+                let kept = KeptTally {
+                    windows: tally.windows.clone(),
+                    last: tally.last,
+                };
+                let key = format!(
+                    "{country}{S}{}{S}{}",
+                    meta.name,
+                    meta.base_names.get(base)?,
+                    S = KEPT_SEPARATOR
+                );
+                Some((key, serde_json::to_string(&kept).ok()?))
+            })
+            .collect()
+    }
+
+    fn restore(&self, entries: &[(String, String)]) {
+        let snapshot = self.snapshots.load();
+        let mut tallies = self.reports.tallies.lock().unwrap_or_else(|e| e.into_inner());
+        for (key, value) in entries {
+            let parts: Vec<&str> = key.split(KEPT_SEPARATOR).collect();
+            let [country, site, base] = parts.as_slice() else {
+                continue;
+            };
+            let Some(country) = Country::parse(country) else {
+                continue;
+            };
+            let Some(site_index) = snapshot.catalog.sites.iter().position(|s| &*s.name == *site) else {
+                continue;
+            };
+            let meta = &snapshot.catalog.sites[site_index];
+            let Some(base_index) = meta.base_names.iter().position(|b| &**b == *base) else {
+                continue;
+            };
+            let Ok(kept) = serde_json::from_str::<KeptTally>(value) else {
+                continue;
+            };
+            tallies.insert(
+                (country, site_index, base_index),
+                Tally {
+                    windows: kept.windows,
+                    last: kept.last,
+                },
+            );
+            self.reports.any.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
 /// The network a report counts for: a /24 (IPv4) or a /48 (IPv6).
 pub fn network_prefix(address: IpAddr) -> u128 {
     match address {

@@ -9,7 +9,7 @@ use crate::country::Country;
 use crate::verdict::Verdict;
 
 /// How a base is doing from one country.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CountryState {
     Reachable,
@@ -39,7 +39,7 @@ impl CountryState {
 }
 
 /// How a base is blocked, in OONI web_connectivity's terms.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize)]
 pub enum BlockKind {
     /// The country's resolvers answer addresses the daemon's do not (and
     /// of no network the daemon's answers are in).
