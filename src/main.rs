@@ -84,11 +84,32 @@ enum Command {
         #[arg(long)]
         name: Option<String>,
     },
+    /// Work on a store directly (the daemon need not run).
+    Store {
+        #[command(subcommand)]
+        command: StoreCommand,
+    },
     /// Run the daemon against built-in loopback origins (nothing else needed).
     Demo {
         /// Address for the daemon; a free port is used if it is taken.
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: std::net::SocketAddr,
+    },
+}
+
+#[derive(Subcommand)]
+enum StoreCommand {
+    /// Copy a whole store: every table, with row counts (SQLite to PostgreSQL and back).
+    Copy {
+        /// An SQLite file, or a postgres:// URL.
+        #[arg(long)]
+        from: String,
+        /// An SQLite file (created if absent), or a postgres:// URL.
+        #[arg(long)]
+        to: String,
+        /// Empty a target that already holds rows, then copy.
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -175,6 +196,9 @@ fn main() -> ExitCode {
             init_logging(cli.log_format, None, "info");
             runtime(None, agent(options))
         }
+        Command::Store {
+            command: StoreCommand::Copy { from, to, force },
+        } => store_copy(&from, &to, force),
         Command::Demo { listen } => {
             init_logging(cli.log_format, None, "info");
             match tokio::runtime::Runtime::new() {
@@ -183,6 +207,29 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+fn store_copy(from: &str, to: &str, force: bool) -> ExitCode {
+    use mirrorgate::cmd::store::{CopyError, Location, copy};
+    let (from, to) = match (Location::parse(from), Location::parse(to)) {
+        (Ok(from), Ok(to)) => (from, to),
+        (Err(e), _) => return usage(format!("mirrorgate store copy: --from {e}")),
+        (_, Err(e)) => return usage(format!("mirrorgate store copy: --to {e}")),
+    };
+    match copy(&from, &to, force, &mut std::io::stdout()) {
+        Ok(copied) => {
+            let rows: u64 = copied.iter().map(|(_, n)| n).sum();
+            println!("copied {rows} rows from {} to {}", from.shown(), to.shown());
+            ExitCode::SUCCESS
+        }
+        Err(CopyError::Usage(message)) => usage(format!("mirrorgate store copy: {message}")),
+        Err(e) => fail(format!("store copy: {e}")),
+    }
+}
+
+fn usage(message: String) -> ExitCode {
+    eprintln!("{message}");
+    ExitCode::from(2)
 }
 
 fn load(path: &ConfigPath) -> Result<Config, ExitCode> {

@@ -388,3 +388,171 @@ fn tls_encrypts_with_sslmode_require_and_verify_full_checks_the_certificate() {
     let error = error.to_string();
     assert!(error.to_lowercase().contains("certificate"), "{error}");
 }
+
+fn store_copy(from: &str, to: &str, force: bool) -> std::process::Output {
+    let mut command = std::process::Command::new(common::binary());
+    command.args(["store", "copy", "--from", from, "--to", to]);
+    if force {
+        command.arg("--force");
+    }
+    command.output().unwrap()
+}
+
+/// Everything a store gives back, in a form two backends can be compared in.
+#[derive(Debug, PartialEq)]
+struct Contents {
+    counts: Vec<(&'static str, u64)>,
+    latest: Vec<String>,
+    kept: Vec<Kept>,
+    discovered: String,
+}
+
+fn contents(store: &mut dyn Store) -> Contents {
+    let state = store.load_snapshot(10).unwrap();
+    let mut latest: Vec<String> = state
+        .latest
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {} {} {:?} {}",
+                r.base, r.article, r.is_primary, r.observation.hash, r.observation.checked_at
+            )
+        })
+        .collect();
+    latest.sort();
+    let mut discovered: Vec<_> = store.load_discovered().unwrap().into_iter().collect();
+    discovered.sort_by(|a, b| a.0.cmp(&b.0));
+    Contents {
+        counts: store.row_counts().unwrap(),
+        latest,
+        kept: store.load_kept().unwrap(),
+        discovered: format!("{discovered:?}"),
+    }
+}
+
+fn filled_sqlite(dir: &std::path::Path) -> PathBuf {
+    let path = dir.join("source.db");
+    let mut store = SqliteStore::open(&path, Duration::from_secs(1)).unwrap();
+    let mut batch = Vec::new();
+    for minute in 0..30 {
+        for base in ["https://p", "https://m"] {
+            for article in ["/a", "/b", "/c"] {
+                batch.push(record(
+                    base,
+                    article,
+                    minute * 60_000,
+                    minute % 7 != 3,
+                    (minute % 3) as u8,
+                ));
+            }
+        }
+    }
+    store.record_round(&batch).unwrap();
+    store
+        .save_kept(
+            "alerts.held",
+            &[Kept {
+                kind: "alerts.held".into(),
+                key: "hook\u{1f}base_state/news/https://m".into(),
+                value: r#"{"fired":true}"#.into(),
+            }],
+        )
+        .unwrap();
+    let found = [DiscoveredArticle {
+        path: "/new".into(),
+        date: Some(5),
+        source: "sitemap".into(),
+    }];
+    store.save_discovered("news", &found).unwrap();
+    path
+}
+
+#[test]
+fn store_copy_moves_a_store_to_postgresql_and_back_unchanged() {
+    let Some(schema) = Schema::create("copy") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let source = filled_sqlite(dir.path());
+    let source_text = source.to_str().unwrap();
+    let expected = contents(&mut SqliteStore::open(&source, Duration::from_secs(1)).unwrap());
+    assert!(
+        expected.counts.iter().all(|(_, rows)| *rows > 0),
+        "every table has rows: {:?}",
+        expected.counts
+    );
+
+    let out = store_copy(source_text, &schema.url(), false);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for (table, rows) in &expected.counts {
+        assert!(
+            stdout
+                .lines()
+                .any(|l| l.split_whitespace().collect::<Vec<_>>() == [*table, &rows.to_string()]),
+            "{table} {rows} in:\n{stdout}"
+        );
+    }
+    let mut postgres = PostgresStore::open(target(&schema.url())).unwrap();
+    assert_eq!(contents(&mut postgres), expected);
+    // New ids start past the copied ones: the daemon writes on.
+    postgres
+        .record_round(&[record("https://p", "/new-article", 99 * 60_000, true, 9)])
+        .unwrap();
+    drop(postgres);
+
+    let back = dir.path().join("back.db");
+    let out = store_copy(&schema.url(), back.to_str().unwrap(), false);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut again = SqliteStore::open(&back, Duration::from_secs(1)).unwrap();
+    let counts = contents(&mut again).counts;
+    assert_eq!(
+        rows(&mut again, "probes"),
+        rows(
+            &mut SqliteStore::open(&source, Duration::from_secs(1)).unwrap(),
+            "probes"
+        ) + 1,
+        "{counts:?}"
+    );
+}
+
+#[test]
+fn store_copy_refuses_a_store_with_rows_unless_forced_and_names_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = filled_sqlite(dir.path());
+    let source_text = source.to_str().unwrap();
+    let target = dir.path().join("target.db");
+    let target_text = target.to_str().unwrap();
+    assert_eq!(store_copy(source_text, target_text, false).status.code(), Some(0));
+    let out = store_copy(source_text, target_text, false);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("not empty") && stderr.contains("--force"), "{stderr}");
+    let forced = store_copy(source_text, target_text, true);
+    assert_eq!(
+        forced.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&forced.stderr)
+    );
+    let expected = contents(&mut SqliteStore::open(&source, Duration::from_secs(1)).unwrap());
+    assert_eq!(
+        contents(&mut SqliteStore::open(&target, Duration::from_secs(1)).unwrap()),
+        expected
+    );
+
+    for (from, to, named) in [
+        ("/nonexistent/m.db", target_text, "/nonexistent/m.db"),
+        (source_text, "postgres://", "--to"),
+        (source_text, "mysql://u@h/db", "mysql:// store is not supported"),
+        (source_text, source_text, "the same store"),
+    ] {
+        let out = store_copy(from, to, true);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{from} -> {to}: {stderr}");
+        assert!(stderr.contains(named), "{named} in {stderr}");
+    }
+}

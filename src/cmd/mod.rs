@@ -8,3 +8,4 @@ pub mod keep;
 pub mod notify;
 pub mod reload;
 pub mod run;
+pub mod store;

@@ -90,6 +90,12 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
 /// Problems that are not errors: a valid config that cannot do what it
 /// asks. Today: a host whose articles, at `per_host_rate`, take longer to
 /// probe than `interval`, so every round overruns.
+/// A PostgreSQL store's URL checked as `[store] url` is (for `store copy`,
+/// which takes one on the command line).
+pub fn postgres_store(url: &str) -> Result<PostgresConfig, String> {
+    sections::postgres_config(url)
+}
+
 pub fn warnings(config: &Config) -> Vec<String> {
     let mut warnings = Vec::new();
     if config.store.postgres.as_ref().is_some_and(|p| p.password_in_url) {

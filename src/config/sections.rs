@@ -451,6 +451,15 @@ impl Walker<'_> {
     }
 }
 
+pub(super) fn postgres_config(text: &str) -> Result<PostgresConfig, String> {
+    postgres_url(text).map(|url| PostgresConfig {
+        url: Secret::new(&url.for_driver),
+        shown: url.shown,
+        password_in_url: url.password_in_url,
+        verify_server: url.verify_server,
+    })
+}
+
 /// Query parameters the driver understands, as libpq spells them.
 const POSTGRES_PARAMETERS: &[&str] = &[
     "user",

@@ -10,10 +10,12 @@
 mod postgresql;
 mod rollups;
 mod sqlite;
+mod tables;
 mod writer;
 
 pub use postgresql::{MIGRATIONS, PostgresStore, PostgresTarget};
 pub use sqlite::SqliteStore;
+pub use tables::{Cell, ColumnType, TABLES, Table};
 
 /// `[store] backend = "none"`: keeps nothing. The daemon runs the same
 /// (writer, batching and all), so benchmarks can price the store itself.
@@ -110,19 +112,6 @@ pub struct MinuteCount {
     pub ok: u32,
 }
 
-/// Every table a backend keeps, in the order a copy writes them.
-pub const TABLES: &[&str] = &[
-    "article_ids",
-    "probes",
-    "latest",
-    "versions",
-    "base_hours",
-    "article_hours",
-    "base_minutes",
-    "discovered",
-    "kept",
-];
-
 /// One entry of the state the daemon keeps in memory besides probe
 /// results (alerts held, mirrors listed, evidence, proposals, leaks,
 /// agents, reader reports), so a restart shows what it showed before.
@@ -181,6 +170,30 @@ pub trait Store: Send + 'static {
     /// Every kept entry, of every kind.
     fn load_kept(&mut self) -> Result<Vec<Kept>, StoreError> {
         Ok(Vec::new())
+    }
+    /// Up to `limit` rows of `table` from the `offset`th on, in its order
+    /// (`store copy`).
+    fn read_rows(&mut self, table: &'static Table, _offset: u64, _limit: u64) -> Result<Vec<Vec<Cell>>, StoreError> {
+        Err(StoreError {
+            path: self.backend().into(),
+            source: format!("cannot read {} from this store", table.name).into(),
+        })
+    }
+    /// Appends rows as [`read_rows`](Self::read_rows) gives them, in one
+    /// transaction.
+    fn write_rows(&mut self, table: &'static Table, _rows: &[Vec<Cell>]) -> Result<(), StoreError> {
+        Err(StoreError {
+            path: self.backend().into(),
+            source: format!("cannot write {} to this store", table.name).into(),
+        })
+    }
+    /// Empties every table, in one transaction (`store copy --force`).
+    fn clear(&mut self) -> Result<(), StoreError> {
+        Ok(())
+    }
+    /// After rows were written with their ids: new ids start past them.
+    fn ids_copied(&mut self) -> Result<(), StoreError> {
+        Ok(())
     }
     /// Rows per table of [`TABLES`], for `store copy` and tests.
     fn row_counts(&mut self) -> Result<Vec<(&'static str, u64)>, StoreError> {

@@ -22,7 +22,10 @@ use tokio_postgres::config::SslMode;
 use tokio_postgres::{Client, NoTls, Statement};
 
 use super::rollups::{HOUR_MS, Rollups};
-use super::{DiscoveredArticle, Kept, MinuteCount, ProbeRecord, Store, StoreError, StoredState, StoredVersion};
+use super::{
+    Cell, ColumnType, DiscoveredArticle, Kept, MinuteCount, ProbeRecord, Store, StoreError, StoredState, StoredVersion,
+    TABLES, Table,
+};
 use crate::clock::UnixMillis;
 use crate::fingerprint::{Hash, PageClass, PageFacts, RawHash};
 use crate::verdict::Verdict;
@@ -316,6 +319,84 @@ fn explained(error: &tokio_postgres::Error) -> String {
         cause = e.source();
     }
     text
+}
+
+fn sql_type(kind: ColumnType) -> &'static str {
+    match kind {
+        ColumnType::Int => "bigint",
+        ColumnType::Int32 => "int",
+        ColumnType::Text => "text",
+        ColumnType::Bytes => "bytea",
+        ColumnType::Bool => "bool",
+    }
+}
+
+fn push<T>(column: &mut Vec<T>, value: T) -> bool {
+    column.push(value);
+    true
+}
+
+/// One column of copied rows, as the array its UNNEST parameter takes.
+enum ColumnArray {
+    Int(Vec<Option<i64>>),
+    Int32(Vec<Option<i32>>),
+    Text(Vec<Option<String>>),
+    Bytes(Vec<Option<Vec<u8>>>),
+    Bool(Vec<Option<bool>>),
+}
+
+impl ColumnArray {
+    fn as_sql(&self) -> &(dyn tokio_postgres::types::ToSql + Sync) {
+        match self {
+            ColumnArray::Int(v) => v,
+            ColumnArray::Int32(v) => v,
+            ColumnArray::Text(v) => v,
+            ColumnArray::Bytes(v) => v,
+            ColumnArray::Bool(v) => v,
+        }
+    }
+}
+
+/// The rows turned into one array per column; a value of the wrong kind
+/// names its table, column and row.
+fn column_arrays(table: &Table, rows: &[Vec<Cell>]) -> Result<Vec<ColumnArray>, String> {
+    let mut arrays: Vec<ColumnArray> = table
+        .columns
+        .iter()
+        .map(|(_, kind)| match kind {
+            ColumnType::Int => ColumnArray::Int(Vec::with_capacity(rows.len())),
+            ColumnType::Int32 => ColumnArray::Int32(Vec::with_capacity(rows.len())),
+            ColumnType::Text => ColumnArray::Text(Vec::with_capacity(rows.len())),
+            ColumnType::Bytes => ColumnArray::Bytes(Vec::with_capacity(rows.len())),
+            ColumnType::Bool => ColumnArray::Bool(Vec::with_capacity(rows.len())),
+        })
+        .collect();
+    for (number, row) in rows.iter().enumerate() {
+        for ((array, cell), (column, _)) in arrays.iter_mut().zip(row).zip(table.columns) {
+            let fits = match (array, cell) {
+                (ColumnArray::Int(v), Cell::Null) => push(v, None),
+                (ColumnArray::Int(v), Cell::Int(i)) => push(v, Some(*i)),
+                (ColumnArray::Int32(v), Cell::Null) => push(v, None),
+                (ColumnArray::Int32(v), Cell::Int(i)) => i32::try_from(*i).is_ok_and(|i| push(v, Some(i))),
+                (ColumnArray::Text(v), Cell::Null) => push(v, None),
+                (ColumnArray::Text(v), Cell::Text(t)) => push(v, Some(t.clone())),
+                (ColumnArray::Bytes(v), Cell::Null) => push(v, None),
+                (ColumnArray::Bytes(v), Cell::Bytes(b)) => push(v, Some(b.clone())),
+                (ColumnArray::Bool(v), Cell::Null) => push(v, None),
+                (ColumnArray::Bool(v), Cell::Bool(b)) => push(v, Some(*b)),
+                (ColumnArray::Bool(v), Cell::Int(i)) => push(v, Some(*i != 0)),
+                _ => false,
+            };
+            if !fits {
+                return Err(format!(
+                    "{}.{column}: row {} holds {cell:?}, which this column cannot take",
+                    table.name,
+                    number + 1
+                ));
+            }
+        }
+    }
+    Ok(arrays)
 }
 
 /// Runs a connection until it ends (the client then reads as closed).
@@ -1033,10 +1114,97 @@ impl Store for PostgresStore {
         })
     }
 
+    fn read_rows(&mut self, table: &'static Table, offset: u64, limit: u64) -> Result<Vec<Vec<Cell>>, StoreError> {
+        let sql = format!(
+            "SELECT {} FROM {} ORDER BY {} LIMIT $1 OFFSET $2",
+            table.column_list(),
+            table.name,
+            table.order_by
+        );
+        let (limit, offset) = (limit as i64, offset as i64);
+        self.with(async |connection| {
+            let rows = connection.client.query(&sql, &[&limit, &offset]).await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for row in rows {
+                let mut cells = Vec::with_capacity(table.columns.len());
+                for (index, (_, kind)) in table.columns.iter().enumerate() {
+                    cells.push(match kind {
+                        ColumnType::Int => row.try_get::<_, Option<i64>>(index)?.map_or(Cell::Null, Cell::Int),
+                        ColumnType::Int32 => row
+                            .try_get::<_, Option<i32>>(index)?
+                            .map_or(Cell::Null, |i| Cell::Int(i64::from(i))),
+                        ColumnType::Text => row.try_get::<_, Option<String>>(index)?.map_or(Cell::Null, Cell::Text),
+                        ColumnType::Bytes => row
+                            .try_get::<_, Option<Vec<u8>>>(index)?
+                            .map_or(Cell::Null, Cell::Bytes),
+                        ColumnType::Bool => row.try_get::<_, Option<bool>>(index)?.map_or(Cell::Null, Cell::Bool),
+                    });
+                }
+                out.push(cells);
+            }
+            Ok(out)
+        })
+    }
+
+    fn write_rows(&mut self, table: &'static Table, rows: &[Vec<Cell>]) -> Result<(), StoreError> {
+        let columns = column_arrays(table, rows).map_err(|message| self.error(message))?;
+        let casts: Vec<String> = table
+            .columns
+            .iter()
+            .enumerate()
+            .map(|(i, (_, kind))| format!("${}::{}[]", i + 1, sql_type(*kind)))
+            .collect();
+        let sql = format!(
+            "INSERT INTO {} ({}) SELECT * FROM UNNEST({})",
+            table.name,
+            table.column_list(),
+            casts.join(", ")
+        );
+        self.with(async |connection| {
+            let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
+                columns.iter().map(ColumnArray::as_sql).collect();
+            let tx = connection.client.transaction().await?;
+            tx.execute(&sql, &params).await?;
+            tx.commit().await
+        })
+    }
+
+    fn clear(&mut self) -> Result<(), StoreError> {
+        self.with(async |connection| {
+            let tx = connection.client.transaction().await?;
+            for table in TABLES {
+                tx.execute(&format!("DELETE FROM {}", table.name), &[]).await?;
+            }
+            tx.commit().await
+        })
+    }
+
+    fn ids_copied(&mut self) -> Result<(), StoreError> {
+        self.with(async |connection| {
+            for table in TABLES {
+                if let Some(column) = table.serial {
+                    let name = table.name;
+                    connection
+                        .client
+                        .execute(
+                            &format!(
+                                "SELECT setval(pg_get_serial_sequence('{name}', '{column}'),
+                                               COALESCE((SELECT MAX({column}) FROM {name}), 0) + 1, false)"
+                            ),
+                            &[],
+                        )
+                        .await?;
+                }
+            }
+            Ok(())
+        })
+    }
+
     fn row_counts(&mut self) -> Result<Vec<(&'static str, u64)>, StoreError> {
         self.with(async |connection| {
             let mut counts = Vec::new();
-            for &table in super::TABLES {
+            for table in super::TABLES {
+                let table = table.name;
                 let row = connection
                     .client
                     .query_one(&format!("SELECT count(*) FROM {table}"), &[])

@@ -6,7 +6,9 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, params};
 
 use super::rollups::{HOUR_MS, Rollups};
-use super::{Kept, MinuteCount, ProbeRecord, Store, StoreError, StoredState, StoredVersion};
+use super::{
+    Cell, ColumnType, Kept, MinuteCount, ProbeRecord, Store, StoreError, StoredState, StoredVersion, TABLES, Table,
+};
 use crate::clock::UnixMillis;
 use crate::fingerprint::{Hash, PageClass, PageFacts, RawHash};
 use crate::verdict::Verdict;
@@ -583,9 +585,81 @@ impl Store for SqliteStore {
         result.map_err(|source| self.error(source))
     }
 
+    fn read_rows(&mut self, table: &'static Table, offset: u64, limit: u64) -> Result<Vec<Vec<Cell>>, StoreError> {
+        let sql = format!(
+            "SELECT {} FROM {} ORDER BY {} LIMIT ?1 OFFSET ?2",
+            table.column_list(),
+            table.name,
+            table.order_by
+        );
+        let result = (|| {
+            let mut statement = self.connection.prepare(&sql)?;
+            let rows = statement.query_map(params![limit as i64, offset as i64], |row| {
+                let mut cells = Vec::with_capacity(table.columns.len());
+                for (index, (_, kind)) in table.columns.iter().enumerate() {
+                    use rusqlite::types::ValueRef;
+                    cells.push(match (row.get_ref(index)?, kind) {
+                        (ValueRef::Null, _) => Cell::Null,
+                        (ValueRef::Integer(i), ColumnType::Bool) => Cell::Bool(i != 0),
+                        (ValueRef::Integer(i), _) => Cell::Int(i),
+                        (ValueRef::Real(r), _) => Cell::Int(r as i64),
+                        (ValueRef::Text(t), _) => Cell::Text(String::from_utf8_lossy(t).into_owned()),
+                        (ValueRef::Blob(b), _) => Cell::Bytes(b.to_vec()),
+                    });
+                }
+                Ok(cells)
+            })?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+        })();
+        result.map_err(|source| self.error(source))
+    }
+
+    fn write_rows(&mut self, table: &'static Table, rows: &[Vec<Cell>]) -> Result<(), StoreError> {
+        let placeholders: Vec<String> = (1..=table.columns.len()).map(|i| format!("?{i}")).collect();
+        let sql = format!(
+            "INSERT INTO {} ({}) VALUES ({})",
+            table.name,
+            table.column_list(),
+            placeholders.join(", ")
+        );
+        let result = (|| {
+            let tx = self.connection.transaction()?;
+            {
+                let mut insert = tx.prepare_cached(&sql)?;
+                for row in rows {
+                    let values: Vec<rusqlite::types::Value> = row
+                        .iter()
+                        .map(|cell| match cell {
+                            Cell::Null => rusqlite::types::Value::Null,
+                            Cell::Int(i) => rusqlite::types::Value::Integer(*i),
+                            Cell::Bool(b) => rusqlite::types::Value::Integer(i64::from(*b)),
+                            Cell::Text(t) => rusqlite::types::Value::Text(t.clone()),
+                            Cell::Bytes(b) => rusqlite::types::Value::Blob(b.clone()),
+                        })
+                        .collect();
+                    insert.execute(rusqlite::params_from_iter(values))?;
+                }
+            }
+            tx.commit()
+        })();
+        result.map_err(|source| self.error(source))
+    }
+
+    fn clear(&mut self) -> Result<(), StoreError> {
+        let result = (|| {
+            let tx = self.connection.transaction()?;
+            for table in TABLES {
+                tx.execute(&format!("DELETE FROM {}", table.name), [])?;
+            }
+            tx.commit()
+        })();
+        result.map_err(|source| self.error(source))
+    }
+
     fn row_counts(&mut self) -> Result<Vec<(&'static str, u64)>, StoreError> {
         let mut counts = Vec::new();
-        for &table in super::TABLES {
+        for table in super::TABLES {
+            let table = table.name;
             let count: i64 = self
                 .connection
                 .query_row(&format!("SELECT count(*) FROM {table}"), [], |row| row.get(0))
