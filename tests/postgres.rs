@@ -7,6 +7,8 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::postgres::Schema;
@@ -200,4 +202,134 @@ async fn a_schema_newer_than_the_binary_is_refused_at_start() {
         "names both versions: {stderr}"
     );
     assert_no_password("the error", &stderr);
+}
+
+/// A loopback TCP path to the PostgreSQL server that the test can cut (new
+/// connections are closed at once, open ones dropped) and mend: the server
+/// going away and coming back, without touching the server other tests use.
+struct Cable {
+    url: String,
+    cut: Arc<AtomicBool>,
+    open: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+impl Cable {
+    async fn to(schema: &Schema) -> Cable {
+        let mut url = url::Url::parse(&schema.url()).unwrap();
+        let upstream = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap_or(5432));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let local = listener.local_addr().unwrap();
+        url.set_host(Some("127.0.0.1")).unwrap();
+        url.set_port(Some(local.port())).unwrap();
+        let cut = Arc::new(AtomicBool::new(false));
+        let open: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>> = Arc::default();
+        let (is_cut, connections) = (cut.clone(), open.clone());
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                if is_cut.load(Ordering::SeqCst) {
+                    continue;
+                }
+                let upstream = upstream.clone();
+                connections.lock().unwrap().push(tokio::spawn(async move {
+                    if let Ok(mut server) = tokio::net::TcpStream::connect(&upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                }));
+            }
+        });
+        Cable {
+            url: url.to_string(),
+            cut,
+            open,
+        }
+    }
+
+    fn cut(&self) {
+        self.cut.store(true, Ordering::SeqCst);
+        for connection in self.open.lock().unwrap().drain(..) {
+            connection.abort();
+        }
+    }
+
+    fn mend(&self) {
+        self.cut.store(false, Ordering::SeqCst);
+    }
+}
+
+// Two threads: the daemon's start blocks this test's thread while it
+// reaches PostgreSQL through the cable, which runs on the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_postgresql_is_away_readers_are_served_and_results_wait() {
+    let Some(schema) = Schema::create("outage") else { return };
+    let cable = Cable::to(&schema).await;
+    let dir = tempfile::tempdir().unwrap();
+    let primary = serving(Page::Primary).await;
+    let site = SiteSpec::new("news", primary.url(), vec![], vec![ARTICLE]);
+    let text = config_text(
+        Path::new("UNUSED"),
+        "interval = \"200ms\"\ntimeout = \"5s\"\nper_host_rate = 2000",
+        &[site],
+    )
+    .replace("path = \"UNUSED\"", &format!("url = \"{}\"", cable.url));
+    let config = dir.path().join("mirrorgate.toml");
+    std::fs::write(&config, text).unwrap();
+    let daemon = Daemon::start(&config);
+    rounds_completed(&daemon, 1).await;
+    stored_rows(&schema, "probes", 1).await;
+
+    cable.cut();
+    let status = eventually("the store reported away", Duration::from_secs(30), || {
+        let url = daemon.url("/status");
+        async move {
+            let status = get_json(&url).await;
+            (status["store"]["ok"] == false).then_some(status)
+        }
+    })
+    .await;
+    assert_eq!(status["store"]["backend"], "postgres");
+    assert!(
+        status["store"]["error"].as_str().is_some_and(|e| !e.is_empty()),
+        "{status}"
+    );
+    // Three failed attempts (1 s, 2 s, then 4 s apart) while readers are served.
+    let metrics = eventually("three failed writes", Duration::from_secs(30), || {
+        let url = daemon.url("/metrics");
+        async move {
+            let metrics = get_text(&url).await;
+            (metric(&metrics, "mirrorgate_store_write_failures_total")? >= 3.0).then_some(metrics)
+        }
+    })
+    .await;
+    assert_eq!(metric(&metrics, "mirrorgate_store_up"), Some(0.0), "{metrics}");
+    assert!(metric(&metrics, "mirrorgate_store_records_pending").unwrap() > 0.0);
+    let response = get(daemon.url(&format!("/r/news{ARTICLE}"))).await;
+    assert_eq!(response.status(), 302);
+    assert_eq!(get(daemon.url("/healthz")).await.status(), 200, "the process serves");
+    let logged = daemon.log_entries(&[("message", "store write failed; keeping the records and retrying later")]);
+    assert!(
+        !logged.is_empty() && logged.len() <= 2,
+        "logged once per change, not per attempt: {logged:?}"
+    );
+
+    cable.mend();
+    eventually("the store back", Duration::from_secs(60), || {
+        let url = daemon.url("/status");
+        async move { (get_json(&url).await["store"]["ok"] == true).then_some(()) }
+    })
+    .await;
+    // Everything the daemon reports written is in the database.
+    let reported = daemon
+        .log_entries(&[("message", "batch stored")])
+        .iter()
+        .filter_map(|e| e["fields"]["total"].as_i64())
+        .max()
+        .unwrap();
+    let stored: i64 = schema.query_text("SELECT count(*) FROM probes").parse().unwrap();
+    assert!(
+        stored >= reported,
+        "{reported} reported written, {stored} in the database"
+    );
+    let metrics = get_text(&daemon.url("/metrics")).await;
+    assert_eq!(metric(&metrics, "mirrorgate_store_up"), Some(1.0));
+    assert_eq!(metric(&metrics, "mirrorgate_store_records_dropped_total"), Some(0.0));
 }

@@ -247,19 +247,24 @@ async fn evidence_proposals_and_leaks_come_back_after_kill_9() {
     let mut daemon = Daemon::start(&config);
     let encoded: String = url::form_urlencoded::byte_serialize(tampered.url().as_bytes()).collect();
     let evidence_url = format!("/status/news/evidence?path={ARTICLE}&base={encoded}");
-    let evidence = eventually("a diff for the tampered mirror", Duration::from_secs(60), || {
-        let url = daemon.url(&evidence_url);
+    // Each part is there once its base was probed (and the diff once both
+    // texts were at hand): wait for all three, not for one.
+    let (evidence, leaks) = eventually("a diff, a leak and a proposal", Duration::from_secs(60), || {
+        let (evidence_url, detail_url, status_url) = (
+            daemon.url(&evidence_url),
+            daemon.url("/status/news"),
+            daemon.url("/status"),
+        );
+        let leaking = leaking.url();
         async move {
-            let evidence = get_json(&url).await;
-            evidence["diff"].is_string().then_some(evidence)
+            let evidence = get_json(&evidence_url).await;
+            let detail = get_json(&detail_url).await;
+            let leaks = bases_of(&detail, ARTICLE).get(&leaking)?["leaks"].clone();
+            let proposed = get_json(&status_url).await["proposed_mirrors"][0]["host"] == "new-mirror.example";
+            (evidence["diff"].is_string() && leaks["resources"] == 1 && proposed).then_some((evidence, leaks))
         }
     })
     .await;
-    let status = get_json(&daemon.url("/status")).await;
-    let detail = get_json(&daemon.url("/status/news")).await;
-    let leaks = bases_of(&detail, ARTICLE)[&leaking.url()]["leaks"].clone();
-    assert_eq!(leaks["resources"], 1, "{detail}");
-    assert_eq!(status["proposed_mirrors"][0]["host"], "new-mirror.example", "{status}");
     eventually("every part kept", Duration::from_secs(30), || {
         let kinds = kept_kinds(&store);
         async move {

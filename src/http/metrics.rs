@@ -339,6 +339,13 @@ pub fn render(
         let _ = writeln!(out, "mirrorgate_store_ok {}", u8::from(store.last_error().is_none()));
         header(
             &mut out,
+            "mirrorgate_store_up",
+            "gauge",
+            "1 while the store (SQLite file or PostgreSQL server) takes writes; 0 while results wait in memory.",
+        );
+        let _ = writeln!(out, "mirrorgate_store_up {}", u8::from(store.last_error().is_none()));
+        header(
+            &mut out,
             "mirrorgate_store_records_written_total",
             "counter",
             "Probe results written to the store.",

@@ -30,7 +30,7 @@ const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 /// Records kept while the store refuses writes; older ones are dropped.
 const MAX_PENDING: usize = 500_000;
 const FIRST_RETRY: Duration = Duration::from_secs(1);
-const LAST_RETRY: Duration = Duration::from_secs(60);
+const LAST_RETRY: Duration = Duration::from_secs(30);
 
 /// How long records are kept; changed on reload.
 #[derive(Clone, Copy, Debug)]
@@ -303,13 +303,18 @@ impl Writer {
             Ok((mut batch, Err(error))) => {
                 health.failed_writes.fetch_add(1, Ordering::Relaxed);
                 let retry_in = self.backoff;
-                // Logged when it starts failing and then at each backoff step, not per record.
-                tracing::error!(
-                    %error,
-                    backlog = batch.len() + self.pending.len(),
-                    retry_in_ms = retry_in.as_millis() as u64,
-                    "store write failed; keeping the records and retrying later"
-                );
+                // Logged when it starts failing (and when it works again),
+                // not at every attempt of a long outage.
+                if health.last_error().is_none() {
+                    tracing::error!(
+                        %error,
+                        backlog = batch.len() + self.pending.len(),
+                        retry_in_ms = retry_in.as_millis() as u64,
+                        "store write failed; keeping the records and retrying later"
+                    );
+                } else {
+                    tracing::debug!(%error, retry_in_ms = retry_in.as_millis() as u64, "store write failed again");
+                }
                 health.set_error(Some(error));
                 batch.append(&mut self.pending);
                 self.pending = batch;
