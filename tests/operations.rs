@@ -862,3 +862,54 @@ async fn rounds_that_outlast_the_interval_are_counted_and_logged() {
         logged[0]
     );
 }
+
+#[test]
+fn the_compose_file_is_valid_and_its_config_validates() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let compose = std::fs::read_to_string(root.join("compose.yaml")).unwrap();
+    for service in ["postgres:", "mirrorgate-a:", "mirrorgate-b:", "agent:"] {
+        assert!(
+            compose.contains(&format!("\n  {service}")),
+            "compose.yaml has {service}"
+        );
+    }
+    // mirrorgate-b takes instance a's, healthcheck included (`<<: *instance`).
+    assert_eq!(compose.matches("healthcheck:").count(), 3, "a healthcheck each");
+    assert!(compose.contains("mirrorgate-b:\n    <<: *instance"));
+    let docker_compose = Command::new("docker")
+        .args(["compose", "version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if docker_compose {
+        let out = Command::new("docker")
+            .args(["compose", "-f"])
+            .arg(root.join("compose.yaml"))
+            .args(["config", "--quiet"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    } else {
+        skipped("compose config", "no `docker compose` on this machine");
+    }
+    // The config both instances read validates, with the compose secrets
+    // where the containers have them.
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(root.join("config/compose/mirrorgate.toml"))
+        .unwrap()
+        .replace(
+            "/run/secrets/pg-password",
+            root.join("config/compose/pg-password").to_str().unwrap(),
+        )
+        .replace(
+            "/run/secrets/agent-token",
+            root.join("config/compose/agent-token").to_str().unwrap(),
+        );
+    let config = dir.path().join("mirrorgate.toml");
+    std::fs::write(&config, text).unwrap();
+    let out = Command::new(binary())
+        .args(["validate", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+}
