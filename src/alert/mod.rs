@@ -63,7 +63,7 @@ struct Held {
 }
 
 /// Per sink name, the conditions held, by condition key. Kept in the store
-/// ([`Keeps`](crate::store::Keeps)): after a restart a firing alert is not
+/// ([`Keeps`](crate::state::kept::Keeps)): after a restart a firing alert is not
 /// sent again, and its `resolved` still is.
 #[derive(Default)]
 pub struct Book(std::sync::Mutex<HashMap<String, HashMap<String, Held>>>);
@@ -83,7 +83,7 @@ struct KeptHeld {
 /// Separates the sink's name from the condition's key in a kept entry.
 const KEY_SEPARATOR: char = '\u{1f}';
 
-impl crate::store::Keeps for Book {
+impl crate::state::kept::Keeps for Book {
     fn kind(&self) -> &'static str {
         "alerts.held"
     }

@@ -14,7 +14,8 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::store::{Keeps, Kept, StoreWriter};
+use crate::state::kept::Keeps;
+use crate::store::{Kept, StoreWriter};
 
 pub const EVERY: Duration = Duration::from_secs(2);
 

@@ -168,7 +168,7 @@ impl Daemon {
         let alert_book: Arc<crate::alert::Book> = Default::default();
         let listed: Arc<crate::http::mirror_list::ListedSince> = Default::default();
         let reports: Arc<crate::vantage::reports::ReaderReports> = Default::default();
-        let mut kept_parts: Vec<Arc<dyn crate::store::Keeps>> = vec![
+        let mut kept_parts: Vec<Arc<dyn crate::state::kept::Keeps>> = vec![
             alert_book.clone(),
             listed.clone(),
             Arc::new(crate::vantage::reports::KeptReports {

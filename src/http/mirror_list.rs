@@ -53,7 +53,7 @@ pub struct SiteV1 {
 #[derive(Default)]
 pub struct ListedSince(Mutex<HashMap<String, UnixMillis>>);
 
-impl crate::store::Keeps for ListedSince {
+impl crate::state::kept::Keeps for ListedSince {
     fn kind(&self) -> &'static str {
         "mirror_list.listed"
     }

@@ -405,14 +405,14 @@ pub struct Kept {
 }
 
 impl Kept {
-    pub fn parts(store: &Arc<std::sync::Mutex<EvidenceStore>>) -> Vec<Arc<dyn crate::store::Keeps>> {
+    pub fn parts(store: &Arc<std::sync::Mutex<EvidenceStore>>) -> Vec<Arc<dyn crate::state::kept::Keeps>> {
         [EVIDENCE, PROPOSALS, LEAKS]
             .into_iter()
             .map(|part| {
                 Arc::new(Kept {
                     store: store.clone(),
                     part,
-                }) as Arc<dyn crate::store::Keeps>
+                }) as Arc<dyn crate::state::kept::Keeps>
             })
             .collect()
     }
@@ -422,7 +422,7 @@ impl Kept {
     }
 }
 
-impl crate::store::Keeps for Kept {
+impl crate::state::kept::Keeps for Kept {
     fn kind(&self) -> &'static str {
         ["evidence.diffs", "evidence.proposals", "evidence.leaks"][self.part]
     }

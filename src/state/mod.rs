@@ -6,6 +6,7 @@ pub mod engine;
 pub mod evidence;
 #[cfg(any(test, feature = "fixtures"))]
 pub mod fixtures;
+pub mod kept;
 pub mod liveness;
 pub mod schedule;
 pub mod snapshot;

@@ -40,7 +40,7 @@ pub struct Vantage {
     limiter: Arc<DefaultKeyedRateLimiter<usize>>,
 }
 
-impl crate::store::Keeps for Vantage {
+impl crate::state::kept::Keeps for Vantage {
     fn kind(&self) -> &'static str {
         "vantage.board"
     }

@@ -69,7 +69,7 @@ struct KeptTally {
 
 const KEPT_SEPARATOR: char = '\u{1f}';
 
-impl crate::store::Keeps for KeptReports {
+impl crate::state::kept::Keeps for KeptReports {
     fn kind(&self) -> &'static str {
         "vantage.reader_reports"
     }
