@@ -171,7 +171,11 @@ async fn instances_started_together_share_one_store() {
         assert_eq!(status["store"]["instance"], name);
         assert_eq!(status["store"]["ok"], true, "{status}");
     }
-    assert_eq!(schema.query_text("SELECT count(*) FROM mirrorgate_schema"), "1");
+    assert_eq!(
+        schema.query_text("SELECT count(*) FROM mirrorgate_schema"),
+        mirrorgate::store::MIGRATIONS.len().to_string(),
+        "each migration applied once"
+    );
     stored_rows(&schema, "probes", 2).await;
 }
 
@@ -332,4 +336,155 @@ async fn while_postgresql_is_away_readers_are_served_and_results_wait() {
     let metrics = get_text(&daemon.url("/metrics")).await;
     assert_eq!(metric(&metrics, "mirrorgate_store_up"), Some(1.0));
     assert_eq!(metric(&metrics, "mirrorgate_store_records_dropped_total"), Some(0.0));
+}
+
+/// A receiver counting each alert body it is sent.
+async fn alert_receiver() -> (String, Arc<Mutex<Vec<serde_json::Value>>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let bodies: Arc<Mutex<Vec<serde_json::Value>>> = Arc::default();
+    let kept = bodies.clone();
+    let app = axum::Router::new().fallback(move |body: axum::body::Bytes| {
+        let kept = kept.clone();
+        async move {
+            if let Ok(value) = serde_json::from_slice(&body) {
+                kept.lock().unwrap().push(value);
+            }
+            axum::http::StatusCode::NO_CONTENT
+        }
+    });
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (url, bodies)
+}
+
+fn leaders(status: &serde_json::Value) -> Vec<String> {
+    status["cluster"]["instances"]
+        .as_array()
+        .map(|all| {
+            all.iter()
+                .filter(|i| i["leader"] == true)
+                .map(|i| i["name"].as_str().unwrap_or("").to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+// Several threads: each daemon's start blocks one while the origins and
+// the receiver answer on the others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 3)]
+async fn three_instances_have_one_leader_which_alone_alerts_and_is_replaced_when_killed() {
+    let Some(schema) = Schema::create("three_instances") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let primary = serving_article(Page::Primary).await;
+    let mirror = TestOrigin::start(Behavior::Hang).await;
+    let (hook, bodies) = alert_receiver().await;
+    let names = ["edge-a", "edge-b", "edge-c"];
+    let probing = "interval = \"1s\"\ntimeout = \"1s\"\nper_host_rate = 1000";
+    let mut daemons: Vec<Option<Daemon>> = Vec::new();
+    for name in names {
+        let site = SiteSpec::new("news", primary.url(), vec![mirror.url()], vec![ARTICLE]);
+        let config = write_postgres_config(dir.path(), &schema, name, probing, &[site]);
+        let mut text = std::fs::read_to_string(&config).unwrap();
+        text.push_str(&format!(
+            "\n[[alerts]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"{hook}\"\nfor = \"1s\"\nmin_severity = \"critical\"\n"
+        ));
+        std::fs::write(&config, text).unwrap();
+        daemons.push(Some(Daemon::start(&config)));
+    }
+    // Every instance sees all three and the same one leader.
+    let mut leader = String::new();
+    for daemon in daemons.iter().flatten() {
+        let status = eventually("three instances, one leader", Duration::from_secs(30), || {
+            let url = daemon.url("/status");
+            async move {
+                let status = get_json(&url).await;
+                let three = status["cluster"]["instances"].as_array().is_some_and(|i| i.len() == 3);
+                (three && leaders(&status).len() == 1).then_some(status)
+            }
+        })
+        .await;
+        assert_eq!(status["cluster"]["backend"], "postgres");
+        let hashes: Vec<&str> = status["cluster"]["instances"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["config_hash"].as_str().unwrap())
+            .collect();
+        assert!(hashes.windows(2).all(|w| w[0] == w[1]), "one config: {status}");
+        let this = leaders(&status).remove(0);
+        assert!(leader.is_empty() || leader == this, "{leader} and {this} lead");
+        assert_eq!(status["cluster"]["leader"], this.as_str());
+        leader = this;
+    }
+    // The mirror hangs: one firing for the cluster, not one per instance.
+    let firing = eventually("the down alert", Duration::from_secs(60), || {
+        let bodies = bodies.clone();
+        async move { bodies.lock().unwrap().iter().find(|b| b["status"] == "firing").cloned() }
+    })
+    .await;
+    let leader_index = names.iter().position(|n| *n == leader).unwrap();
+    let metrics = get_text(&daemons[leader_index].as_ref().unwrap().url("/metrics")).await;
+    assert_eq!(metric(&metrics, "mirrorgate_cluster_instances"), Some(3.0), "{metrics}");
+    assert_eq!(
+        metric(&metrics, &format!("mirrorgate_cluster_leader{{instance=\"{leader}\"}}")),
+        Some(1.0)
+    );
+
+    // Kill the leader once its book says the firing went out: another
+    // takes the lease when it runs out (15 s) and sends nothing again.
+    eventually("the firing in the kept book", Duration::from_secs(30), || {
+        let book = schema.query_text("SELECT string_agg(value, ' ') FROM kept WHERE kind = 'alerts.held'");
+        async move { book.contains("\"fired\":true").then_some(()) }
+    })
+    .await;
+    daemons[leader_index].take().unwrap().kill_hard();
+    let survivor = daemons.iter().flatten().next().unwrap();
+    let status = eventually("a new leader", Duration::from_secs(40), || {
+        let url = survivor.url("/status");
+        let old = leader.clone();
+        async move {
+            let status = get_json(&url).await;
+            let now = leaders(&status);
+            (now.len() == 1 && now[0] != old).then_some(status)
+        }
+    })
+    .await;
+    let new_leader = leaders(&status).remove(0);
+    let new_index = names.iter().position(|n| *n == new_leader).unwrap();
+    rounds_completed(daemons[new_index].as_ref().unwrap(), 3).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let firings = bodies
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|b| b["status"] == "firing")
+        .count();
+    assert_eq!(firings, 1, "one firing for the cluster: {:?}", bodies.lock().unwrap());
+    let metrics = get_text(&daemons[new_index].as_ref().unwrap().url("/metrics")).await;
+    assert_eq!(
+        metric(&metrics, "mirrorgate_leases_expired_total"),
+        Some(1.0),
+        "{metrics}"
+    );
+
+    // The mirror comes back: the new leader owes, and sends, the resolved.
+    mirror.set_path(ARTICLE, Behavior::Page(Page::Primary.on(&mirror)));
+    mirror.set(Behavior::Status(404));
+    let resolved = eventually("the resolved alert", Duration::from_secs(60), || {
+        let bodies = bodies.clone();
+        async move {
+            bodies
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|b| b["status"] == "resolved")
+                .cloned()
+        }
+    })
+    .await;
+    assert_eq!(resolved["started_at"], firing["started_at"]);
 }

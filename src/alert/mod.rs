@@ -142,12 +142,24 @@ impl crate::state::kept::Keeps for Book {
     }
 }
 
+impl Book {
+    /// Replaces the book with a kept one (a new leader takes the old
+    /// leader's).
+    pub fn reload(&self, entries: &[(String, String)]) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        crate::state::kept::Keeps::restore(self, entries);
+    }
+}
+
 /// Starts the evaluator and one sender per sink; returns their counters.
 /// `book` holds what was held before a restart, and is kept up to date.
+/// Conditions are read only while `leads()`: of instances sharing a store,
+/// one sends alerts.
 pub fn spawn(
     sinks: Vec<SinkConfig>,
     snapshots: Snapshots,
     health: impl Fn() -> Health + Send + 'static,
+    leads: impl Fn() -> bool + Send + 'static,
     book: Arc<Book>,
     stop: CancellationToken,
 ) -> Counters {
@@ -183,6 +195,9 @@ pub fn spawn(
             tokio::select! {
                 _ = stop.cancelled() => return,
                 _ = tokio::time::sleep(EVERY) => {}
+            }
+            if !leads() {
+                continue;
             }
             let now = now_ms();
             let current = conditions(&snapshots.load(), &health());

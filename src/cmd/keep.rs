@@ -48,8 +48,13 @@ impl Keeper {
         })
     }
 
-    /// Writes every kind whose entries changed since the last save.
+    /// Writes every kind whose entries changed since the last save; only
+    /// the leader writes (instances sharing a store would overwrite each
+    /// other's).
     pub async fn save(&self, writer: &StoreWriter) {
+        if !writer.health.leader.load(std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
         for part in &self.parts {
             let changes = part.changes();
             let last = self

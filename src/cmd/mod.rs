@@ -2,6 +2,7 @@
 
 pub mod agent;
 pub mod check;
+pub mod cluster;
 pub mod demo;
 pub mod healthcheck;
 pub mod keep;

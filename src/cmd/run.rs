@@ -59,6 +59,7 @@ pub struct Daemon {
     writer: StoreWriter,
     writer_task: JoinHandle<()>,
     keeper: Arc<crate::cmd::keep::Keeper>,
+    membership: Arc<crate::cmd::cluster::Membership>,
     server: JoinHandle<std::io::Result<()>>,
     reloader: Option<JoinHandle<()>>,
     shutdown: CancellationToken,
@@ -181,6 +182,10 @@ impl Daemon {
             kept_parts.push(Arc::new(vantage.clone()));
         }
         let keeper = crate::cmd::keep::Keeper::restore(kept_parts, kept);
+        // Who leads is known before anything only the leader does starts.
+        let membership = crate::cmd::cluster::Membership::new(&config, writer.clone(), alert_book.clone());
+        membership.beat().await;
+        tokio::spawn(membership.clone().run(shutdown.clone()));
         // After the restore: its first publish shows the countries as they were.
         if let Some(vantage) = &vantage {
             tokio::spawn(vantage.clone().upkeep(snapshots.clone(), shutdown.clone()));
@@ -204,7 +209,11 @@ impl Daemon {
                         .map(|a| (a.name.clone(), a.country.to_string()))
                         .collect(),
                 },
-                alert_book,
+                {
+                    let health = writer.health.clone();
+                    move || health.leader.load(Ordering::Relaxed)
+                },
+                alert_book.clone(),
                 shutdown.clone(),
             )
         };
@@ -273,6 +282,7 @@ impl Daemon {
             writer,
             writer_task,
             keeper,
+            membership,
             server,
             reloader,
             shutdown,
@@ -305,6 +315,9 @@ impl Daemon {
         let _ = self.engine.await;
         self.keeper.save(&self.writer).await;
         self.writer.flush().await;
+        self.membership.leave().await;
+        // The membership holds a sender too: the writer stops after the last.
+        drop(self.membership);
         drop(self.writer);
         let _ = self.writer_task.await;
         tracing::info!("stopped; every finished probe result is stored");

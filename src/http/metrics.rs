@@ -337,6 +337,35 @@ pub fn render(
             "1 while the store accepts writes.",
         );
         let _ = writeln!(out, "mirrorgate_store_ok {}", u8::from(store.last_error().is_none()));
+        let cluster = store.cluster.lock().map(|c| c.clone()).unwrap_or_default();
+        header(
+            &mut out,
+            "mirrorgate_cluster_instances",
+            "gauge",
+            "Instances that beat into this store within the last 15 s (this one included).",
+        );
+        let _ = writeln!(out, "mirrorgate_cluster_instances {}", cluster.members.len());
+        header(
+            &mut out,
+            "mirrorgate_cluster_leader",
+            "gauge",
+            "1 for the instance holding the leader's lease (alerts, retention, kept state).",
+        );
+        for member in &cluster.members {
+            let _ = writeln!(
+                out,
+                "mirrorgate_cluster_leader{{instance=\"{}\"}} {}",
+                escape(&member.name),
+                u8::from(member.leader)
+            );
+        }
+        unlabelled(
+            &mut out,
+            "mirrorgate_leases_expired_total",
+            "counter",
+            "Times this instance took the leader's lease after its holder let it run out.",
+            load(&store.leases_expired),
+        );
         header(
             &mut out,
             "mirrorgate_store_up",

@@ -23,6 +23,7 @@ pub struct Overview<'a> {
     pub generated_at: String,
     pub round: Round,
     pub store: StoreStatus,
+    pub cluster: ClusterStatus,
     pub config: ConfigStatus,
     /// Vantage-point agents (`[[vantage.agents]]`).
     pub agents: Vec<AgentStatus>,
@@ -33,6 +34,25 @@ pub struct Overview<'a> {
     /// the config does not list; never routed to until added.
     pub proposed_mirrors: Vec<crate::state::evidence::Proposal>,
     pub sites: Vec<SiteSummary<'a>>,
+}
+
+/// The instances sharing this store, as this one's last heartbeat found
+/// them (on SQLite: this one, leading).
+#[derive(Serialize)]
+pub struct ClusterStatus {
+    pub backend: &'static str,
+    pub instance: String,
+    pub leader: Option<String>,
+    pub instances: Vec<Member>,
+}
+
+#[derive(Serialize)]
+pub struct Member {
+    pub name: String,
+    pub last_seen: String,
+    pub leader: bool,
+    pub probes_last_interval: u64,
+    pub config_hash: String,
 }
 
 /// Whether the last reload worked, and why not.
@@ -278,6 +298,27 @@ pub fn overview<'a>(
             last_started_at: time(snapshot.round.last_started_at),
             last_finished_at: time(snapshot.round.last_finished_at),
             last_duration_ms: snapshot.round.last_duration_ms,
+        },
+        cluster: {
+            let cluster = store
+                .map(|s| s.cluster.lock().map(|c| c.clone()).unwrap_or_default())
+                .unwrap_or_default();
+            ClusterStatus {
+                backend: store.map_or("none", |s| s.backend),
+                instance: store.map(|s| s.instance.clone()).unwrap_or_default(),
+                leader: cluster.leader,
+                instances: cluster
+                    .members
+                    .into_iter()
+                    .map(|m| Member {
+                        name: m.name,
+                        last_seen: rfc3339(m.last_seen),
+                        leader: m.leader,
+                        probes_last_interval: m.probes_last_interval,
+                        config_hash: m.config_hash,
+                    })
+                    .collect(),
+            }
         },
         store: StoreStatus {
             backend: store.map_or("none", |s| s.backend),

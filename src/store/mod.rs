@@ -123,6 +123,37 @@ pub struct Kept {
     pub value: String,
 }
 
+/// What an instance tells the store every few seconds.
+#[derive(Clone, Debug)]
+pub struct Beat {
+    pub instance: String,
+    /// The effective config's hash, leaving out what is per instance.
+    pub config_hash: String,
+    pub probes_last_interval: u64,
+}
+
+/// An instance the store heard from lately.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Member {
+    pub name: String,
+    pub last_seen: UnixMillis,
+    pub leader: bool,
+    pub probes_last_interval: u64,
+    pub config_hash: String,
+}
+
+/// The instances sharing a store, as one heartbeat found them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Cluster {
+    /// Who holds the leader's lease (runs alerts, retention, kept state).
+    pub leader: Option<String>,
+    pub members: Vec<Member>,
+}
+
+/// An instance not heard from for this long is gone; a leader's lease
+/// lasts as long.
+pub const MEMBER_TTL_MS: i64 = 15_000;
+
 pub trait Store: Send + 'static {
     /// `sqlite`, `postgres` or `none`, as `/status` names the backend.
     fn backend(&self) -> &'static str;
@@ -177,6 +208,26 @@ pub trait Store: Send + 'static {
     }
     /// After rows were written with their ids: new ids start past them.
     fn ids_copied(&mut self) -> Result<(), StoreError> {
+        Ok(())
+    }
+    /// Records `beat`, renews or takes the leader's lease if it is free,
+    /// and says who is there. A store only one process uses (SQLite) has
+    /// one member, always the leader.
+    fn heartbeat(&mut self, beat: &Beat) -> Result<Cluster, StoreError> {
+        Ok(Cluster {
+            leader: Some(beat.instance.clone()),
+            members: vec![Member {
+                name: beat.instance.clone(),
+                last_seen: crate::clock::now_ms(),
+                leader: true,
+                probes_last_interval: beat.probes_last_interval,
+                config_hash: beat.config_hash.clone(),
+            }],
+        })
+    }
+    /// At shutdown: gives up the lease and the membership, so another
+    /// instance leads at once rather than after the lease runs out.
+    fn leave(&mut self, _instance: &str) -> Result<(), StoreError> {
         Ok(())
     }
     /// Rows per table of [`TABLES`], for `store copy` and tests.

@@ -23,8 +23,8 @@ use tokio_postgres::{Client, NoTls, Statement};
 
 use super::rollups::{HOUR_MS, Rollups};
 use super::{
-    Cell, ColumnType, DiscoveredArticle, Kept, MinuteCount, ProbeRecord, Store, StoreError, StoredState, StoredVersion,
-    TABLES, Table,
+    Beat, Cell, Cluster, ColumnType, DiscoveredArticle, Kept, MEMBER_TTL_MS, Member, MinuteCount, ProbeRecord, Store,
+    StoreError, StoredState, StoredVersion, TABLES, Table,
 };
 use crate::clock::UnixMillis;
 use crate::fingerprint::{Hash, PageClass, PageFacts, RawHash};
@@ -142,6 +142,19 @@ CREATE TABLE kept (
     key TEXT NOT NULL,
     value TEXT NOT NULL,
     PRIMARY KEY (kind, key)
+);
+",
+    "
+CREATE TABLE instances (
+    name TEXT PRIMARY KEY,
+    last_seen BIGINT NOT NULL,
+    config_hash TEXT NOT NULL,
+    probes_last_interval BIGINT NOT NULL
+);
+CREATE TABLE leader (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    instance TEXT NOT NULL,
+    expires_at BIGINT NOT NULL
 );
 ",
 ];
@@ -1197,6 +1210,72 @@ impl Store for PostgresStore {
                 }
             }
             Ok(())
+        })
+    }
+
+    fn heartbeat(&mut self, beat: &Beat) -> Result<Cluster, StoreError> {
+        let probes = beat.probes_last_interval as i64;
+        self.with(async |connection| {
+            let tx = connection.client.transaction().await?;
+            // The database's clock, so instances with skewed clocks agree.
+            let now: i64 = tx
+                .query_one("SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint", &[])
+                .await?
+                .get(0);
+            tx.execute(
+                "INSERT INTO instances (name, last_seen, config_hash, probes_last_interval) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (name) DO UPDATE SET last_seen = excluded.last_seen,
+                   config_hash = excluded.config_hash, probes_last_interval = excluded.probes_last_interval",
+                &[&beat.instance, &now, &beat.config_hash, &probes],
+            )
+            .await?;
+            let expires = now + MEMBER_TTL_MS;
+            tx.execute(
+                "INSERT INTO leader AS l (id, instance, expires_at) VALUES (1, $1, $2)
+                 ON CONFLICT (id) DO UPDATE SET instance = excluded.instance, expires_at = excluded.expires_at
+                 WHERE l.instance = excluded.instance OR l.expires_at < $3",
+                &[&beat.instance, &expires, &now],
+            )
+            .await?;
+            // Instances gone for a day are forgotten.
+            tx.execute("DELETE FROM instances WHERE last_seen < $1", &[&(now - 86_400_000)])
+                .await?;
+            let leader: Option<String> = tx
+                .query_opt("SELECT instance FROM leader WHERE expires_at >= $1", &[&now])
+                .await?
+                .map(|row| row.get(0));
+            let members = tx
+                .query(
+                    "SELECT name, last_seen, probes_last_interval, config_hash FROM instances
+                     WHERE last_seen >= $1 ORDER BY name",
+                    &[&(now - MEMBER_TTL_MS)],
+                )
+                .await?
+                .into_iter()
+                .map(|row| {
+                    let name: String = row.get(0);
+                    Member {
+                        leader: leader.as_deref() == Some(name.as_str()),
+                        name,
+                        last_seen: row.get(1),
+                        probes_last_interval: row.get::<_, i64>(2) as u64,
+                        config_hash: row.get(3),
+                    }
+                })
+                .collect();
+            tx.commit().await?;
+            Ok(Cluster { leader, members })
+        })
+    }
+
+    fn leave(&mut self, instance: &str) -> Result<(), StoreError> {
+        self.with(async |connection| {
+            let tx = connection.client.transaction().await?;
+            tx.execute("DELETE FROM leader WHERE instance = $1", &[&instance])
+                .await?;
+            tx.execute("DELETE FROM instances WHERE name = $1", &[&instance])
+                .await?;
+            tx.commit().await
         })
     }
 

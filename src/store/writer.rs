@@ -21,7 +21,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::{Kept, ProbeRecord, Store};
+use super::{Beat, Cluster, Kept, ProbeRecord, Store};
 use crate::clock::{UnixMillis, millis, now_ms};
 
 const BATCH_SIZE: usize = 2000;
@@ -46,6 +46,9 @@ enum Command {
     Record(ProbeRecord),
     Discovered(String, Vec<crate::store::DiscoveredArticle>),
     Keep(&'static str, Vec<Kept>, oneshot::Sender<bool>),
+    LoadKept(oneshot::Sender<Result<Vec<Kept>, String>>),
+    Heartbeat(Beat, oneshot::Sender<Result<Cluster, String>>),
+    Leave(String, oneshot::Sender<()>),
     Flush(oneshot::Sender<()>),
     Configure(Retention),
 }
@@ -67,6 +70,13 @@ pub struct StoreHealth {
     pub retry_at: AtomicI64,
     /// When a write last succeeded (0: never since start).
     pub last_write_at: AtomicI64,
+    /// This instance holds the leader's lease: it alone sends alerts,
+    /// prunes and writes the kept state. Always, on SQLite.
+    pub leader: std::sync::atomic::AtomicBool,
+    /// The instances sharing the store, as the last heartbeat found them.
+    pub cluster: Mutex<Cluster>,
+    /// Times this instance took the lease from one that let it expire.
+    pub leases_expired: AtomicU64,
 }
 
 impl StoreHealth {
@@ -133,6 +143,33 @@ impl StoreWriter {
     pub async fn keep(&self, kind: &'static str, entries: Vec<Kept>) -> bool {
         let (ack, done) = oneshot::channel();
         self.commands.send(Command::Keep(kind, entries, ack)).await.is_ok() && done.await.unwrap_or(false)
+    }
+
+    /// Every kept entry, as the store holds it now (a new leader's alert
+    /// book comes from the old one's).
+    pub async fn load_kept(&self) -> Result<Vec<Kept>, String> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(Command::LoadKept(reply))
+            .await
+            .map_err(|_| "the writer has stopped".to_string())?;
+        answer.await.map_err(|_| "the writer has stopped".to_string())?
+    }
+
+    pub async fn heartbeat(&self, beat: Beat) -> Result<Cluster, String> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(Command::Heartbeat(beat, reply))
+            .await
+            .map_err(|_| "the writer has stopped".to_string())?;
+        answer.await.map_err(|_| "the writer has stopped".to_string())?
+    }
+
+    pub async fn leave(&self, instance: String) {
+        let (reply, answer) = oneshot::channel();
+        if self.commands.send(Command::Leave(instance, reply)).await.is_ok() {
+            let _ = answer.await;
+        }
     }
 
     /// New retention and busy timeout, from a reload.
@@ -206,6 +243,40 @@ impl Writer {
                         };
                         let _ = ack.send(stored);
                     }
+                    Some(Command::LoadKept(reply)) => {
+                        let store = self.store.clone();
+                        let loaded = tokio::task::spawn_blocking(move || {
+                            store.lock().map_err(|_| "the store lock is poisoned".to_string())?
+                                .load_kept()
+                                .map_err(|e| e.to_string())
+                        })
+                        .await
+                        .unwrap_or_else(|e| Err(e.to_string()));
+                        let _ = reply.send(loaded);
+                    }
+                    Some(Command::Heartbeat(beat, reply)) => {
+                        let store = self.store.clone();
+                        let cluster = tokio::task::spawn_blocking(move || {
+                            store.lock().map_err(|_| "the store lock is poisoned".to_string())?
+                                .heartbeat(&beat)
+                                .map_err(|e| e.to_string())
+                        })
+                        .await
+                        .unwrap_or_else(|e| Err(e.to_string()));
+                        let _ = reply.send(cluster);
+                    }
+                    Some(Command::Leave(instance, reply)) => {
+                        let store = self.store.clone();
+                        let _ = tokio::task::spawn_blocking(move || {
+                            if let Ok(mut store) = store.lock()
+                                && let Err(error) = store.leave(&instance)
+                            {
+                                tracing::warn!(%error, "could not give up the leader's lease; it runs out by itself");
+                            }
+                        })
+                        .await;
+                        let _ = reply.send(());
+                    }
                     Some(Command::Flush(ack)) => {
                         self.write_everything(&mut in_flight).await;
                         let _ = ack.send(());
@@ -228,7 +299,11 @@ impl Writer {
                 _ = tick.tick() => {
                     if in_flight.is_none() && !self.pending.is_empty() && self.may_write() {
                         in_flight = Some(self.start_write());
-                    } else if in_flight.is_none() && Instant::now() >= next_prune && self.retry_at.is_none() {
+                    } else if in_flight.is_none()
+                        && Instant::now() >= next_prune
+                        && self.retry_at.is_none()
+                        && self.health.leader.load(Ordering::Relaxed)
+                    {
                         next_prune = Instant::now() + PRUNE_EVERY;
                         self.prune().await;
                     }
