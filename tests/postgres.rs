@@ -338,27 +338,6 @@ async fn while_postgresql_is_away_readers_are_served_and_results_wait() {
     assert_eq!(metric(&metrics, "mirrorgate_store_records_dropped_total"), Some(0.0));
 }
 
-/// A receiver counting each alert body it is sent.
-async fn alert_receiver() -> (String, Arc<Mutex<Vec<serde_json::Value>>>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    let bodies: Arc<Mutex<Vec<serde_json::Value>>> = Arc::default();
-    let kept = bodies.clone();
-    let app = axum::Router::new().fallback(move |body: axum::body::Bytes| {
-        let kept = kept.clone();
-        async move {
-            if let Ok(value) = serde_json::from_slice(&body) {
-                kept.lock().unwrap().push(value);
-            }
-            axum::http::StatusCode::NO_CONTENT
-        }
-    });
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    (url, bodies)
-}
-
 fn leaders(status: &serde_json::Value) -> Vec<String> {
     status["cluster"]["instances"]
         .as_array()
@@ -381,7 +360,7 @@ async fn three_instances_have_one_leader_which_alone_alerts_and_is_replaced_when
     let dir = tempfile::tempdir().unwrap();
     let primary = serving_article(Page::Primary).await;
     let mirror = TestOrigin::start(Behavior::Hang).await;
-    let (hook, bodies) = alert_receiver().await;
+    let common::receiver::Receiver { url: hook, bodies, .. } = common::receiver::receiver(0, false).await;
     let names = ["edge-a", "edge-b", "edge-c"];
     let probing = "interval = \"1s\"\ntimeout = \"1s\"\nper_host_rate = 1000";
     let mut daemons: Vec<Option<Daemon>> = Vec::new();

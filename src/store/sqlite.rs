@@ -698,83 +698,11 @@ impl Store for SqliteStore {
 mod tests {
     use super::*;
 
-    fn record(base: &str, at: i64, ok: bool, hash: u8) -> ProbeRecord {
-        ProbeRecord {
-            site: "s".into(),
-            base: base.into(),
-            article: "/a".into(),
-            is_primary: base == "https://p",
-            trusted: base == "https://p",
-            observation: Observation {
-                outcome: if ok { Outcome::Ok } else { Outcome::Timeout },
-                http_status: ok.then_some(200),
-                latency_ms: 7,
-                raw_hash: ok.then_some(RawHash([hash; 32])),
-                hash: ok.then_some(Hash([hash; 32])),
-                page: PageFacts {
-                    text_len: 100,
-                    title_words: 3,
-                    flags: PageFacts::HTML,
-                    class: None,
-                },
-                rules: 7,
-                checked_at: at,
-                last_ok_at: Some(at),
-                validators: None,
-            },
-            verdict: Some(if ok { Verdict::Same } else { Verdict::Unreachable }),
-        }
-    }
-
+    // What both backends must do is tests/store.rs; this is SQLite's own.
     #[test]
-    fn round_trip_and_prune() {
+    fn the_file_is_in_wal_mode() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("m.db");
-        let mut store = SqliteStore::open(&path, Duration::from_secs(1)).unwrap();
-        store
-            .record_round(&[
-                record("https://p", 60_000, true, 1),
-                record("https://m", 60_001, false, 0),
-                record("https://p", 120_000, true, 2),
-            ])
-            .unwrap();
-        drop(store);
-        let mut store = SqliteStore::open(&path, Duration::from_secs(1)).unwrap();
-        let state = store.load_snapshot(10).unwrap();
-        assert_eq!(state.latest.len(), 2);
-        let primary = state.latest.iter().find(|r| &*r.base == "https://p").unwrap();
-        assert_eq!(primary.observation.hash, Some(Hash([2; 32])));
-        assert_eq!(state.versions.len(), 2);
-        assert_eq!(
-            state.minutes,
-            vec![
-                MinuteCount {
-                    base: "https://m".into(),
-                    minute: 1,
-                    probes: 1,
-                    ok: 0
-                },
-                MinuteCount {
-                    base: "https://p".into(),
-                    minute: 1,
-                    probes: 1,
-                    ok: 1
-                },
-                MinuteCount {
-                    base: "https://p".into(),
-                    minute: 2,
-                    probes: 1,
-                    ok: 1
-                },
-            ]
-        );
-        assert_eq!(
-            state.latencies.iter().find(|(b, _)| b == "https://p").unwrap().1,
-            vec![7, 7]
-        );
-        let removed = store.prune(120_000, 120_000).unwrap();
-        assert_eq!(removed, 2 + 1 + 2, "two probes, one version, two minutes");
-        assert_eq!(store.load_snapshot(10).unwrap().versions.len(), 1);
+        let store = SqliteStore::open(&dir.path().join("m.db"), Duration::from_secs(1)).unwrap();
         let mode: String = store
             .connection
             .query_row("PRAGMA journal_mode", [], |r| r.get(0))

@@ -20,6 +20,7 @@ use serde_json::Value;
 use tokio::net::TcpListener;
 
 pub mod postgres;
+pub mod receiver;
 
 pub const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
 pub const ARTICLE: &str = "/Detail/2017/01/24/507408/Trump-Russia-Daesh";
