@@ -467,3 +467,85 @@ async fn three_instances_have_one_leader_which_alone_alerts_and_is_replaced_when
     .await;
     assert_eq!(resolved["started_at"], firing["started_at"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_starts_while_postgresql_is_away_and_takes_up_what_was_kept() {
+    let Some(schema) = Schema::create("away_at_start") else {
+        return;
+    };
+    let primary = serving(Page::Primary).await;
+    let mirror = serving(Page::Relative).await;
+    // What an earlier instance kept: the mirror first listed in 2020. (The
+    // store's calls block: off the test's runtime.)
+    let (url, mirror_url) = (schema.url(), mirror.url());
+    tokio::task::spawn_blocking(move || {
+        use mirrorgate::store::Store;
+        let mut earlier = mirrorgate::store::PostgresStore::open(mirrorgate::store::PostgresTarget {
+            config: url.parse().unwrap(),
+            name: "earlier".into(),
+            verify_server: false,
+        })
+        .unwrap();
+        let listed = mirrorgate::store::Kept {
+            kind: "mirror_list.listed".into(),
+            key: mirror_url,
+            value: "1600000000000".into(),
+        };
+        earlier.save_kept("mirror_list.listed", &[listed]).unwrap();
+    })
+    .await
+    .unwrap();
+
+    let cable = Cable::to(&schema).await;
+    cable.cut();
+    let dir = tempfile::tempdir().unwrap();
+    let site = SiteSpec::new("news", primary.url(), vec![mirror.url()], vec![ARTICLE]);
+    let text = config_text(
+        Path::new("UNUSED"),
+        "interval = \"300ms\"\ntimeout = \"5s\"\nper_host_rate = 2000",
+        &[site],
+    )
+    .replace(
+        "path = \"UNUSED\"",
+        &format!("url = \"{}\"\ninstance = \"late\"", cable.url),
+    );
+    let config = dir.path().join("mirrorgate.toml");
+    std::fs::write(&config, text).unwrap();
+    let daemon = Daemon::start(&config);
+    assert!(daemon.log().contains("store unreachable"), "{}", daemon.log());
+    let status = rounds_completed(&daemon, 1).await;
+    assert_eq!(status["store"]["ok"], false, "{status}");
+    assert_eq!(
+        status["cluster"]["leader"],
+        serde_json::Value::Null,
+        "not leading without the store"
+    );
+    assert_eq!(get(daemon.url(&format!("/r/news{ARTICLE}"))).await.status(), 302);
+    assert_eq!(get(daemon.url("/healthz")).await.status(), 200);
+
+    cable.mend();
+    eventually(
+        "the store back and this instance leading",
+        Duration::from_secs(60),
+        || {
+            let url = daemon.url("/status");
+            async move {
+                let status = get_json(&url).await;
+                (status["store"]["ok"] == true && status["cluster"]["leader"] == "late").then_some(())
+            }
+        },
+    )
+    .await;
+    stored_rows(&schema, "probes", 2).await;
+    // The kept date is taken up, not replaced by this instance's own.
+    let created_at = eventually("the mirror's kept date", Duration::from_secs(30), || {
+        let url = daemon.url("/mirrors.json");
+        async move {
+            let list = get_json(&url).await;
+            let created = list["sites"][0]["available_alternatives"][0]["created_at"].clone();
+            (created == "2020-09-13T12:26:40.000Z").then_some(created)
+        }
+    })
+    .await;
+    assert_eq!(created_at, "2020-09-13T12:26:40.000Z");
+}

@@ -25,27 +25,43 @@ pub struct Keeper {
     written: Mutex<HashMap<&'static str, Vec<(String, String)>>>,
     /// [`Keeps::changes`] at the last write, per kind that counts them.
     changes: Mutex<HashMap<&'static str, u64>>,
+    /// What the store kept was handed to the parts. Not yet when the
+    /// store was away at start: then nothing is written before it was, so
+    /// this instance's partial memory never replaces what is kept.
+    restored: std::sync::atomic::AtomicBool,
 }
 
 impl Keeper {
-    /// Hands each part the entries of its kind from `kept` (loaded at start).
-    pub fn restore(parts: Vec<Arc<dyn Keeps>>, kept: Vec<Kept>) -> Arc<Keeper> {
+    /// Hands each part the entries of its kind from `kept` (loaded at
+    /// start; None when the store was away, and read at the first save).
+    pub fn restore(parts: Vec<Arc<dyn Keeps>>, kept: Option<Vec<Kept>>) -> Arc<Keeper> {
+        let keeper = Arc::new(Keeper {
+            parts,
+            written: Mutex::new(HashMap::new()),
+            changes: Mutex::new(HashMap::new()),
+            restored: std::sync::atomic::AtomicBool::new(kept.is_some()),
+        });
+        if let Some(kept) = kept {
+            keeper.hand_over(kept);
+        }
+        keeper
+    }
+
+    fn hand_over(&self, kept: Vec<Kept>) {
         let mut by_kind: HashMap<String, Vec<(String, String)>> = HashMap::new();
         for entry in kept {
             by_kind.entry(entry.kind).or_default().push((entry.key, entry.value));
         }
-        let mut written = HashMap::new();
-        for part in &parts {
+        let mut written = self.written.lock().unwrap_or_else(|e| e.into_inner());
+        for part in &self.parts {
             let entries = by_kind.remove(part.kind()).unwrap_or_default();
             part.restore(&entries);
             written.insert(part.kind(), entries);
         }
-        let changes = parts.iter().filter_map(|p| Some((p.kind(), p.changes()?))).collect();
-        Arc::new(Keeper {
-            parts,
-            written: Mutex::new(written),
-            changes: Mutex::new(changes),
-        })
+        drop(written);
+        for part in &self.parts {
+            self.note_changes(part.kind(), part.changes());
+        }
     }
 
     /// Writes every kind whose entries changed since the last save; only
@@ -54,6 +70,15 @@ impl Keeper {
     pub async fn save(&self, writer: &StoreWriter) {
         if !writer.health.leader.load(std::sync::atomic::Ordering::Relaxed) {
             return;
+        }
+        if !self.restored.load(std::sync::atomic::Ordering::Relaxed) {
+            match writer.load_kept().await {
+                Ok(kept) => {
+                    self.hand_over(kept);
+                    self.restored.store(true, std::sync::atomic::Ordering::Relaxed);
+                }
+                Err(_) => return,
+            }
         }
         for part in &self.parts {
             let changes = part.changes();

@@ -24,7 +24,9 @@ use crate::state::liveness::{BEAT_EVERY, Heartbeat, Loop};
 use crate::state::schedule::Scheduler;
 use crate::state::snapshot::Catalog;
 use crate::state::snapshot::Snapshots;
-use crate::store::{NullStore, PostgresStore, PostgresTarget, Retention, SqliteStore, Store, StoreError, StoreWriter};
+use crate::store::{
+    NullStore, PostgresStore, PostgresTarget, Retention, SqliteStore, Store, StoreError, StoreWriter, StoredState,
+};
 
 pub use crate::cmd::reload::Reload;
 use crate::cmd::reload::Reloader;
@@ -75,12 +77,15 @@ impl Daemon {
     /// state is being served (and then tells systemd it is ready).
     pub async fn start(config: Config, reload: Reload, shutdown: CancellationToken) -> Result<Self, StartError> {
         let store_config = config.store.clone();
-        let (store, restored, found, kept) = tokio::task::spawn_blocking(move || {
-            let mut store = open_store(&store_config)?;
+        let (store, restored, found, kept, away) = tokio::task::spawn_blocking(move || {
+            let (mut store, away) = open_store_or_away(&store_config)?;
+            if let Some(away) = away {
+                return Ok((store, StoredState::default(), Default::default(), None, Some(away)));
+            }
             let restored = store.load_snapshot(LATENCY_SAMPLES)?;
             let found = store.load_discovered()?;
             let kept = store.load_kept()?;
-            Ok::<_, StoreError>((store, restored, found, kept))
+            Ok::<_, StoreError>((store, restored, found, Some(kept), None))
         })
         .await
         .expect("opening the store does not panic")?;
@@ -95,12 +100,18 @@ impl Daemon {
             merged.sites = crate::discover::task::with_discovered(&config.sites, &found);
             Arc::new(Catalog::new(&merged))
         };
-        tracing::info!(
-            store = %store_name(&config.store),
-            results = restored.latest.len(),
-            versions = restored.versions.len(),
-            "store opened"
-        );
+        match &away {
+            None => tracing::info!(
+                store = %store_name(&config.store),
+                results = restored.latest.len(),
+                versions = restored.versions.len(),
+                "store opened"
+            ),
+            Some(error) => tracing::error!(
+                %error,
+                "store unreachable; serving from memory, and writing once it is back"
+            ),
+        }
         let engine = Engine::new(
             catalog.clone(),
             config.probe.down_after,
@@ -143,6 +154,10 @@ impl Daemon {
                 busy_timeout: config.store.busy_timeout,
             };
             let (writer, writer_task) = StoreWriter::spawn(store, retention, config.store.instance.clone());
+            if let Some(away) = &away {
+                // Shown before the first write fails, in /status and /metrics.
+                writer.health.set_error(Some(away.to_string()));
+            }
             let (events, engine_task) = engine::spawn(engine, Some(writer.clone()), Some(heartbeat.clone()));
             let rounds = tokio::spawn(probe_rounds(
                 snapshots.clone(),
@@ -456,6 +471,20 @@ async fn probe_rounds(
                 _ = beat.tick() => heartbeat.beat(Loop::Scheduler),
             }
         }
+    }
+}
+
+/// The configured backend for the daemon: a PostgreSQL server that cannot
+/// be reached now is not fatal (the daemon serves from memory and its
+/// writer keeps trying); the reason comes back beside the store.
+pub fn open_store_or_away(config: &StoreConfig) -> Result<(Box<dyn Store>, Option<StoreError>), StoreError> {
+    match (config.backend, &config.postgres) {
+        (StoreBackend::Postgres, Some(postgres)) => {
+            let (store, away) =
+                PostgresStore::open_or_away(PostgresTarget::of(postgres, config.password_file.as_deref())?)?;
+            Ok((Box::new(store), away))
+        }
+        _ => Ok((open_store(config)?, None)),
     }
 }
 

@@ -249,8 +249,32 @@ impl PostgresStore {
             runtime: Some(runtime),
             connection: None,
         };
-        store.connect()?;
+        store.connect().map_err(Unconnected::into_error)?;
         Ok(store)
+    }
+
+    /// As [`open`](Self::open), but a server that cannot be reached (or
+    /// refuses the login) is not fatal: the store comes back unconnected,
+    /// with the reason, and each later use tries again. A schema newer than
+    /// this binary still is.
+    pub fn open_or_away(target: PostgresTarget) -> Result<(Self, Option<StoreError>), StoreError> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| StoreError {
+                path: target.name.clone(),
+                source: e.into(),
+            })?;
+        let mut store = PostgresStore {
+            target,
+            runtime: Some(runtime),
+            connection: None,
+        };
+        match store.connect() {
+            Ok(()) => Ok((store, None)),
+            Err(Unconnected::Away(error)) => Ok((store, Some(error))),
+            Err(Unconnected::Refused(error)) => Err(error),
+        }
     }
 
     fn error(&self, source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> StoreError {
@@ -264,7 +288,7 @@ impl PostgresStore {
         self.runtime.as_ref().expect("the runtime is only taken when dropping")
     }
 
-    fn connect(&mut self) -> Result<(), StoreError> {
+    fn connect(&mut self) -> Result<(), Unconnected> {
         let config = self.target.config.clone();
         let verify_server = self.target.verify_server;
         let connected = self.runtime().block_on(async move {
@@ -286,11 +310,11 @@ impl PostgresStore {
                 self.connection = Some(connection);
                 Ok(())
             }
-            Err(MigrateError::Postgres(e)) => Err(self.error(explained(&e))),
-            Err(MigrateError::Newer { found, known }) => Err(self.error(format!(
+            Err(MigrateError::Postgres(e)) => Err(Unconnected::Away(self.error(explained(&e)))),
+            Err(MigrateError::Newer { found, known }) => Err(Unconnected::Refused(self.error(format!(
                 "the database's schema is version {found}, newer than this mirrorgate's {known}: \
                  upgrade mirrorgate (or point it at another database)"
-            ))),
+            )))),
         }
     }
 
@@ -302,7 +326,7 @@ impl PostgresStore {
     ) -> Result<T, StoreError> {
         if self.connection.as_ref().is_none_or(|c| c.client.is_closed()) {
             self.connection = None;
-            self.connect()?;
+            self.connect().map_err(Unconnected::into_error)?;
         }
         let runtime = self.runtime.as_ref().expect("the runtime is only taken when dropping");
         let connection = self.connection.as_mut().expect("connected above");
@@ -504,6 +528,21 @@ impl Drop for PostgresStore {
         self.connection = None;
         if let Some(runtime) = self.runtime.take() {
             runtime.shutdown_background();
+        }
+    }
+}
+
+/// Why there is no connection: the server is away (try again later), or
+/// it was reached and must not be used (its schema is newer).
+enum Unconnected {
+    Away(StoreError),
+    Refused(StoreError),
+}
+
+impl Unconnected {
+    fn into_error(self) -> StoreError {
+        match self {
+            Unconnected::Away(e) | Unconnected::Refused(e) => e,
         }
     }
 }

@@ -84,7 +84,7 @@ impl StoreHealth {
         self.last_error.lock().map(|e| e.clone()).unwrap_or(None)
     }
 
-    fn set_error(&self, error: Option<String>) {
+    pub fn set_error(&self, error: Option<String>) {
         if let Ok(mut slot) = self.last_error.lock() {
             *slot = error.map(|e| (now_ms(), e));
         }
