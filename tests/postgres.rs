@@ -549,3 +549,111 @@ async fn an_instance_starts_while_postgresql_is_away_and_takes_up_what_was_kept(
     .await;
     assert_eq!(created_at, "2020-09-13T12:26:40.000Z");
 }
+
+/// Probes per (base, article) pair the store recorded since `since` (ms),
+/// and how many pairs had one.
+fn probed_since(schema: &Schema, since: i64) -> (i64, i64) {
+    let total: i64 = schema
+        .query_text(&format!("SELECT count(*) FROM probes WHERE at > {since}"))
+        .parse()
+        .unwrap();
+    let pairs: i64 = schema
+        .query_text(&format!(
+            "SELECT count(*) FROM (SELECT DISTINCT base, article FROM probes WHERE at > {since}) p"
+        ))
+        .parse()
+        .unwrap();
+    (total, pairs)
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 3)]
+async fn instances_share_the_probes_and_each_serves_every_pair() {
+    let Some(schema) = Schema::create("share_probes") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let primary = serving(Page::Primary).await;
+    let mirror = serving(Page::Relative).await;
+    let articles: Vec<String> = (0..12).map(|i| format!("{ARTICLE}?page={i}")).collect();
+    let pairs = 2 * articles.len() as i64;
+    let mut daemons = Vec::new();
+    for name in ["share-a", "share-b", "share-c"] {
+        let site = SiteSpec::new(
+            "news",
+            primary.url(),
+            vec![mirror.url()],
+            articles.iter().map(String::as_str).collect(),
+        );
+        let probing = "interval = \"2s\"\ntimeout = \"5s\"\nper_host_rate = 1000";
+        let config = write_postgres_config(dir.path(), &schema, name, probing, &[site]);
+        daemons.push(Some(Daemon::start(&config)));
+    }
+    for daemon in daemons.iter().flatten() {
+        eventually("three instances", Duration::from_secs(30), || {
+            let url = daemon.url("/status");
+            async move {
+                let status = get_json(&url).await;
+                status["cluster"]["instances"]
+                    .as_array()
+                    .is_some_and(|i| i.len() == 3)
+                    .then_some(())
+            }
+        })
+        .await;
+    }
+    // Two rounds after all three know each other: each pair is probed,
+    // and about once per interval across the cluster, not three times.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let since = now_ms();
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let (total, probed) = probed_since(&schema, since);
+    assert_eq!(probed, pairs, "every pair probed: {total} probes");
+    let per_pair_per_interval = total as f64 / pairs as f64 / 3.0;
+    assert!(
+        per_pair_per_interval <= 1.7,
+        "{total} probes of {pairs} pairs in three intervals: {per_pair_per_interval:.2} per pair per interval"
+    );
+    // Each instance serves every pair, those the others probe included.
+    for daemon in daemons.iter().flatten() {
+        let detail = eventually("every pair known", Duration::from_secs(20), || {
+            let url = daemon.url("/status/news");
+            let articles = articles.clone();
+            async move {
+                let detail = get_json(&url).await;
+                articles
+                    .iter()
+                    .all(|a| bases_of(&detail, a).values().all(|b| b["verdict"] == "same"))
+                    .then_some(detail)
+            }
+        })
+        .await;
+        assert_eq!(detail["articles"].as_array().unwrap().len(), articles.len());
+    }
+
+    // One instance killed: the others take its pairs once it is gone.
+    daemons[0].take().unwrap().kill_hard();
+    let survivor = daemons[1].as_ref().unwrap();
+    eventually("two instances left", Duration::from_secs(40), || {
+        let url = survivor.url("/status");
+        async move {
+            let status = get_json(&url).await;
+            status["cluster"]["instances"]
+                .as_array()
+                .is_some_and(|i| i.len() == 2)
+                .then_some(())
+        }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let since = now_ms();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let (total, probed) = probed_since(&schema, since);
+    assert_eq!(probed, pairs, "no pair left behind after the kill: {total} probes");
+}

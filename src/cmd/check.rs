@@ -222,7 +222,9 @@ pub async fn check(config: &Config) -> Result<Report, StartError> {
     let scheduler = Scheduler::new(catalog, &config.probe, evidence.clone())?;
     let (events, task) = engine::spawn(engine, None, None);
     let started = tokio::time::Instant::now();
-    scheduler.round(&events, &CancellationToken::new(), None, false).await;
+    scheduler
+        .round(&events, &CancellationToken::new(), None, false, None)
+        .await;
     let _ = events
         .send(EngineEvent::RoundFinished {
             at: now_ms(),

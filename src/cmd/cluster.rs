@@ -14,14 +14,18 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::{UnixMillis, millis, now_ms};
 use crate::config::Config;
+use crate::state::engine::EngineEvent;
 use crate::state::kept::Keeps;
 use crate::store::{Beat, StoreHealth, StoreWriter};
 
 pub const BEAT_EVERY: Duration = Duration::from_secs(5);
+/// How far back a refresh reads, past the newest result it saw.
+const CLOCK_SLACK: Duration = Duration::from_secs(60);
 
 /// What identifies a config across instances: everything but the keys
 /// each instance sets for itself (`[server] listen`, `[store] instance`).
@@ -44,10 +48,21 @@ pub struct Membership {
     written: Mutex<VecDeque<(UnixMillis, u64)>>,
     /// Other instances' config hashes already warned about.
     warned: Mutex<HashSet<(String, String)>>,
+    /// Where the others' results go: this instance serves every pair,
+    /// including those another one probes. Taken at shutdown, so the
+    /// engine sees its last sender go.
+    events: Mutex<Option<mpsc::Sender<EngineEvent>>>,
+    /// Results checked after this were read back already.
+    refreshed_until: Mutex<UnixMillis>,
 }
 
 impl Membership {
-    pub fn new(config: &Config, writer: StoreWriter, alerts: Arc<crate::alert::Book>) -> Arc<Membership> {
+    pub fn new(
+        config: &Config,
+        writer: StoreWriter,
+        alerts: Arc<crate::alert::Book>,
+        events: mpsc::Sender<EngineEvent>,
+    ) -> Arc<Membership> {
         Arc::new(Membership {
             instance: config.store.instance.clone(),
             config_hash: config_hash(config),
@@ -57,7 +72,32 @@ impl Membership {
             interval: config.probe.interval,
             written: Mutex::new(VecDeque::new()),
             warned: Mutex::new(HashSet::new()),
+            events: Mutex::new(Some(events)),
+            // What was stored before the start came with the restore.
+            refreshed_until: Mutex::new(now_ms()),
         })
+    }
+
+    /// Folds in what the other instances probed since the last refresh.
+    /// Their clocks may lag this one's (results carry the prober's time),
+    /// so the window reaches back [`CLOCK_SLACK`]; what was seen already is
+    /// skipped by the engine.
+    async fn refresh(&self) {
+        let since = *self.refreshed_until.lock().unwrap_or_else(|e| e.into_inner()) - millis(CLOCK_SLACK);
+        match self.writer.latest_since(since).await {
+            Ok(records) => {
+                let newest = records.iter().map(|r| r.observation.checked_at).max();
+                if let Some(newest) = newest {
+                    let mut until = self.refreshed_until.lock().unwrap_or_else(|e| e.into_inner());
+                    *until = (*until).max(newest);
+                }
+                let events = self.events.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                if let (false, Some(events)) = (records.is_empty(), events) {
+                    let _ = events.send(EngineEvent::Shared(records)).await;
+                }
+            }
+            Err(error) => tracing::debug!(%error, "cannot read the other instances' results"),
+        }
     }
 
     fn probes_last_interval(&self, now: UnixMillis) -> u64 {
@@ -146,8 +186,12 @@ impl Membership {
                 );
             }
         }
+        let shared = cluster.members.len() > 1;
         *self.health.cluster.lock().unwrap_or_else(|e| e.into_inner()) = cluster;
         self.health.leader.store(leads, Ordering::Relaxed);
+        if shared {
+            self.refresh().await;
+        }
     }
 
     /// Beats until shutdown; the daemon leaves the cluster itself after
@@ -160,6 +204,11 @@ impl Membership {
             }
             self.beat().await;
         }
+    }
+
+    /// No more results from the others: the engine may stop.
+    pub fn stop_refreshing(&self) {
+        self.events.lock().unwrap_or_else(|e| e.into_inner()).take();
     }
 
     pub async fn leave(&self) {

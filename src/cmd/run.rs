@@ -159,15 +159,16 @@ impl Daemon {
                 writer.health.set_error(Some(away.to_string()));
             }
             let (events, engine_task) = engine::spawn(engine, Some(writer.clone()), Some(heartbeat.clone()));
-            let rounds = tokio::spawn(probe_rounds(
-                snapshots.clone(),
-                schedulers.clone(),
-                events.clone(),
-                wake_rounds.clone(),
-                heartbeat.clone(),
-                counters.clone(),
-                shutdown.clone(),
-            ));
+            let rounds = tokio::spawn(probe_rounds(Rounds {
+                snapshots: snapshots.clone(),
+                schedulers: schedulers.clone(),
+                events: events.clone(),
+                wake: wake_rounds.clone(),
+                heartbeat: heartbeat.clone(),
+                counters: counters.clone(),
+                store: writer.health.clone(),
+                stop: shutdown.clone(),
+            }));
             (writer, writer_task, events, engine_task, rounds)
         };
         let settings = Arc::new(ArcSwap::from_pointee(ServerSettings::from_config(&config.server)));
@@ -198,7 +199,8 @@ impl Daemon {
         }
         let keeper = crate::cmd::keep::Keeper::restore(kept_parts, kept);
         // Who leads is known before anything only the leader does starts.
-        let membership = crate::cmd::cluster::Membership::new(&config, writer.clone(), alert_book.clone());
+        let membership =
+            crate::cmd::cluster::Membership::new(&config, writer.clone(), alert_book.clone(), events.clone());
         membership.beat().await;
         tokio::spawn(membership.clone().run(shutdown.clone()));
         // After the restore: its first publish shows the countries as they were.
@@ -325,8 +327,9 @@ impl Daemon {
         if let Some(reloader) = self.reloader {
             let _ = reloader.await;
         }
-        // The rounds loop and the reloader held the last event senders, so
-        // the engine drains what is queued and stops.
+        // The rounds loop, the reloader and the membership held the last
+        // event senders, so the engine drains what is queued and stops.
+        self.membership.stop_refreshing();
         let _ = self.engine.await;
         self.keeper.save(&self.writer).await;
         self.writer.flush().await;
@@ -415,15 +418,31 @@ fn size(catalog: &Catalog) -> (usize, usize) {
     )
 }
 
-async fn probe_rounds(
+/// What the rounds loop reads and reports to.
+struct Rounds {
     snapshots: Snapshots,
     schedulers: Schedulers,
     events: mpsc::Sender<EngineEvent>,
+    /// A reload: probe what is new at once.
     wake: Arc<Notify>,
     heartbeat: Arc<Heartbeat>,
     counters: Arc<Counters>,
+    /// Its cluster says which pairs are this instance's to probe.
+    store: Arc<crate::store::StoreHealth>,
     stop: CancellationToken,
-) {
+}
+
+async fn probe_rounds(rounds: Rounds) {
+    let Rounds {
+        snapshots,
+        schedulers,
+        events,
+        wake,
+        heartbeat,
+        counters,
+        store,
+        stop,
+    } = rounds;
     let mut beat = tokio::time::interval(BEAT_EVERY);
     let mut completed: u64 = 0;
     loop {
@@ -434,7 +453,15 @@ async fn probe_rounds(
             // Revalidate (If-None-Match / If-Modified-Since) except every
             // FULL_FETCH_EVERY-th round, which fetches everything in full.
             let conditional = !completed.is_multiple_of(FULL_FETCH_EVERY);
-            let round = scheduler.round(&events, &stop, Some(snapshots.load_full()), conditional);
+            // Instances sharing a store split the pairs among them.
+            let share = {
+                let cluster = store.cluster.lock().unwrap_or_else(|e| e.into_inner());
+                crate::state::schedule::Share::new(
+                    &store.instance,
+                    cluster.members.iter().map(|m| m.name.clone()).collect(),
+                )
+            };
+            let round = scheduler.round(&events, &stop, Some(snapshots.load_full()), conditional, Some(&share));
             tokio::pin!(round);
             loop {
                 tokio::select! {

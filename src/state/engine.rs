@@ -68,6 +68,9 @@ pub enum EngineEvent {
         at: UnixMillis,
         duration: Duration,
     },
+    /// Results other instances sharing the store probed (read back from
+    /// it): folded in like this instance's own, but not written again.
+    Shared(Vec<ProbeRecord>),
     /// A reloaded config: what is still configured keeps its state.
     Reconfigure {
         catalog: Arc<Catalog>,
@@ -266,6 +269,39 @@ impl Engine {
             observation,
             verdict: view.verdict(base),
         })
+    }
+
+    /// Folds in what other instances probed; a result no newer than the
+    /// one held (this instance's own, or one already folded) is skipped.
+    /// Returns how many were new.
+    pub fn apply_shared(&mut self, records: Vec<ProbeRecord>) -> usize {
+        let mut applied = 0;
+        for record in records {
+            let Some(&site) = self.catalog.by_name.get(&*record.site) else {
+                continue;
+            };
+            let meta = &self.catalog.sites[site];
+            let (Some(base), Some(&article)) = (
+                meta.base_names.iter().position(|b| *b == record.base),
+                meta.article_index.get(&record.article),
+            ) else {
+                continue;
+            };
+            let held = self.articles[site][article].observation(base).map(|o| o.checked_at);
+            if held.is_some_and(|at| at >= record.observation.checked_at) {
+                continue;
+            }
+            let result = ProbeResult {
+                catalog: self.catalog.clone(),
+                site,
+                base,
+                article,
+                observation: record.observation,
+                detail: None,
+            };
+            applied += usize::from(self.apply(result).is_some());
+        }
+        applied
     }
 
     /// Keeps the text a probe brought and brings the article's evidence up
@@ -730,6 +766,9 @@ pub fn spawn(
                             writer.record(record).await;
                         }
                         dirty = true;
+                    }
+                    Some(EngineEvent::Shared(records)) => {
+                        dirty |= engine.apply_shared(records) > 0;
                     }
                     Some(EngineEvent::NotFound { catalog, site, base, observation }) => {
                         engine.not_found(&catalog, site, base, &observation);

@@ -28,6 +28,45 @@ use crate::verdict::Verdict;
 /// The longest a host worker waits before its first probe of a round.
 const MAX_START_JITTER: Duration = Duration::from_millis(500);
 
+/// Which (site, article, base) pairs this instance probes when several
+/// share a store: rendezvous hashing over the live instances, so each pair
+/// has one owner and the pairs of an instance that goes away pass to the
+/// others at their next round. Alone (or not yet a member): every pair.
+#[derive(Clone, Debug, Default)]
+pub struct Share {
+    me: String,
+    members: Vec<String>,
+}
+
+impl Share {
+    pub fn new(me: &str, members: Vec<String>) -> Share {
+        Share {
+            me: me.to_string(),
+            members,
+        }
+    }
+
+    pub fn owns(&self, site: &str, article: &str, base: &str) -> bool {
+        if self.members.len() < 2 || !self.members.contains(&self.me) {
+            return true;
+        }
+        let weight = |member: &str| {
+            // FNV-1a: the same on every instance (std's hasher is seeded per process).
+            let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+            for part in [member, site, article, base] {
+                for &byte in part.as_bytes().iter().chain(&[0xff]) {
+                    hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+                }
+            }
+            hash
+        };
+        self.members
+            .iter()
+            .max_by_key(|m| (weight(m), m.as_str()))
+            .is_some_and(|m| *m == self.me)
+    }
+}
+
 pub struct Scheduler {
     catalog: Arc<Catalog>,
     prober: Prober,
@@ -123,6 +162,7 @@ impl Scheduler {
         stop: &CancellationToken,
         known: Option<Arc<Snapshot>>,
         conditional: bool,
+        share: Option<&Share>,
     ) {
         // Indices are only comparable under the same catalog (not across a reload).
         let known = known.filter(|snapshot| Arc::ptr_eq(&snapshot.catalog, &self.catalog));
@@ -139,7 +179,14 @@ impl Scheduler {
         for (site, meta) in self.catalog.sites.iter().enumerate() {
             for (base, origin) in meta.bases.iter().enumerate() {
                 let jobs = jobs_by_host.entry(origin.authority()).or_default();
-                jobs.extend((0..meta.articles.len()).map(|article| Job { site, base, article }));
+                let owned = |&article: &usize| {
+                    share.is_none_or(|s| s.owns(&meta.name, &meta.articles[article], &meta.base_names[base]))
+                };
+                jobs.extend(
+                    (0..meta.articles.len())
+                        .filter(owned)
+                        .map(|article| Job { site, base, article }),
+                );
                 // Last: articles come first, and a host that asks us to stay
                 // away after them is not asked anything more.
                 if due(site, base) {

@@ -225,6 +225,11 @@ pub trait Store: Send + 'static {
             }],
         })
     }
+    /// Each base's latest result per article checked after `since`, as
+    /// any instance sharing the store wrote it (one instance alone: none).
+    fn latest_since(&mut self, _since: UnixMillis) -> Result<Vec<ProbeRecord>, StoreError> {
+        Ok(Vec::new())
+    }
     /// At shutdown: gives up the lease and the membership, so another
     /// instance leads at once rather than after the lease runs out.
     fn leave(&mut self, _instance: &str) -> Result<(), StoreError> {

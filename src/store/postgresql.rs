@@ -962,43 +962,44 @@ async fn write_rollups(
     Ok(())
 }
 
+/// The columns [`latest_record`] reads, in its order.
+const LATEST_COLUMNS: &str =
+    "SELECT site, base, article, is_primary, at, outcome, http_status, latency_ms, raw_hash, hash,
+    last_ok_at, text_len, title_words, page_flags, page_class, rules";
+
+fn latest_record(row: &tokio_postgres::Row) -> ProbeRecord {
+    let outcome: String = row.get(5);
+    ProbeRecord {
+        site: row.get::<_, String>(0).into(),
+        base: row.get::<_, String>(1).into(),
+        article: row.get::<_, String>(2).into(),
+        is_primary: row.get(3),
+        trusted: false,
+        observation: Observation {
+            outcome: Outcome::parse(&outcome).unwrap_or(Outcome::Connect),
+            http_status: row.get::<_, Option<i32>>(6).and_then(|s| u16::try_from(s).ok()),
+            latency_ms: u32::try_from(row.get::<_, i64>(7)).unwrap_or(u32::MAX),
+            raw_hash: hash_column(row.get(8)).map(|h| RawHash(h.0)),
+            hash: hash_column(row.get(9)),
+            page: PageFacts {
+                text_len: u32::try_from(row.get::<_, i64>(11)).unwrap_or(u32::MAX),
+                title_words: u32::try_from(row.get::<_, i64>(12)).unwrap_or(0),
+                flags: u8::try_from(row.get::<_, i32>(13)).unwrap_or(0),
+                class: class_parse(row.get(14)),
+            },
+            rules: row.get::<_, i64>(15) as u64,
+            checked_at: row.get(4),
+            last_ok_at: row.get(10),
+            validators: None,
+        },
+        verdict: None,
+    }
+}
+
 async fn load(client: &Client, latencies_per_base: usize) -> Result<StoredState, tokio_postgres::Error> {
     let mut state = StoredState::default();
-    let rows = client
-        .query(
-            "SELECT site, base, article, is_primary, at, outcome, http_status, latency_ms, raw_hash, hash, last_ok_at,
-                    text_len, title_words, page_flags, page_class, rules FROM latest",
-            &[],
-        )
-        .await?;
-    for row in rows {
-        let outcome: String = row.get(5);
-        state.latest.push(ProbeRecord {
-            site: row.get::<_, String>(0).into(),
-            base: row.get::<_, String>(1).into(),
-            article: row.get::<_, String>(2).into(),
-            is_primary: row.get(3),
-            trusted: false,
-            observation: Observation {
-                outcome: Outcome::parse(&outcome).unwrap_or(Outcome::Connect),
-                http_status: row.get::<_, Option<i32>>(6).and_then(|s| u16::try_from(s).ok()),
-                latency_ms: u32::try_from(row.get::<_, i64>(7)).unwrap_or(u32::MAX),
-                raw_hash: hash_column(row.get(8)).map(|h| RawHash(h.0)),
-                hash: hash_column(row.get(9)),
-                page: PageFacts {
-                    text_len: u32::try_from(row.get::<_, i64>(11)).unwrap_or(u32::MAX),
-                    title_words: u32::try_from(row.get::<_, i64>(12)).unwrap_or(0),
-                    flags: u8::try_from(row.get::<_, i32>(13)).unwrap_or(0),
-                    class: class_parse(row.get(14)),
-                },
-                rules: row.get::<_, i64>(15) as u64,
-                checked_at: row.get(4),
-                last_ok_at: row.get(10),
-                validators: None,
-            },
-            verdict: None,
-        });
-    }
+    let rows = client.query(&format!("{LATEST_COLUMNS} FROM latest"), &[]).await?;
+    state.latest = rows.iter().map(latest_record).collect();
     let rows = client
         .query(
             "SELECT site, article, hash, last_seen, text_len, title_words, page_flags, rules FROM versions",
@@ -1304,6 +1305,16 @@ impl Store for PostgresStore {
                 .collect();
             tx.commit().await?;
             Ok(Cluster { leader, members })
+        })
+    }
+
+    fn latest_since(&mut self, since: UnixMillis) -> Result<Vec<ProbeRecord>, StoreError> {
+        self.with(async |connection| {
+            let rows = connection
+                .client
+                .query(&format!("{LATEST_COLUMNS} FROM latest WHERE at > $1"), &[&since])
+                .await?;
+            Ok(rows.iter().map(latest_record).collect())
         })
     }
 

@@ -49,6 +49,7 @@ enum Command {
     LoadKept(oneshot::Sender<Result<Vec<Kept>, String>>),
     Heartbeat(Beat, oneshot::Sender<Result<Cluster, String>>),
     Leave(String, oneshot::Sender<()>),
+    LatestSince(UnixMillis, oneshot::Sender<Result<Vec<ProbeRecord>, String>>),
     Flush(oneshot::Sender<()>),
     Configure(Retention),
 }
@@ -165,6 +166,16 @@ impl StoreWriter {
         answer.await.map_err(|_| "the writer has stopped".to_string())?
     }
 
+    /// Results any instance wrote for checks after `since`.
+    pub async fn latest_since(&self, since: UnixMillis) -> Result<Vec<ProbeRecord>, String> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(Command::LatestSince(since, reply))
+            .await
+            .map_err(|_| "the writer has stopped".to_string())?;
+        answer.await.map_err(|_| "the writer has stopped".to_string())?
+    }
+
     pub async fn leave(&self, instance: String) {
         let (reply, answer) = oneshot::channel();
         if self.commands.send(Command::Leave(instance, reply)).await.is_ok() {
@@ -264,6 +275,17 @@ impl Writer {
                         .await
                         .unwrap_or_else(|e| Err(e.to_string()));
                         let _ = reply.send(cluster);
+                    }
+                    Some(Command::LatestSince(since, reply)) => {
+                        let store = self.store.clone();
+                        let found = tokio::task::spawn_blocking(move || {
+                            store.lock().map_err(|_| "the store lock is poisoned".to_string())?
+                                .latest_since(since)
+                                .map_err(|e| e.to_string())
+                        })
+                        .await
+                        .unwrap_or_else(|e| Err(e.to_string()));
+                        let _ = reply.send(found);
                     }
                     Some(Command::Leave(instance, reply)) => {
                         let store = self.store.clone();
