@@ -484,6 +484,7 @@ async fn an_instance_starts_while_postgresql_is_away_and_takes_up_what_was_kept(
             config: url.parse().unwrap(),
             name: "earlier".into(),
             verify_server: false,
+            password_file: None,
         })
         .unwrap();
         let listed = mirrorgate::store::Kept {

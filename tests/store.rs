@@ -50,6 +50,7 @@ fn target(url: &str) -> PostgresTarget {
         config: url.parse().unwrap(),
         name: "test".into(),
         verify_server: false,
+        password_file: None,
     }
 }
 
@@ -555,4 +556,48 @@ fn store_copy_refuses_a_store_with_rows_unless_forced_and_names_bad_input() {
         assert_eq!(out.status.code(), Some(2), "{from} -> {to}: {stderr}");
         assert!(stderr.contains(named), "{named} in {stderr}");
     }
+}
+
+#[test]
+fn the_password_file_is_read_again_at_every_connect() {
+    let Some(schema) = Schema::create("password_file") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("pg-password");
+    // This server trusts loopback: the password is not checked, but the
+    // file must be read for each new connection.
+    std::fs::write(&file, "first\n").unwrap();
+    let url = format!("{}&application_name={}", schema.url(), schema.name);
+    let mut store = PostgresStore::open(PostgresTarget {
+        password_file: Some(file.clone()),
+        ..target(&url)
+    })
+    .unwrap();
+    store
+        .record_round(&[record("https://p", "/a", 60_000, true, 1)])
+        .unwrap();
+    std::fs::remove_file(&file).unwrap();
+    schema.query_text(&format!(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = '{}'",
+        schema.name
+    ));
+    let mut errors = Vec::new();
+    for _ in 0..3 {
+        match store.record_round(&[record("https://p", "/a", 120_000, true, 2)]) {
+            Ok(()) => panic!("reconnected without reading the password file"),
+            Err(e) => errors.push(e.to_string()),
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        errors
+            .last()
+            .is_some_and(|e| e.contains("store.password_file") && e.contains("pg-password")),
+        "{errors:?}"
+    );
+    std::fs::write(&file, "second\n").unwrap();
+    store
+        .record_round(&[record("https://p", "/a", 120_000, true, 2)])
+        .unwrap();
 }

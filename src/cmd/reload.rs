@@ -93,6 +93,7 @@ pub fn changes(old: &Config, new: &Config, log_level_reloads: bool) -> Vec<(Stri
             ost.postgres.as_ref().map(|p| &p.url) != nst.postgres.as_ref().map(|p| &p.url),
             RestartNeeded,
         ),
+        // Its contents are read at every connect; which file, at start.
         (
             "store.password_file",
             ost.password_file != nst.password_file,

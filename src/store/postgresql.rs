@@ -172,6 +172,9 @@ pub struct PostgresTarget {
     /// `sslmode=verify-ca` or `verify-full`: TLS checks the server's
     /// certificate, not only encrypts.
     pub verify_server: bool,
+    /// Read again at every connect: a rotated password (a reload, a new
+    /// systemd credential) is used from the next connection on.
+    pub password_file: Option<std::path::PathBuf>,
 }
 
 impl PostgresTarget {
@@ -188,13 +191,7 @@ impl PostgresTarget {
             .parse()
             .map_err(|e: tokio_postgres::Error| fail(format!("not a PostgreSQL URL: {e}")))?;
         if let Some(file) = password_file {
-            let text = std::fs::read_to_string(file).map_err(|e| {
-                fail(format!(
-                    "store.password_file \"{}\" cannot be read: {e}",
-                    file.display()
-                ))
-            })?;
-            connect.password(text.lines().next().unwrap_or("").trim_end_matches('\r'));
+            connect.password(read_password(file).map_err(fail)?);
         }
         // Without one, a host that drops packets holds the start forever.
         if connect.get_connect_timeout().is_none() {
@@ -207,8 +204,16 @@ impl PostgresTarget {
             config: connect,
             name: config.shown.clone(),
             verify_server: config.verify_server,
+            password_file: password_file.map(Path::to_path_buf),
         })
     }
+}
+
+/// The password file's first line.
+fn read_password(file: &Path) -> Result<String, String> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| format!("store.password_file \"{}\" cannot be read: {e}", file.display()))?;
+    Ok(text.lines().next().unwrap_or("").trim_end_matches('\r').to_string())
 }
 
 pub struct PostgresStore {
@@ -289,7 +294,15 @@ impl PostgresStore {
     }
 
     fn connect(&mut self) -> Result<(), Unconnected> {
-        let config = self.target.config.clone();
+        let mut config = self.target.config.clone();
+        if let Some(file) = &self.target.password_file {
+            match read_password(file) {
+                Ok(password) => {
+                    config.password(password);
+                }
+                Err(message) => return Err(Unconnected::Away(self.error(message))),
+            }
+        }
         let verify_server = self.target.verify_server;
         let connected = self.runtime().block_on(async move {
             let client = if config.get_ssl_mode() == SslMode::Disable {
