@@ -187,6 +187,67 @@ async fn a_restart_neither_sends_a_firing_again_nor_loses_its_resolved() {
     assert_eq!(statuses(&hook), ["firing", "resolved"]);
 }
 
+#[tokio::test]
+async fn a_sink_added_by_sighup_is_told_and_one_removed_is_not() {
+    let primary = serving_article(Page::Primary).await;
+    let mirror = TestOrigin::start(Behavior::Hang).await;
+    let hook = receiver(0, false).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("mirrorgate.toml");
+    let site = SiteSpec::new("news", primary.url(), vec![mirror.url()], vec![ARTICLE]);
+    let text = config_text(
+        &dir.path().join("store.db"),
+        "interval = \"1s\"\ntimeout = \"1s\"\nper_host_rate = 100",
+        &[site],
+    );
+    // No sink at start: the mirror goes down unannounced.
+    std::fs::write(&config, &text).unwrap();
+    let daemon = Daemon::start(&config);
+    rounds_completed(&daemon, 3).await;
+    let sink = format!(
+        "\n[[alerts]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"{}\"\nfor = \"1s\"\nmin_severity = \"critical\"\n",
+        hook.url
+    );
+    std::fs::write(&config, format!("{text}{sink}")).unwrap();
+    daemon.signal("HUP");
+    let firing = eventually("the down alert after the reload", Duration::from_secs(30), || {
+        let bodies = hook.bodies.clone();
+        async move { bodies.lock().unwrap().iter().find(|b| b["status"] == "firing").cloned() }
+    })
+    .await;
+    assert_eq!(firing["base"], mirror.url().as_str(), "{firing}");
+    let applied = daemon.log_entries(&[("key", "alerts"), ("message", "config key changed; applied")]);
+    assert_eq!(applied.len(), 1, "{}", daemon.log());
+    let metrics = get_text(&daemon.url("/metrics")).await;
+    assert!(
+        metric(&metrics, "mirrorgate_alerts_total{sink=\"hook\",result=\"delivered\"}").is_some_and(|n| n >= 1.0),
+        "{metrics}"
+    );
+
+    // Removed again: it is not told that the mirror came back.
+    std::fs::write(&config, &text).unwrap();
+    daemon.signal("HUP");
+    eventually("the second reload", Duration::from_secs(10), || async {
+        (daemon.log_entries(&[("message", "config reloaded")]).len() >= 2).then_some(())
+    })
+    .await;
+    mirror.set_path(ARTICLE, Behavior::Page(Page::Primary.on(&mirror)));
+    mirror.set(Behavior::Status(404));
+    eventually("the mirror back", Duration::from_secs(30), || {
+        let url = daemon.url("/status");
+        let mirror = mirror.url();
+        async move {
+            let status = get_json(&url).await;
+            (base_summary(&status["sites"][0], &mirror)["state"] == "up").then_some(())
+        }
+    })
+    .await;
+    rounds_completed(&daemon, 8).await;
+    assert_eq!(statuses(&hook), ["firing"], "a removed sink is told nothing more");
+    let metrics = get_text(&daemon.url("/metrics")).await;
+    assert!(!metrics.contains("sink=\"hook\""), "{metrics}");
+}
+
 #[test]
 fn bad_alert_config_is_located() {
     let dir = tempfile::tempdir().unwrap();

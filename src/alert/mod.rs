@@ -43,7 +43,76 @@ pub struct SinkCounters {
     pub dropped: AtomicU64,
 }
 
-pub type Counters = Arc<Vec<(String, Arc<SinkCounters>)>>;
+/// Per sink, in config order; swapped when a reload changes the sinks.
+pub type Counters = Arc<arc_swap::ArcSwap<Vec<(String, Arc<SinkCounters>)>>>;
+
+/// The running alert tasks: their counters, and where a reload sends the
+/// new `[[alerts]]`.
+#[derive(Clone)]
+pub struct Alerts {
+    pub counters: Counters,
+    reconfigure: mpsc::Sender<Vec<SinkConfig>>,
+}
+
+impl Alerts {
+    /// Takes the sinks of a reloaded config: a sink whose entry is
+    /// unchanged keeps its queue and counts, a changed or new one starts
+    /// afresh, a removed one sends what it has queued and stops.
+    pub async fn reconfigure(&self, sinks: Vec<SinkConfig>) {
+        let _ = self.reconfigure.send(sinks).await;
+    }
+}
+
+/// One sink as it runs.
+struct Running {
+    config: SinkConfig,
+    queue: mpsc::Sender<Notification>,
+    counters: Arc<SinkCounters>,
+}
+
+/// The sinks `configs` asks for, reusing from `old` what did not change.
+fn start_sinks(
+    configs: Vec<SinkConfig>,
+    old: Vec<Running>,
+    client: &reqwest::Client,
+    stop: &CancellationToken,
+) -> Vec<Running> {
+    let mut old = old;
+    configs
+        .into_iter()
+        .map(|config| {
+            let same = old
+                .iter()
+                .position(|r| format!("{:?}", r.config) == format!("{config:?}"));
+            match same {
+                Some(index) => old.swap_remove(index),
+                None => {
+                    let (queue, rx) = mpsc::channel(QUEUE);
+                    let counters = Arc::new(SinkCounters::default());
+                    tokio::spawn(deliver(
+                        config.clone(),
+                        client.clone(),
+                        rx,
+                        counters.clone(),
+                        stop.clone(),
+                    ));
+                    Running {
+                        config,
+                        queue,
+                        counters,
+                    }
+                }
+            }
+        })
+        .collect()
+}
+
+fn counters_of(running: &[Running]) -> Vec<(String, Arc<SinkCounters>)> {
+    running
+        .iter()
+        .map(|r| (r.config.name.clone(), r.counters.clone()))
+        .collect()
+}
 
 /// Notifications waiting per sink, at most.
 const QUEUE: usize = 1000;
@@ -162,53 +231,46 @@ pub fn spawn(
     leads: impl Fn() -> bool + Send + 'static,
     book: Arc<Book>,
     stop: CancellationToken,
-) -> Counters {
+) -> Alerts {
     let client = reqwest::Client::builder()
         .timeout(SEND_TIMEOUT)
         .user_agent(format!("mirrorgate/{}", env!("CARGO_PKG_VERSION")))
         .build()
         .unwrap_or_default();
-    let mut senders = Vec::new();
-    let mut counters = Vec::new();
-    for sink in &sinks {
-        let (tx, rx) = mpsc::channel(QUEUE);
-        let sink_counters = Arc::new(SinkCounters::default());
-        tokio::spawn(deliver(
-            sink.clone(),
-            client.clone(),
-            rx,
-            sink_counters.clone(),
-            stop.clone(),
-        ));
-        senders.push(tx);
-        counters.push((sink.name.clone(), sink_counters));
-    }
-    let counters: Counters = Arc::new(counters);
-    let dropped = counters.clone();
+    let mut running = start_sinks(sinks, Vec::new(), &client, &stop);
+    let counters: Counters = Arc::new(arc_swap::ArcSwap::from_pointee(counters_of(&running)));
+    let (reconfigure, mut reconfigured) = mpsc::channel(4);
+    let published = counters.clone();
     tokio::spawn(async move {
-        // Sinks no longer configured owe nothing.
-        book.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .retain(|name, _| sinks.iter().any(|s| &s.name == name));
         loop {
+            // Sinks no longer configured owe nothing.
+            book.0
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .retain(|name, _| running.iter().any(|r| &r.config.name == name));
             tokio::select! {
                 _ = stop.cancelled() => return,
+                Some(sinks) = reconfigured.recv() => {
+                    running = start_sinks(sinks, std::mem::take(&mut running), &client, &stop);
+                    published.store(Arc::new(counters_of(&running)));
+                    continue;
+                }
                 _ = tokio::time::sleep(EVERY) => {}
             }
-            if !leads() {
+            if running.is_empty() || !leads() {
                 continue;
             }
             let now = now_ms();
             let current = conditions(&snapshots.load(), &health());
             let mut book = book.0.lock().unwrap_or_else(|e| e.into_inner());
-            for (index, sink) in sinks.iter().enumerate() {
+            for sink in &running {
+                let config = &sink.config;
                 let wanted: Vec<&Condition> = current
                     .iter()
-                    .filter(|c| c.severity >= sink.min_severity)
-                    .filter(|c| sink.sites.is_empty() || c.site.as_ref().is_none_or(|s| sink.sites.contains(s)))
+                    .filter(|c| c.severity >= config.min_severity)
+                    .filter(|c| config.sites.is_empty() || c.site.as_ref().is_none_or(|s| config.sites.contains(s)))
                     .collect();
-                let table = book.entry(sink.name.clone()).or_default();
+                let table = book.entry(config.name.clone()).or_default();
                 let mut outgoing = Vec::new();
                 for condition in &wanted {
                     let entry = table.entry(condition.key.clone()).or_insert_with(|| Held {
@@ -217,9 +279,9 @@ pub fn spawn(
                         condition: (*condition).clone(),
                     });
                     entry.condition = (*condition).clone();
-                    if !entry.fired && now - entry.since >= sink.hold.as_millis() as i64 {
+                    if !entry.fired && now - entry.since >= config.hold.as_millis() as i64 {
                         entry.fired = true;
-                        outgoing.push(notification(sink, condition, "firing", entry.since, now));
+                        outgoing.push(notification(config, condition, "firing", entry.since, now));
                     }
                 }
                 let cleared: Vec<String> = table
@@ -231,18 +293,18 @@ pub fn spawn(
                     if let Some(held) = table.remove(&key)
                         && held.fired
                     {
-                        outgoing.push(notification(sink, &held.condition, "resolved", held.since, now));
+                        outgoing.push(notification(config, &held.condition, "resolved", held.since, now));
                     }
                 }
                 for message in outgoing {
-                    if senders[index].try_send(message).is_err() {
-                        dropped[index].1.dropped.fetch_add(1, Ordering::Relaxed);
+                    if sink.queue.try_send(message).is_err() {
+                        sink.counters.dropped.fetch_add(1, Ordering::Relaxed);
                     }
                 }
             }
         }
     });
-    counters
+    Alerts { counters, reconfigure }
 }
 
 fn notification(

@@ -45,11 +45,11 @@ pub fn changes(old: &Config, new: &Config, log_level_reloads: bool) -> Vec<(Stri
             .collect::<Vec<_>>()
     };
     let keys: [(&'static str, bool, Effect); 40] = [
-        // Sinks are started with the daemon.
+        // A changed sink starts afresh; the others keep their queues.
         (
             "alerts",
             format!("{:?}", old.alerts) != format!("{:?}", new.alerts),
-            RestartNeeded,
+            Applied,
         ),
         ("server.listen", os.listen != ns.listen, RestartNeeded),
         ("server.workers", os.workers != ns.workers, RestartNeeded),
@@ -218,6 +218,8 @@ pub struct Reloader {
     pub grace_ms: Arc<AtomicU64>,
     pub writer: StoreWriter,
     pub geo: crate::vantage::geoip::Geo,
+    /// The alert tasks, which take the reloaded `[[alerts]]`.
+    pub alerts: crate::alert::Alerts,
     /// Articles discovery found, merged into every catalog built here.
     pub discovered: crate::discover::task::Discovered,
     /// The sites as configured, for the discovery loop to follow.
@@ -345,6 +347,9 @@ impl Reloader {
         }
         self.grace_ms
             .store(config.server.shutdown_grace.as_millis() as u64, Ordering::Relaxed);
+        if format!("{:?}", self.running.alerts) != format!("{:?}", config.alerts) {
+            self.alerts.reconfigure(config.alerts.clone()).await;
+        }
         self.writer
             .configure(
                 config.store.retention,

@@ -208,9 +208,8 @@ impl Daemon {
             tokio::spawn(vantage.clone().upkeep(snapshots.clone(), shutdown.clone()));
         }
         tokio::spawn(keeper.clone().run(writer.clone(), shutdown.clone()));
-        let alerts = if config.alerts.is_empty() {
-            Default::default()
-        } else {
+        // Spawned even with no [[alerts]]: a reload may add some.
+        let alerts = {
             let (store_health, reload_counters, view) = (writer.health.clone(), counters.clone(), countries.clone());
             crate::alert::spawn(
                 config.alerts.clone(),
@@ -235,7 +234,7 @@ impl Daemon {
             )
         };
         let app = AppState {
-            alerts,
+            alerts: alerts.counters.clone(),
             listed,
             discovery: discovery.clone(),
             discovered: discovered.clone(),
@@ -283,6 +282,7 @@ impl Daemon {
                 grace_ms: grace_ms.clone(),
                 writer: writer.clone(),
                 geo,
+                alerts: alerts.clone(),
             };
             tokio::spawn(reloader.run(shutdown.clone()))
         });

@@ -468,6 +468,7 @@ fn render_vantage(out: &mut String, snapshot: &Snapshot, vantage: &crate::vantag
 
 /// Each alert sink's deliveries.
 pub fn render_alerts(counters: &crate::alert::Counters) -> String {
+    let counters = counters.load();
     let mut out = String::new();
     if counters.is_empty() {
         return out;
