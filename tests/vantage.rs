@@ -330,6 +330,96 @@ async fn agents_and_country_states_come_back_after_a_restart() {
 }
 
 #[tokio::test]
+async fn a_reload_changes_the_agents_and_keeps_what_the_others_reported() {
+    let primary = serving_article(Page::Primary).await;
+    let mirror = serving_article(Page::Primary).await;
+    let dir = tempfile::tempdir().unwrap();
+    let site = SiteSpec::new("news", primary.url(), vec![mirror.url()], vec![ARTICLE]);
+    let config = vantage_config(dir.path(), &[site], "3s");
+    let daemon = Daemon::start(&config);
+    rounds_completed(&daemon, 1).await;
+    let detail = get_json(&daemon.url("/status/news")).await;
+    let reference = article_of(&detail, ARTICLE)["reference"].as_str().unwrap().to_string();
+    for cycle in 0..2 {
+        for (_, _, token) in &TOKENS[..2] {
+            let work = work(&daemon, token).await;
+            let report = json!({
+                "work_id": work["work_id"], "control_ok": true,
+                "results": [probed(&primary.url(), "connect", None), probed(&mirror.url(), "ok", Some(&reference))]
+            });
+            assert_eq!(post(&daemon, token, &report).await.0, 200);
+        }
+        if cycle == 0 {
+            tokio::time::sleep(Duration::from_millis(3100)).await;
+        }
+    }
+    let before = eventually("CN decided", Duration::from_secs(10), || {
+        let url = daemon.url("/status");
+        let primary = primary.url();
+        async move {
+            let status = get_json(&url).await;
+            (country_of(&status, &primary, "CN")["state"] == "blocked").then_some(status)
+        }
+    })
+    .await;
+
+    // se-1 leaves, se-2 joins: one reload, no restart.
+    let text = std::fs::read_to_string(&config).unwrap();
+    let se2_token = dir.path().join("se-2.token");
+    std::fs::write(&se2_token, "se-two-token-0123456789\n").unwrap();
+    let se1 = format!(
+        "\n[[vantage.agents]]\nname = \"se-1\"\ncountry = \"SE\"\ntoken_file = \"{}\"\n",
+        dir.path().join("se-1.token").display()
+    );
+    assert!(text.contains(&se1), "{text}");
+    let se2 = format!(
+        "\n[[vantage.agents]]\nname = \"se-2\"\ncountry = \"SE\"\ntoken_file = \"{}\"\n",
+        se2_token.display()
+    );
+    std::fs::write(&config, text.replace(&se1, &se2)).unwrap();
+    daemon.signal("HUP");
+    eventually("the reload", Duration::from_secs(10), || async {
+        (!daemon.log_entries(&[("message", "config reloaded")]).is_empty()).then_some(())
+    })
+    .await;
+    let applied = daemon.log_entries(&[("key", "vantage.agents"), ("message", "config key changed; applied")]);
+    assert_eq!(applied.len(), 1, "{}", daemon.log());
+    assert_eq!(work(&daemon, "se-two-token-0123456789").await["country"], "SE");
+    let gone = client()
+        .get(daemon.url("/agent/v1/work"))
+        .bearer_auth(TOKENS[2].2)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gone.status(), 401, "a removed agent's token no longer works");
+    // The view is published every half cycle.
+    let after = eventually("the new agents in /status", Duration::from_secs(10), || {
+        let url = daemon.url("/status");
+        async move {
+            let status = get_json(&url).await;
+            let names: Vec<String> = status["agents"]
+                .as_array()?
+                .iter()
+                .filter_map(|a| Some(a["name"].as_str()?.to_string()))
+                .collect();
+            (names == ["cn-1", "cn-2", "se-2"]).then_some(status)
+        }
+    })
+    .await;
+    assert_eq!(
+        country_of(&after, &primary.url(), "CN"),
+        country_of(&before, &primary.url(), "CN"),
+        "{after}"
+    );
+    let cn1 = |status: &serde_json::Value| status["agents"][0]["results_accepted"].clone();
+    assert_eq!(cn1(&after), cn1(&before));
+    assert_eq!(
+        location_for(&daemon, Some(READER_CN)).await,
+        format!("{}{ARTICLE}", mirror.url())
+    );
+}
+
+#[tokio::test]
 async fn results_are_checked_against_the_work_given() {
     let primary = serving(Page::Primary).await;
     let mirror = serving(Page::Faithful).await;

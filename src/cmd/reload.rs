@@ -44,6 +44,11 @@ pub fn changes(old: &Config, new: &Config, log_level_reloads: bool) -> Vec<(Stri
             .map(|a| (a.name.clone(), a.country, a.asn, a.token.clone()))
             .collect::<Vec<_>>()
     };
+    let vantage = if ov.agents.is_empty() == nv.agents.is_empty() {
+        Applied
+    } else {
+        RestartNeeded
+    };
     let keys: [(&'static str, bool, Effect); 40] = [
         // A changed sink starts afresh; the others keep their queues.
         (
@@ -80,12 +85,13 @@ pub fn changes(old: &Config, new: &Config, log_level_reloads: bool) -> Vec<(Stri
             Applied,
         ),
         ("geoip.asn_db", old.geoip.asn_db != new.geoip.asn_db, Applied),
-        // The agents' board is built at start with its state.
-        ("vantage.control_url", ov.control_url != nv.control_url, RestartNeeded),
-        ("vantage.quorum", ov.quorum != nv.quorum, RestartNeeded),
-        ("vantage.cycle", ov.cycle != nv.cycle, RestartNeeded),
-        ("vantage.sample", ov.sample != nv.sample, RestartNeeded),
-        ("vantage.agents", agents(ov) != agents(nv), RestartNeeded),
+        // The agents' board is rebuilt, keeping what it knew by name; only
+        // starting with no agent at all, or ending with none, needs a restart.
+        ("vantage.control_url", ov.control_url != nv.control_url, vantage),
+        ("vantage.quorum", ov.quorum != nv.quorum, vantage),
+        ("vantage.cycle", ov.cycle != nv.cycle, vantage),
+        ("vantage.sample", ov.sample != nv.sample, vantage),
+        ("vantage.agents", agents(ov) != agents(nv), vantage),
         ("store.backend", ost.backend != nst.backend, RestartNeeded),
         ("store.path", ost.path != nst.path, RestartNeeded),
         (
@@ -220,6 +226,8 @@ pub struct Reloader {
     pub geo: crate::vantage::geoip::Geo,
     /// The alert tasks, which take the reloaded `[[alerts]]`.
     pub alerts: crate::alert::Alerts,
+    /// The agents' side, rebuilt for the reloaded `[vantage]` and sites.
+    pub vantage: Option<crate::vantage::Vantage>,
     /// Articles discovery found, merged into every catalog built here.
     pub discovered: crate::discover::task::Discovered,
     /// The sites as configured, for the discovery loop to follow.
@@ -349,6 +357,11 @@ impl Reloader {
             .store(config.server.shutdown_grace.as_millis() as u64, Ordering::Relaxed);
         if format!("{:?}", self.running.alerts) != format!("{:?}", config.alerts) {
             self.alerts.reconfigure(config.alerts.clone()).await;
+        }
+        if let Some(vantage) = &self.vantage
+            && !config.vantage.agents.is_empty()
+        {
+            vantage.reconfigure(&config, self.geo.clone());
         }
         self.writer
             .configure(

@@ -241,7 +241,7 @@ impl Daemon {
             reports,
             geo: geo.clone(),
             countries,
-            vantage,
+            vantage: vantage.clone(),
             snapshots: snapshots.clone(),
             evidence: evidence.clone(),
             counters: counters.clone(),
@@ -283,6 +283,7 @@ impl Daemon {
                 writer: writer.clone(),
                 geo,
                 alerts: alerts.clone(),
+                vantage: vantage.clone(),
             };
             tokio::spawn(reloader.run(shutdown.clone()))
         });

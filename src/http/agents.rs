@@ -28,7 +28,8 @@ fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<(Vantage, usize
         .and_then(|v| v.to_str().ok())
         .and_then(bearer_token)
         .unwrap_or("");
-    let Some(agent) = Board::agent_for_token(&vantage.config, presented) else {
+    let config = vantage.config.load();
+    let Some(agent) = Board::agent_for_token(&config, presented) else {
         let mut response = error(
             StatusCode::UNAUTHORIZED,
             "an agent's bearer token is required".into(),
@@ -40,7 +41,7 @@ fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<(Vantage, usize
         );
         return Err(Box::new(response));
     };
-    let name = &vantage.config.agents[agent].name;
+    let name = &config.agents[agent].name;
     if let Some(claimed) = headers.get(AGENT_NAME_HEADER).and_then(|v| v.to_str().ok())
         && claimed != name
     {

@@ -36,7 +36,8 @@ const AGENT_BURST: u32 = 10;
 pub struct Vantage {
     pub board: Arc<Mutex<Board>>,
     pub view: Arc<ArcSwap<VantageView>>,
-    pub config: Arc<VantageConfig>,
+    /// Swapped by a reload, with the board.
+    pub config: Arc<ArcSwap<VantageConfig>>,
     limiter: Arc<DefaultKeyedRateLimiter<usize>>,
 }
 
@@ -59,7 +60,7 @@ impl crate::state::kept::Keeps for Vantage {
 
 impl Vantage {
     pub fn new(board: Board, view: Arc<ArcSwap<VantageView>>) -> Self {
-        let config = Arc::new(board.config().clone());
+        let config = Arc::new(ArcSwap::from_pointee(board.config().clone()));
         let quota = Quota::per_second(std::num::NonZeroU32::new(AGENT_REQUESTS_PER_SECOND).expect("nonzero"))
             .allow_burst(std::num::NonZeroU32::new(AGENT_BURST).expect("nonzero"));
         Vantage {
@@ -68,6 +69,17 @@ impl Vantage {
             config,
             limiter: Arc::new(RateLimiter::keyed(quota)),
         }
+    }
+
+    /// A reloaded config: a board for its agents and sites, holding what
+    /// the old one knew of the agents and bases still configured (by
+    /// name, as a restart would).
+    pub fn reconfigure(&self, config: &crate::config::Config, geo: crate::vantage::geoip::Geo) {
+        let mut fresh = Board::new(config, geo);
+        let mut board = self.board.lock().unwrap_or_else(|e| e.into_inner());
+        fresh.restore_kept(&board.export_kept());
+        *board = fresh;
+        self.config.store(Arc::new(config.vantage.clone()));
     }
 
     /// Whether `agent` may make another request now.
@@ -89,8 +101,8 @@ impl Vantage {
     /// an agent's answers are compared with), lets silent agents lapse and
     /// publishes the view.
     pub async fn upkeep(self, snapshots: Snapshots, shutdown: CancellationToken) {
-        let period = (self.config.cycle / 2).max(Duration::from_millis(200));
         loop {
+            let period = (self.config.load().cycle / 2).max(Duration::from_millis(200));
             let hosts = self.board.lock().unwrap_or_else(|e| e.into_inner()).hosts();
             for (host, port) in hosts {
                 let host_only = host.trim_start_matches('[').trim_end_matches(']').to_string();
