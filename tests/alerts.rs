@@ -163,7 +163,7 @@ async fn a_restart_neither_sends_a_firing_again_nor_loses_its_resolved() {
     rounds_completed(&daemon, 3).await;
     assert_eq!(statuses(&hook), ["firing"], "after kill -9");
     daemon.signal("TERM");
-    assert_eq!(daemon.wait_exit(Duration::from_secs(30)), Some(0));
+    assert_eq!(daemon.exited(Duration::from_secs(30)).await, Some(0));
     let daemon = Daemon::start(&config);
     rounds_completed(&daemon, 3).await;
     assert_eq!(statuses(&hook), ["firing"], "after SIGTERM");

@@ -66,7 +66,7 @@ async fn only_mirrors_that_serve_the_article_now_are_listed() {
     // A restart does not make the mirror new: created_at is kept.
     let created_at = alternatives[0]["created_at"].clone();
     daemon.signal("TERM");
-    assert_eq!(daemon.wait_exit(std::time::Duration::from_secs(30)), Some(0));
+    assert_eq!(daemon.exited(std::time::Duration::from_secs(30)).await, Some(0));
     let daemon = Daemon::start(&config);
     let again = eventually("the mirror listed again", std::time::Duration::from_secs(30), || {
         let url = daemon.url("/mirrors.json");

@@ -288,7 +288,7 @@ async fn agents_and_country_states_come_back_after_a_restart() {
         format!("{}{ARTICLE}", mirror.url())
     );
     daemon.signal("TERM");
-    assert_eq!(daemon.wait_exit(Duration::from_secs(30)), Some(0));
+    assert_eq!(daemon.exited(Duration::from_secs(30)).await, Some(0));
 
     let daemon = Daemon::start(&config);
     let after = eventually("the view published", Duration::from_secs(10), || {

@@ -415,6 +415,19 @@ impl Daemon {
         assert!(status.success());
     }
 
+    /// As [`wait_exit`](Self::wait_exit), without holding the test's
+    /// runtime: the origins on it keep answering the daemon's last probes.
+    pub async fn exited(&mut self, within: Duration) -> Option<i32> {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        None
+    }
+
     /// Waits for exit, returning the exit code.
     pub fn wait_exit(&mut self, within: Duration) -> Option<i32> {
         let deadline = Instant::now() + within;
