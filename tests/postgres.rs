@@ -613,15 +613,16 @@ async fn instances_share_the_probes_and_each_serves_every_pair() {
     }
     // Two rounds after all three know each other: each pair is probed,
     // and about once per interval across the cluster, not three times.
+    // (A generous window: a loaded machine may stretch a round.)
     tokio::time::sleep(Duration::from_secs(2)).await;
     let since = now_ms();
-    tokio::time::sleep(Duration::from_secs(6)).await;
+    tokio::time::sleep(Duration::from_secs(10)).await;
     let (total, probed) = probed_since(&schema, since);
     assert_eq!(probed, pairs, "every pair probed: {total} probes");
-    let per_pair_per_interval = total as f64 / pairs as f64 / 3.0;
+    let per_pair_per_interval = total as f64 / pairs as f64 / 5.0;
     assert!(
         per_pair_per_interval <= 1.7,
-        "{total} probes of {pairs} pairs in three intervals: {per_pair_per_interval:.2} per pair per interval"
+        "{total} probes of {pairs} pairs in five intervals: {per_pair_per_interval:.2} per pair per interval"
     );
     // Each instance serves every pair, those the others probe included.
     for daemon in daemons.iter().flatten() {
@@ -656,7 +657,7 @@ async fn instances_share_the_probes_and_each_serves_every_pair() {
     .await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let since = now_ms();
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    tokio::time::sleep(Duration::from_secs(8)).await;
     let (total, probed) = probed_since(&schema, since);
     assert_eq!(probed, pairs, "no pair left behind after the kill: {total} probes");
 }

@@ -100,6 +100,41 @@ async fn location_for(daemon: &Daemon, reader: Option<&str>) -> String {
     response.headers()["location"].to_str().unwrap().to_string()
 }
 
+/// Both CN agents report, over two cycles of `cycle`, the primary reset at
+/// TCP and the mirror fine; returns /status once CN counts the primary as
+/// blocked.
+async fn cn_blocks_the_primary(
+    daemon: &Daemon,
+    primary: &str,
+    mirror: &str,
+    reference: &str,
+    cycle: Duration,
+) -> Value {
+    for round in 0..2 {
+        for (_, _, token) in &TOKENS[..2] {
+            let work = work(daemon, token).await;
+            let report = json!({
+                "work_id": work["work_id"], "control_ok": true,
+                "results": [probed(primary, "connect", None), probed(mirror, "ok", Some(reference))]
+            });
+            let (status, answer) = post(daemon, token, &report).await;
+            assert_eq!(status, 200, "{answer}");
+        }
+        if round == 0 {
+            tokio::time::sleep(cycle + Duration::from_millis(100)).await;
+        }
+    }
+    eventually("CN decided", Duration::from_secs(10), || {
+        let url = daemon.url("/status");
+        let primary = primary.to_string();
+        async move {
+            let status = get_json(&url).await;
+            (country_of(&status, &primary, "CN")["state"] == "blocked").then_some(status)
+        }
+    })
+    .await
+}
+
 fn country_of(status: &Value, base: &str, country: &str) -> Value {
     base_summary(&status["sites"][0], base)["countries"][country].clone()
 }
@@ -259,29 +294,13 @@ async fn agents_and_country_states_come_back_after_a_restart() {
     rounds_completed(&daemon, 1).await;
     let detail = get_json(&daemon.url("/status/news")).await;
     let reference = article_of(&detail, ARTICLE)["reference"].as_str().unwrap().to_string();
-    // Two cycles of both CN agents: the primary reset at TCP, the mirror fine.
-    for cycle in 0..2 {
-        for (_, _, token) in &TOKENS[..2] {
-            let work = work(&daemon, token).await;
-            let report = json!({
-                "work_id": work["work_id"], "control_ok": true,
-                "results": [probed(&primary.url(), "connect", None), probed(&mirror.url(), "ok", Some(&reference))]
-            });
-            let (status, answer) = post(&daemon, token, &report).await;
-            assert_eq!(status, 200, "{answer}");
-        }
-        if cycle == 0 {
-            tokio::time::sleep(Duration::from_millis(3100)).await;
-        }
-    }
-    let before = eventually("CN decided", Duration::from_secs(10), || {
-        let url = daemon.url("/status");
-        let primary = primary.url();
-        async move {
-            let status = get_json(&url).await;
-            (country_of(&status, &primary, "CN")["state"] == "blocked").then_some(status)
-        }
-    })
+    let before = cn_blocks_the_primary(
+        &daemon,
+        &primary.url(),
+        &mirror.url(),
+        &reference,
+        Duration::from_secs(3),
+    )
     .await;
     assert_eq!(
         location_for(&daemon, Some(READER_CN)).await,
@@ -340,27 +359,13 @@ async fn a_reload_changes_the_agents_and_keeps_what_the_others_reported() {
     rounds_completed(&daemon, 1).await;
     let detail = get_json(&daemon.url("/status/news")).await;
     let reference = article_of(&detail, ARTICLE)["reference"].as_str().unwrap().to_string();
-    for cycle in 0..2 {
-        for (_, _, token) in &TOKENS[..2] {
-            let work = work(&daemon, token).await;
-            let report = json!({
-                "work_id": work["work_id"], "control_ok": true,
-                "results": [probed(&primary.url(), "connect", None), probed(&mirror.url(), "ok", Some(&reference))]
-            });
-            assert_eq!(post(&daemon, token, &report).await.0, 200);
-        }
-        if cycle == 0 {
-            tokio::time::sleep(Duration::from_millis(3100)).await;
-        }
-    }
-    let before = eventually("CN decided", Duration::from_secs(10), || {
-        let url = daemon.url("/status");
-        let primary = primary.url();
-        async move {
-            let status = get_json(&url).await;
-            (country_of(&status, &primary, "CN")["state"] == "blocked").then_some(status)
-        }
-    })
+    let before = cn_blocks_the_primary(
+        &daemon,
+        &primary.url(),
+        &mirror.url(),
+        &reference,
+        Duration::from_secs(3),
+    )
     .await;
 
     // se-1 leaves, se-2 joins: one reload, no restart.

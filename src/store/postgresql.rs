@@ -242,20 +242,10 @@ struct Statements {
 impl PostgresStore {
     /// Connects, applies missing migrations and prepares the statements.
     pub fn open(target: PostgresTarget) -> Result<Self, StoreError> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| StoreError {
-                path: target.name.clone(),
-                source: e.into(),
-            })?;
-        let mut store = PostgresStore {
-            target,
-            runtime: Some(runtime),
-            connection: None,
-        };
-        store.connect().map_err(Unconnected::into_error)?;
-        Ok(store)
+        match Self::open_or_away(target)? {
+            (store, None) => Ok(store),
+            (_, Some(away)) => Err(away),
+        }
     }
 
     /// As [`open`](Self::open), but a server that cannot be reached (or
