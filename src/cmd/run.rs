@@ -506,26 +506,24 @@ async fn probe_rounds(rounds: Rounds) {
 /// be reached now is not fatal (the daemon serves from memory and its
 /// writer keeps trying); the reason comes back beside the store.
 pub fn open_store_or_away(config: &StoreConfig) -> Result<(Box<dyn Store>, Option<StoreError>), StoreError> {
-    match (config.backend, &config.postgres) {
+    Ok(match (config.backend, &config.postgres) {
         (StoreBackend::Postgres, Some(postgres)) => {
             let (store, away) =
                 PostgresStore::open_or_away(PostgresTarget::of(postgres, config.password_file.as_deref())?)?;
-            Ok((Box::new(store), away))
+            (Box::new(store), away)
         }
-        _ => Ok((open_store(config)?, None)),
-    }
+        (StoreBackend::None, _) => (Box::new(NullStore), None),
+        _ => (Box::new(SqliteStore::open(&config.path, config.busy_timeout)?), None),
+    })
 }
 
-/// The configured backend, opened (and, for PostgreSQL, migrated).
+/// The configured backend, opened (and, for PostgreSQL, migrated); a
+/// server that cannot be reached is an error here (`check`).
 pub fn open_store(config: &StoreConfig) -> Result<Box<dyn Store>, StoreError> {
-    Ok(match (config.backend, &config.postgres) {
-        (StoreBackend::Postgres, Some(postgres)) => Box::new(PostgresStore::open(PostgresTarget::of(
-            postgres,
-            config.password_file.as_deref(),
-        )?)?),
-        (StoreBackend::None, _) => Box::new(NullStore),
-        _ => Box::new(SqliteStore::open(&config.path, config.busy_timeout)?),
-    })
+    match open_store_or_away(config)? {
+        (store, None) => Ok(store),
+        (_, Some(away)) => Err(away),
+    }
 }
 
 /// What logs call the store: the SQLite file, or the URL without password.

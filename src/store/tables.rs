@@ -171,10 +171,6 @@ pub const TABLES: &[Table] = &[
 ];
 
 impl Table {
-    pub fn named(name: &str) -> Option<&'static Table> {
-        TABLES.iter().find(|t| t.name == name)
-    }
-
     pub fn column_list(&self) -> String {
         self.columns
             .iter()
