@@ -7,7 +7,7 @@ mod common;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use common::receiver::{Receiver, receiver};
+use common::receiver::receiver;
 use common::*;
 
 #[tokio::test]
@@ -38,11 +38,7 @@ async fn a_base_going_down_and_back_is_told_once_each_way() {
     }
     std::fs::write(&config, text).unwrap();
     let daemon = Daemon::start(&config);
-    let firing = eventually("the down alert", Duration::from_secs(30), || {
-        let bodies = good.bodies.clone();
-        async move { bodies.lock().unwrap().iter().find(|b| b["status"] == "firing").cloned() }
-    })
-    .await;
+    let firing = good.first("firing", Duration::from_secs(30)).await;
     assert_eq!(firing["event"], "base_state", "{firing}");
     assert_eq!(firing["severity"], "critical");
     assert_eq!(firing["site"], "news");
@@ -53,28 +49,11 @@ async fn a_base_going_down_and_back_is_told_once_each_way() {
     // It comes back: one resolved notice, and no second firing meanwhile.
     mirror.set_path(ARTICLE, Behavior::Page(Page::Primary.on(&mirror)));
     mirror.set(Behavior::Status(404));
-    let resolved = eventually("the resolved alert", Duration::from_secs(30), || {
-        let bodies = good.bodies.clone();
-        async move {
-            bodies
-                .lock()
-                .unwrap()
-                .iter()
-                .find(|b| b["status"] == "resolved")
-                .cloned()
-        }
-    })
-    .await;
+    let resolved = good.first("resolved", Duration::from_secs(30)).await;
     assert_eq!(resolved["base"], mirror.url().as_str());
     assert_eq!(resolved["started_at"], firing["started_at"]);
-    let firings = good
-        .bodies
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|b| b["status"] == "firing")
-        .count();
-    assert_eq!(firings, 1, "{:?}", good.bodies.lock().unwrap());
+    let statuses = good.statuses();
+    assert_eq!(statuses.iter().filter(|s| *s == "firing").count(), 1, "{statuses:?}");
 
     // The flaky sink got it after its failures; the stuck one held up nobody.
     eventually("the flaky sink's delivery", Duration::from_secs(20), || {
@@ -100,14 +79,6 @@ async fn a_base_going_down_and_back_is_told_once_each_way() {
         ),
         Some(0.0)
     );
-}
-
-fn statuses(receiver: &Receiver) -> Vec<String> {
-    let bodies = receiver.bodies.lock().unwrap();
-    bodies
-        .iter()
-        .map(|b| b["status"].as_str().unwrap_or("").to_string())
-        .collect()
 }
 
 /// The alert book as the store keeps it.
@@ -145,11 +116,7 @@ async fn a_restart_neither_sends_a_firing_again_nor_loses_its_resolved() {
     std::fs::write(&config, text).unwrap();
 
     let mut daemon = Daemon::start(&config);
-    let firing = eventually("the down alert", Duration::from_secs(30), || {
-        let bodies = hook.bodies.clone();
-        async move { bodies.lock().unwrap().iter().find(|b| b["status"] == "firing").cloned() }
-    })
-    .await;
+    let firing = hook.first("firing", Duration::from_secs(30)).await;
     eventually("the firing kept in the store", Duration::from_secs(30), || {
         let kept = kept_alerts(&store);
         async move { kept.contains("\"fired\":true").then_some(()) }
@@ -161,30 +128,19 @@ async fn a_restart_neither_sends_a_firing_again_nor_loses_its_resolved() {
     daemon.kill_hard();
     let mut daemon = Daemon::start(&config);
     rounds_completed(&daemon, 3).await;
-    assert_eq!(statuses(&hook), ["firing"], "after kill -9");
+    assert_eq!(hook.statuses(), ["firing"], "after kill -9");
     daemon.signal("TERM");
     assert_eq!(daemon.exited(Duration::from_secs(30)).await, Some(0));
     let daemon = Daemon::start(&config);
     rounds_completed(&daemon, 3).await;
-    assert_eq!(statuses(&hook), ["firing"], "after SIGTERM");
+    assert_eq!(hook.statuses(), ["firing"], "after SIGTERM");
 
     // It comes back: the resolved notice the first daemon owed is sent.
     mirror.set_path(ARTICLE, Behavior::Page(Page::Primary.on(&mirror)));
     mirror.set(Behavior::Status(404));
-    let resolved = eventually("the resolved alert", Duration::from_secs(30), || {
-        let bodies = hook.bodies.clone();
-        async move {
-            bodies
-                .lock()
-                .unwrap()
-                .iter()
-                .find(|b| b["status"] == "resolved")
-                .cloned()
-        }
-    })
-    .await;
+    let resolved = hook.first("resolved", Duration::from_secs(30)).await;
     assert_eq!(resolved["started_at"], firing["started_at"], "{resolved}");
-    assert_eq!(statuses(&hook), ["firing", "resolved"]);
+    assert_eq!(hook.statuses(), ["firing", "resolved"]);
 }
 
 #[tokio::test]
@@ -210,11 +166,7 @@ async fn a_sink_added_by_sighup_is_told_and_one_removed_is_not() {
     );
     std::fs::write(&config, format!("{text}{sink}")).unwrap();
     daemon.signal("HUP");
-    let firing = eventually("the down alert after the reload", Duration::from_secs(30), || {
-        let bodies = hook.bodies.clone();
-        async move { bodies.lock().unwrap().iter().find(|b| b["status"] == "firing").cloned() }
-    })
-    .await;
+    let firing = hook.first("firing", Duration::from_secs(30)).await;
     assert_eq!(firing["base"], mirror.url().as_str(), "{firing}");
     let applied = daemon.log_entries(&[("key", "alerts"), ("message", "config key changed; applied")]);
     assert_eq!(applied.len(), 1, "{}", daemon.log());
@@ -243,7 +195,7 @@ async fn a_sink_added_by_sighup_is_told_and_one_removed_is_not() {
     })
     .await;
     rounds_completed(&daemon, 8).await;
-    assert_eq!(statuses(&hook), ["firing"], "a removed sink is told nothing more");
+    assert_eq!(hook.statuses(), ["firing"], "a removed sink is told nothing more");
     let metrics = get_text(&daemon.url("/metrics")).await;
     assert!(!metrics.contains("sink=\"hook\""), "{metrics}");
 }

@@ -362,7 +362,8 @@ async fn three_instances_have_one_leader_which_alone_alerts_and_is_replaced_when
     let dir = tempfile::tempdir().unwrap();
     let primary = serving_article(Page::Primary).await;
     let mirror = TestOrigin::start(Behavior::Hang).await;
-    let common::receiver::Receiver { url: hook, bodies, .. } = common::receiver::receiver(0, false).await;
+    let receiver = common::receiver::receiver(0, false).await;
+    let hook = receiver.url.clone();
     let names = ["edge-a", "edge-b", "edge-c"];
     let probing = "interval = \"1s\"\ntimeout = \"1s\"\nper_host_rate = 1000";
     let mut daemons: Vec<Option<Daemon>> = Vec::new();
@@ -402,11 +403,7 @@ async fn three_instances_have_one_leader_which_alone_alerts_and_is_replaced_when
         leader = this;
     }
     // The mirror hangs: one firing for the cluster, not one per instance.
-    let firing = eventually("the down alert", Duration::from_secs(60), || {
-        let bodies = bodies.clone();
-        async move { bodies.lock().unwrap().iter().find(|b| b["status"] == "firing").cloned() }
-    })
-    .await;
+    let firing = receiver.first("firing", Duration::from_secs(60)).await;
     let leader_index = names.iter().position(|n| *n == leader).unwrap();
     let metrics = get_text(&daemons[leader_index].as_ref().unwrap().url("/metrics")).await;
     assert_eq!(metric(&metrics, "mirrorgate_cluster_instances"), Some(3.0), "{metrics}");
@@ -438,13 +435,9 @@ async fn three_instances_have_one_leader_which_alone_alerts_and_is_replaced_when
     let new_index = names.iter().position(|n| *n == new_leader).unwrap();
     rounds_completed(daemons[new_index].as_ref().unwrap(), 3).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let firings = bodies
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|b| b["status"] == "firing")
-        .count();
-    assert_eq!(firings, 1, "one firing for the cluster: {:?}", bodies.lock().unwrap());
+    let statuses = receiver.statuses();
+    let firings = statuses.iter().filter(|s| *s == "firing").count();
+    assert_eq!(firings, 1, "one firing for the cluster: {statuses:?}");
     let metrics = get_text(&daemons[new_index].as_ref().unwrap().url("/metrics")).await;
     assert_eq!(
         metric(&metrics, "mirrorgate_leases_expired_total"),
@@ -455,18 +448,7 @@ async fn three_instances_have_one_leader_which_alone_alerts_and_is_replaced_when
     // The mirror comes back: the new leader owes, and sends, the resolved.
     mirror.set_path(ARTICLE, Behavior::Page(Page::Primary.on(&mirror)));
     mirror.set(Behavior::Status(404));
-    let resolved = eventually("the resolved alert", Duration::from_secs(60), || {
-        let bodies = bodies.clone();
-        async move {
-            bodies
-                .lock()
-                .unwrap()
-                .iter()
-                .find(|b| b["status"] == "resolved")
-                .cloned()
-        }
-    })
-    .await;
+    let resolved = receiver.first("resolved", Duration::from_secs(60)).await;
     assert_eq!(resolved["started_at"], firing["started_at"]);
 }
 

@@ -101,15 +101,12 @@ async fn location_for(daemon: &Daemon, reader: Option<&str>) -> String {
 }
 
 /// Both CN agents report, over two cycles of `cycle`, the primary reset at
-/// TCP and the mirror fine; returns /status once CN counts the primary as
-/// blocked.
-async fn cn_blocks_the_primary(
-    daemon: &Daemon,
-    primary: &str,
-    mirror: &str,
-    reference: &str,
-    cycle: Duration,
-) -> Value {
+/// TCP and the mirror serving the daemon's reference; returns /status once
+/// CN counts the primary as blocked.
+async fn cn_blocks_the_primary(daemon: &Daemon, primary: &str, mirror: &str, cycle: Duration) -> Value {
+    let detail = get_json(&daemon.url("/status/news")).await;
+    let reference = article_of(&detail, ARTICLE)["reference"].as_str().unwrap().to_string();
+    let reference = reference.as_str();
     for round in 0..2 {
         for (_, _, token) in &TOKENS[..2] {
             let work = work(daemon, token).await;
@@ -292,16 +289,7 @@ async fn agents_and_country_states_come_back_after_a_restart() {
     let config = vantage_config(dir.path(), &[site], "3s");
     let mut daemon = Daemon::start(&config);
     rounds_completed(&daemon, 1).await;
-    let detail = get_json(&daemon.url("/status/news")).await;
-    let reference = article_of(&detail, ARTICLE)["reference"].as_str().unwrap().to_string();
-    let before = cn_blocks_the_primary(
-        &daemon,
-        &primary.url(),
-        &mirror.url(),
-        &reference,
-        Duration::from_secs(3),
-    )
-    .await;
+    let before = cn_blocks_the_primary(&daemon, &primary.url(), &mirror.url(), Duration::from_secs(3)).await;
     assert_eq!(
         location_for(&daemon, Some(READER_CN)).await,
         format!("{}{ARTICLE}", mirror.url())
@@ -357,16 +345,7 @@ async fn a_reload_changes_the_agents_and_keeps_what_the_others_reported() {
     let config = vantage_config(dir.path(), &[site], "3s");
     let daemon = Daemon::start(&config);
     rounds_completed(&daemon, 1).await;
-    let detail = get_json(&daemon.url("/status/news")).await;
-    let reference = article_of(&detail, ARTICLE)["reference"].as_str().unwrap().to_string();
-    let before = cn_blocks_the_primary(
-        &daemon,
-        &primary.url(),
-        &mirror.url(),
-        &reference,
-        Duration::from_secs(3),
-    )
-    .await;
+    let before = cn_blocks_the_primary(&daemon, &primary.url(), &mirror.url(), Duration::from_secs(3)).await;
 
     // se-1 leaves, se-2 joins: one reload, no restart.
     let text = std::fs::read_to_string(&config).unwrap();

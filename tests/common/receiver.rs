@@ -43,3 +43,31 @@ pub async fn receiver(fail_first: usize, hang: bool) -> Receiver {
     });
     Receiver { url, bodies, attempts }
 }
+
+impl Receiver {
+    /// The first notification sent with `status` (`firing`, `resolved`),
+    /// waited for up to `within`.
+    pub async fn first(&self, status: &str, within: Duration) -> Value {
+        super::eventually(&format!("a {status} notification"), within, || {
+            let (bodies, status) = (self.bodies.clone(), status.to_string());
+            async move {
+                bodies
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .find(|b| b["status"] == status.as_str())
+                    .cloned()
+            }
+        })
+        .await
+    }
+
+    /// The status of every notification received, in order.
+    pub fn statuses(&self) -> Vec<String> {
+        let bodies = self.bodies.lock().unwrap();
+        bodies
+            .iter()
+            .map(|b| b["status"].as_str().unwrap_or("").to_string())
+            .collect()
+    }
+}
