@@ -83,6 +83,7 @@ fn main() {
                         validators: None,
                     },
                     verdict: Some(verdict),
+                    lease: None,
                 });
             }
         }

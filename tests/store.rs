@@ -104,6 +104,7 @@ fn record(base: &str, article: &str, at: i64, ok: bool, fingerprint: u8) -> Prob
             validators: None,
         },
         verdict: Some(if ok { Verdict::Same } else { Verdict::Unreachable }),
+        lease: None,
     }
 }
 

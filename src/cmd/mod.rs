@@ -9,4 +9,5 @@ pub mod keep;
 pub mod notify;
 pub mod reload;
 pub mod run;
+pub mod shared_work;
 pub mod store;

@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::now_ms;
 use crate::cmd::notify;
+use crate::cmd::shared_work::{SharedWork, Window};
 use crate::config::{Config, StoreBackend, StoreConfig};
 use crate::http::metrics::Counters;
 use crate::http::server::{self, AppState};
@@ -166,7 +167,7 @@ impl Daemon {
                 wake: wake_rounds.clone(),
                 heartbeat: heartbeat.clone(),
                 counters: counters.clone(),
-                store: writer.health.clone(),
+                writer: writer.clone(),
                 stop: shutdown.clone(),
             }));
             (writer, writer_task, events, engine_task, rounds)
@@ -428,8 +429,9 @@ struct Rounds {
     wake: Arc<Notify>,
     heartbeat: Arc<Heartbeat>,
     counters: Arc<Counters>,
-    /// Its cluster says which pairs are this instance's to probe.
-    store: Arc<crate::store::StoreHealth>,
+    /// Its work queue (PostgreSQL) or its cluster (which pairs are this
+    /// instance's while the queue cannot be reached) says what to probe.
+    writer: StoreWriter,
     stop: CancellationToken,
 }
 
@@ -441,19 +443,53 @@ async fn probe_rounds(rounds: Rounds) {
         wake,
         heartbeat,
         counters,
-        store,
+        writer,
         stop,
     } = rounds;
+    let store = writer.health.clone();
+    let mut shared = store.shares_work.then(|| {
+        SharedWork::new(
+            writer.clone(),
+            events.clone(),
+            snapshots.clone(),
+            stop.clone(),
+            wake.clone(),
+        )
+    });
+    let mut claims_failing = false;
     let mut beat = tokio::time::interval(BEAT_EVERY);
     let mut completed: u64 = 0;
     loop {
         let scheduler = schedulers.load_full();
         let started = Instant::now();
+        let next = started + scheduler.interval();
         let _ = events.send(EngineEvent::RoundStarted { at: now_ms() }).await;
-        {
-            // Revalidate (If-None-Match / If-Modified-Since) except every
-            // FULL_FETCH_EVERY-th round, which fetches everything in full.
-            let conditional = !completed.is_multiple_of(FULL_FETCH_EVERY);
+        // Revalidate (If-None-Match / If-Modified-Since) except every
+        // FULL_FETCH_EVERY-th round, which fetches everything in full.
+        let conditional = !completed.is_multiple_of(FULL_FETCH_EVERY);
+        let probing = async {
+            if let Some(shared) = shared.as_mut() {
+                let window = shared.window(scheduler.clone(), conditional, next).await;
+                match window {
+                    Ok(window) => {
+                        if std::mem::take(&mut claims_failing) {
+                            tracing::info!("claiming work from the store again");
+                        }
+                        return match window {
+                            Window::Ran { drained } => (drained.unwrap_or_else(|| started.elapsed()), false),
+                            Window::Woken { drained } => (drained.unwrap_or_else(|| started.elapsed()), true),
+                        };
+                    }
+                    Err(error) => {
+                        if !std::mem::replace(&mut claims_failing, true) {
+                            tracing::warn!(
+                                %error,
+                                "cannot claim work from the store; probing this instance's share of every pair meanwhile"
+                            );
+                        }
+                    }
+                }
+            }
             // Instances sharing a store split the pairs among them.
             let share = {
                 let cluster = store.cluster.lock().unwrap_or_else(|e| e.into_inner());
@@ -462,16 +498,18 @@ async fn probe_rounds(rounds: Rounds) {
                     cluster.members.iter().map(|m| m.name.clone()).collect(),
                 )
             };
-            let round = scheduler.round(&events, &stop, Some(snapshots.load_full()), conditional, Some(&share));
-            tokio::pin!(round);
-            loop {
-                tokio::select! {
-                    _ = &mut round => break,
-                    _ = beat.tick() => heartbeat.beat(Loop::Scheduler),
-                }
+            scheduler
+                .round(&events, &stop, Some(snapshots.load_full()), conditional, Some(&share))
+                .await;
+            (started.elapsed(), false)
+        };
+        tokio::pin!(probing);
+        let (duration, woken) = loop {
+            tokio::select! {
+                done = &mut probing => break done,
+                _ = beat.tick() => heartbeat.beat(Loop::Scheduler),
             }
-        }
-        let duration = started.elapsed();
+        };
         completed += 1;
         let _ = events.send(EngineEvent::RoundFinished { at: now_ms(), duration }).await;
         release_free_memory();
@@ -489,7 +527,9 @@ async fn probe_rounds(rounds: Rounds) {
             "probing {sites} sites, {articles} articles; last round {:.1}s",
             duration.as_secs_f64()
         ));
-        let next = started + scheduler.interval();
+        if woken {
+            continue;
+        }
         loop {
             tokio::select! {
                 _ = stop.cancelled() => return,

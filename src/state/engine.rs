@@ -49,6 +49,8 @@ pub struct ProbeResult {
     pub article: usize,
     pub observation: Observation,
     pub detail: Option<Box<ProbeDetail>>,
+    /// The lease it was probed under, when instances share the work.
+    pub lease: Option<i64>,
 }
 
 #[derive(Debug)]
@@ -268,6 +270,7 @@ impl Engine {
             trusted,
             observation,
             verdict: view.verdict(base),
+            lease: result.lease,
         })
     }
 
@@ -298,6 +301,7 @@ impl Engine {
                 article,
                 observation: record.observation,
                 detail: None,
+                lease: None,
             };
             applied += usize::from(self.apply(result).is_some());
         }

@@ -56,6 +56,7 @@ articles = ["/x"]
                 article,
                 observation,
                 detail: None,
+                lease: None,
             });
         }
     }

@@ -23,6 +23,7 @@ use crate::fingerprint::Fingerprint;
 use crate::probe::{ClientError, Previous, Prober};
 use crate::state::engine::{EngineEvent, Evidence, ProbeResult};
 use crate::state::snapshot::{Catalog, Snapshot};
+use crate::store::{Claim, ClaimLimits, WorkPair};
 use crate::verdict::Verdict;
 
 /// The longest a host worker waits before its first probe of a round.
@@ -72,6 +73,8 @@ pub struct Scheduler {
     prober: Prober,
     concurrency: usize,
     interval: Duration,
+    timeout: Duration,
+    per_host_rate: f64,
     hosts: HashMap<String, Arc<Host>>,
     evidence: Evidence,
     /// When each base (site, base) last answered a path that cannot exist.
@@ -111,6 +114,8 @@ struct Job {
     base: usize,
     /// An article, or for [`Job::NOT_FOUND`], the soft-404 check.
     article: usize,
+    /// The fencing token of its lease, when instances share the work.
+    lease: Option<i64>,
 }
 
 impl Job {
@@ -136,6 +141,8 @@ impl Scheduler {
             prober,
             concurrency: config.concurrency,
             interval: config.interval,
+            timeout: config.timeout,
+            per_host_rate: config.per_host_rate,
             hosts,
             evidence,
             not_found_checked: Arc::default(),
@@ -150,9 +157,11 @@ impl Scheduler {
         self.interval
     }
 
-    /// Probes everything once. Results go to `events` as they arrive;
-    /// returns when every probe has finished or `stop` was cancelled (probes
-    /// in flight then still run to their own timeout).
+    /// Probes everything once (what `share` gives this instance, when
+    /// several share the store but not its work queue). Results go to
+    /// `events` as they arrive; returns when every probe has finished or
+    /// `stop` was cancelled (probes in flight then still run to their own
+    /// timeout).
     ///
     /// `known` is the state at the round's start: what each base served last
     /// time lets an unchanged body skip normalization.
@@ -164,11 +173,124 @@ impl Scheduler {
         conditional: bool,
         share: Option<&Share>,
     ) {
+        let mut jobs = Vec::new();
+        for (site, meta) in self.catalog.sites.iter().enumerate() {
+            for base in 0..meta.bases.len() {
+                let owned = |&article: &usize| {
+                    share.is_none_or(|s| s.owns(&meta.name, &meta.articles[article], &meta.base_names[base]))
+                };
+                jobs.extend((0..meta.articles.len()).filter(owned).map(|article| Job {
+                    site,
+                    base,
+                    article,
+                    lease: None,
+                }));
+            }
+        }
+        let global = Arc::new(Semaphore::new(self.concurrency));
+        let batch = Batch {
+            events,
+            stop,
+            known,
+            conditional,
+            global,
+            jitter: true,
+        };
+        self.run(jobs, batch).await;
+    }
+
+    /// Probes the pairs this instance holds the leases of, within the
+    /// concurrency `global` allows across batches in flight. Returns the
+    /// tokens of claims it does not know (pairs of a config it does not
+    /// run), to be given back.
+    pub async fn leased(
+        &self,
+        claims: &[Claim],
+        events: &mpsc::Sender<EngineEvent>,
+        stop: &CancellationToken,
+        known: Option<Arc<Snapshot>>,
+        conditional: bool,
+        global: Arc<Semaphore>,
+    ) -> Vec<i64> {
+        let mut jobs = Vec::with_capacity(claims.len());
+        let mut unknown = Vec::new();
+        for claim in claims {
+            match self.locate(claim) {
+                Some((site, base, article)) => jobs.push(Job {
+                    site,
+                    base,
+                    article,
+                    lease: Some(claim.token),
+                }),
+                None => unknown.push(claim.token),
+            }
+        }
+        let batch = Batch {
+            events,
+            stop,
+            known,
+            conditional,
+            global,
+            jitter: false,
+        };
+        self.run(jobs, batch).await;
+        unknown
+    }
+
+    fn locate(&self, claim: &Claim) -> Option<(usize, usize, usize)> {
+        let &site = self.catalog.by_name.get(claim.site.as_str())?;
+        let meta = &self.catalog.sites[site];
+        let base = meta.base_names.iter().position(|b| **b == *claim.base)?;
+        let &article = meta.article_index.get(claim.article.as_str())?;
+        Some((site, base, article))
+    }
+
+    /// Every pair of the catalog, for the shared work queue.
+    pub fn work_pairs(&self) -> Vec<WorkPair> {
+        let mut pairs = Vec::new();
+        for meta in &self.catalog.sites {
+            for (base, origin) in meta.bases.iter().enumerate() {
+                for article in meta.articles.iter() {
+                    pairs.push(WorkPair {
+                        site: meta.name.to_string(),
+                        article: article.to_string(),
+                        base: meta.base_names[base].to_string(),
+                        host: origin.authority().to_string(),
+                    });
+                }
+            }
+        }
+        pairs
+    }
+
+    /// How much one claim takes: the concurrency's worth, and of one host
+    /// no more than its rate limit lets out well within the lease (twice
+    /// the probe timeout), so a claimed pair is probed before its lease
+    /// runs out.
+    pub fn claim_limits(&self) -> ClaimLimits {
+        let lease = self.timeout * 2;
+        let per_host = if self.per_host_rate > 0.0 {
+            (self.per_host_rate * self.timeout.as_secs_f64()).floor().max(1.0) as usize
+        } else {
+            self.concurrency
+        };
+        ClaimLimits {
+            pairs: self.concurrency,
+            per_host: per_host.min(self.concurrency),
+            lease_ms: crate::clock::millis(lease),
+        }
+    }
+
+    pub fn concurrency(&self) -> usize {
+        self.concurrency
+    }
+
+    async fn run(&self, jobs: Vec<Job>, batch: Batch<'_>) {
         // Indices are only comparable under the same catalog (not across a reload).
-        let known = known.filter(|snapshot| Arc::ptr_eq(&snapshot.catalog, &self.catalog));
-        let started = Instant::now();
-        let deadline = started + self.interval;
-        let mut jobs_by_host: HashMap<&str, Vec<Job>> = HashMap::new();
+        let known = batch
+            .known
+            .filter(|snapshot| Arc::ptr_eq(&snapshot.catalog, &self.catalog));
+        let deadline = Instant::now() + self.interval;
         let due = |site: usize, base: usize| {
             self.not_found_checked.lock().is_ok_and(|checked| {
                 checked
@@ -176,30 +298,27 @@ impl Scheduler {
                     .is_none_or(|at| at.elapsed() >= NOT_FOUND_CHECK_EVERY)
             })
         };
-        for (site, meta) in self.catalog.sites.iter().enumerate() {
-            for (base, origin) in meta.bases.iter().enumerate() {
-                let jobs = jobs_by_host.entry(origin.authority()).or_default();
-                let owned = |&article: &usize| {
-                    share.is_none_or(|s| s.owns(&meta.name, &meta.articles[article], &meta.base_names[base]))
-                };
-                jobs.extend(
-                    (0..meta.articles.len())
-                        .filter(owned)
-                        .map(|article| Job { site, base, article }),
-                );
-                // Last: articles come first, and a host that asks us to stay
-                // away after them is not asked anything more.
-                if due(site, base) {
-                    jobs.push(Job {
-                        site,
-                        base,
-                        article: Job::NOT_FOUND,
-                    });
-                }
+        let mut jobs_by_host: HashMap<&str, Vec<Job>> = HashMap::new();
+        let mut bases = std::collections::BTreeSet::new();
+        for job in jobs {
+            bases.insert((job.site, job.base));
+            let origin = &self.catalog.sites[job.site].bases[job.base];
+            jobs_by_host.entry(origin.authority()).or_default().push(job);
+        }
+        for (site, base) in bases {
+            // Last: articles come first, and a host that asks us to stay
+            // away after them is not asked anything more.
+            if due(site, base) {
+                let origin = &self.catalog.sites[site].bases[base];
+                jobs_by_host.entry(origin.authority()).or_default().push(Job {
+                    site,
+                    base,
+                    article: Job::NOT_FOUND,
+                    lease: None,
+                });
             }
         }
         let share = (self.concurrency / jobs_by_host.len().max(1)).max(1);
-        let global = Arc::new(Semaphore::new(self.concurrency));
         let mut workers = JoinSet::new();
         for (authority, jobs) in jobs_by_host {
             let Some(host) = self.hosts.get(authority).cloned() else {
@@ -212,17 +331,31 @@ impl Scheduler {
                 not_found_checked: self.not_found_checked.clone(),
                 host,
                 share: Arc::new(Semaphore::new(share)),
-                global: global.clone(),
+                global: batch.global.clone(),
                 known: known.clone(),
-                conditional,
-                events: events.clone(),
-                stop: stop.clone(),
+                conditional: batch.conditional,
+                events: batch.events.clone(),
+                stop: batch.stop.clone(),
                 deadline,
+                jitter: batch.jitter,
             };
             workers.spawn(worker.run(jobs));
         }
         while workers.join_next().await.is_some() {}
     }
+}
+
+/// What one run of probes reports to and shares.
+struct Batch<'a> {
+    events: &'a mpsc::Sender<EngineEvent>,
+    stop: &'a CancellationToken,
+    known: Option<Arc<Snapshot>>,
+    conditional: bool,
+    /// The concurrency across everything in flight.
+    global: Arc<Semaphore>,
+    /// Start each host at a random moment: a round starts everything at
+    /// once, claimed batches come spread out already.
+    jitter: bool,
 }
 
 struct HostWorker {
@@ -238,13 +371,16 @@ struct HostWorker {
     events: mpsc::Sender<EngineEvent>,
     stop: CancellationToken,
     deadline: Instant,
+    jitter: bool,
 }
 
 impl HostWorker {
     async fn run(self, jobs: Vec<Job>) {
-        let jitter = MAX_START_JITTER.mul_f64(fastrand::f64());
-        if self.wait(tokio::time::sleep(jitter)).await.is_none() {
-            return;
+        if self.jitter {
+            let jitter = MAX_START_JITTER.mul_f64(fastrand::f64());
+            if self.wait(tokio::time::sleep(jitter)).await.is_none() {
+                return;
+            }
         }
         let mut probes = JoinSet::new();
         // Articles first, then the soft-404 checks once their answers are
@@ -336,6 +472,7 @@ impl HostWorker {
                         article: job.article,
                         observation: report.observation,
                         detail: report.detail,
+                        lease: job.lease,
                     })
                 };
                 let _ = events.send(event).await;

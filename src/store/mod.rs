@@ -80,6 +80,10 @@ pub struct ProbeRecord {
     /// The base's verdict on the article after this probe (None when the
     /// record was restored rather than probed).
     pub verdict: Option<crate::verdict::Verdict>,
+    /// The fencing token of the lease this probe was made under, when
+    /// instances share the work: the record is stored only while that
+    /// lease is still this instance's (no other took it over meanwhile).
+    pub lease: Option<i64>,
 }
 
 /// Everything the daemon needs to resume where it stopped.
@@ -153,6 +157,37 @@ pub struct Cluster {
 /// An instance not heard from for this long is gone; a leader's lease
 /// lasts as long.
 pub const MEMBER_TTL_MS: i64 = 15_000;
+
+/// One (site, article, base) to probe, as the shared work queue holds it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WorkPair {
+    pub site: String,
+    pub article: String,
+    pub base: String,
+    /// `host:port`: claims take only so many of one host at a time.
+    pub host: String,
+}
+
+/// How much work one claim takes.
+#[derive(Clone, Copy, Debug)]
+pub struct ClaimLimits {
+    pub pairs: usize,
+    pub per_host: usize,
+    /// The lease: past it, another instance may take the pair.
+    pub lease_ms: i64,
+}
+
+/// A pair this instance holds the lease of.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Claim {
+    pub site: String,
+    pub article: String,
+    pub base: String,
+    /// The fencing token: each claim of a pair gets a new, larger one.
+    pub token: i64,
+    /// It was taken from an instance whose lease had run out.
+    pub taken_over: bool,
+}
 
 pub trait Store: Send + 'static {
     /// `sqlite`, `postgres` or `none`, as `/status` names the backend.
@@ -238,5 +273,26 @@ pub trait Store: Send + 'static {
     /// Rows per table of [`TABLES`], for `store copy` and tests.
     fn row_counts(&mut self) -> Result<Vec<(&'static str, u64)>, StoreError> {
         Ok(Vec::new())
+    }
+    /// Whether instances share the probe work through [`Store::claim_work`]
+    /// (a store several processes open); otherwise each probes everything.
+    fn shares_work(&self) -> bool {
+        false
+    }
+    /// Adds the pairs of this instance's catalog to the shared work, due at
+    /// once when new; `interval_ms` is how long after a claim a pair is due
+    /// again.
+    fn sync_work(&mut self, _pairs: &[WorkPair], _interval_ms: i64) -> Result<(), StoreError> {
+        Ok(())
+    }
+    /// Takes the leases of pairs that are due and not leased (or whose
+    /// lease ran out), oldest due first, by the database's clock.
+    fn claim_work(&mut self, _instance: &str, _limits: ClaimLimits) -> Result<Vec<Claim>, StoreError> {
+        Ok(Vec::new())
+    }
+    /// Gives leases back unprobed (pairs this instance does not know, or
+    /// did not get to): due again at once for `now`, else one interval on.
+    fn release_work(&mut self, _tokens: &[i64], _now: bool) -> Result<(), StoreError> {
+        Ok(())
     }
 }

@@ -21,10 +21,12 @@ use tokio::runtime::Runtime;
 use tokio_postgres::config::SslMode;
 use tokio_postgres::{Client, NoTls, Statement};
 
+mod work;
+
 use super::rollups::{HOUR_MS, Rollups};
 use super::{
-    Beat, Cell, Cluster, ColumnType, DiscoveredArticle, Kept, MEMBER_TTL_MS, Member, MinuteCount, ProbeRecord, Store,
-    StoreError, StoredState, StoredVersion, TABLES, Table,
+    Beat, Cell, Claim, ClaimLimits, Cluster, ColumnType, DiscoveredArticle, Kept, MEMBER_TTL_MS, Member, MinuteCount,
+    ProbeRecord, Store, StoreError, StoredState, StoredVersion, TABLES, Table, WorkPair,
 };
 use crate::clock::UnixMillis;
 use crate::fingerprint::{Hash, PageClass, PageFacts, RawHash};
@@ -157,6 +159,7 @@ CREATE TABLE leader (
     expires_at BIGINT NOT NULL
 );
 ",
+    work::MIGRATION,
 ];
 
 /// Held while migrating: any 64-bit key unlikely to collide with another
@@ -237,6 +240,7 @@ struct Statements {
     article_ids: Statement,
     find_article_ids: Statement,
     article_hours: Statement,
+    work: work::WorkStatements,
 }
 
 impl PostgresStore {
@@ -681,6 +685,7 @@ impl Statements {
                        latency_sum_ms = h.latency_sum_ms + excluded.latency_sum_ms",
                 )
                 .await?,
+            work: work::WorkStatements::prepare(client).await?,
         })
     }
 }
@@ -777,13 +782,26 @@ impl Columns {
 }
 
 async fn write(connection: &mut Connection, batch: &[ProbeRecord]) -> Result<(), tokio_postgres::Error> {
+    let s = &connection.statements;
+    let tx = connection.client.transaction().await?;
+    let kept = work::complete(&tx, &s.work, batch).await?;
+    let fenced: Vec<ProbeRecord>;
+    let batch = if kept.iter().all(|k| *k) {
+        batch
+    } else {
+        fenced = batch
+            .iter()
+            .zip(&kept)
+            .filter(|(_, k)| **k)
+            .map(|(r, _)| r.clone())
+            .collect();
+        &fenced
+    };
     let columns = Columns::of(batch);
     let mut rollups = Rollups::default();
     for record in batch {
         rollups.add(record);
     }
-    let s = &connection.statements;
-    let tx = connection.client.transaction().await?;
     let p = &columns.probes;
     tx.execute(
         &s.probes,
@@ -996,6 +1014,7 @@ fn latest_record(row: &tokio_postgres::Row) -> ProbeRecord {
             validators: None,
         },
         verdict: None,
+        lease: None,
     }
 }
 
@@ -1328,8 +1347,25 @@ impl Store for PostgresStore {
                 .await?;
             tx.execute("DELETE FROM instances WHERE name = $1", &[&instance])
                 .await?;
+            work::give_up(&tx, instance).await?;
             tx.commit().await
         })
+    }
+
+    fn shares_work(&self) -> bool {
+        true
+    }
+
+    fn sync_work(&mut self, pairs: &[WorkPair], interval_ms: i64) -> Result<(), StoreError> {
+        self.with(async |c| work::sync(&c.client, &c.statements.work, pairs, interval_ms).await)
+    }
+
+    fn claim_work(&mut self, instance: &str, limits: ClaimLimits) -> Result<Vec<Claim>, StoreError> {
+        self.with(async |c| work::claim(&c.client, &c.statements.work, instance, limits).await)
+    }
+
+    fn release_work(&mut self, tokens: &[i64], now: bool) -> Result<(), StoreError> {
+        self.with(async |c| work::release(&c.client, &c.statements.work, tokens, now).await)
     }
 
     fn row_counts(&mut self) -> Result<Vec<(&'static str, u64)>, StoreError> {

@@ -337,6 +337,7 @@ impl SqliteStore {
                     validators: None,
                 },
                 verdict: None,
+                lease: None,
             })
         })?;
         for row in rows {
@@ -735,6 +736,7 @@ mod rollup_tests {
                 validators: None,
             },
             verdict: Some(if ok { Verdict::Same } else { Verdict::Unreachable }),
+            lease: None,
         }
     }
 

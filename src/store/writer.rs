@@ -21,7 +21,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::{Beat, Cluster, Kept, ProbeRecord, Store};
+use super::{Beat, Claim, ClaimLimits, Cluster, Kept, ProbeRecord, Store, StoreError, WorkPair};
 use crate::clock::{UnixMillis, millis, now_ms};
 
 const BATCH_SIZE: usize = 2000;
@@ -42,6 +42,9 @@ pub struct Retention {
     pub busy_timeout: Duration,
 }
 
+/// Work run on the store between writes; it answers its caller itself.
+type StoreJob = Box<dyn FnOnce(&mut dyn Store) + Send>;
+
 enum Command {
     Record(ProbeRecord),
     Discovered(String, Vec<crate::store::DiscoveredArticle>),
@@ -52,6 +55,8 @@ enum Command {
     LatestSince(UnixMillis, oneshot::Sender<Result<Vec<ProbeRecord>, String>>),
     Flush(oneshot::Sender<()>),
     Configure(Retention),
+    /// Anything else asked of the store, answered through the closure.
+    Ask(StoreJob),
 }
 
 /// What the writer reports about the store, for /status and metrics.
@@ -59,6 +64,8 @@ enum Command {
 pub struct StoreHealth {
     /// [`Store::backend`] of the store being written.
     pub backend: &'static str,
+    /// [`Store::shares_work`]: instances claim pairs from the store's queue.
+    pub shares_work: bool,
     /// `[store] instance`: which of several daemons sharing a store this is.
     pub instance: String,
     last_error: Mutex<Option<(UnixMillis, String)>>,
@@ -103,6 +110,7 @@ impl StoreWriter {
         let (commands, receiver) = mpsc::channel(4 * BATCH_SIZE);
         let health = Arc::new(StoreHealth {
             backend: store.backend(),
+            shares_work: store.shares_work(),
             instance,
             ..StoreHealth::default()
         });
@@ -181,6 +189,42 @@ impl StoreWriter {
         if self.commands.send(Command::Leave(instance, reply)).await.is_ok() {
             let _ = answer.await;
         }
+    }
+
+    /// Runs `work` on the store between writes and returns its answer.
+    async fn ask<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut dyn Store) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, String> {
+        let (reply, answer) = oneshot::channel();
+        let job = Box::new(move |store: &mut dyn Store| {
+            let _ = reply.send(work(store).map_err(|e| e.to_string()));
+        });
+        self.commands
+            .send(Command::Ask(job))
+            .await
+            .map_err(|_| "the writer has stopped".to_string())?;
+        answer.await.map_err(|_| "the writer has stopped".to_string())?
+    }
+
+    /// What discovery found, per site, as the store holds it now.
+    pub async fn load_discovered(
+        &self,
+    ) -> Result<std::collections::HashMap<String, Vec<crate::store::DiscoveredArticle>>, String> {
+        self.ask(|store| store.load_discovered()).await
+    }
+
+    pub async fn sync_work(&self, pairs: Vec<WorkPair>, interval_ms: i64) -> Result<(), String> {
+        self.ask(move |store| store.sync_work(&pairs, interval_ms)).await
+    }
+
+    pub async fn claim_work(&self, limits: ClaimLimits) -> Result<Vec<Claim>, String> {
+        let instance = self.health.instance.clone();
+        self.ask(move |store| store.claim_work(&instance, limits)).await
+    }
+
+    pub async fn release_work(&self, tokens: Vec<i64>, due_now: bool) -> Result<(), String> {
+        self.ask(move |store| store.release_work(&tokens, due_now)).await
     }
 
     /// New retention and busy timeout, from a reload.
@@ -298,6 +342,16 @@ impl Writer {
                         })
                         .await;
                         let _ = reply.send(());
+                    }
+                    Some(Command::Ask(job)) => {
+                        let store = self.store.clone();
+                        // A poisoned lock drops the job: its caller hears the writer stopped.
+                        let _ = tokio::task::spawn_blocking(move || {
+                            if let Ok(mut store) = store.lock() {
+                                job(&mut **store);
+                            }
+                        })
+                        .await;
                     }
                     Some(Command::Flush(ack)) => {
                         self.write_everything(&mut in_flight).await;
