@@ -39,7 +39,8 @@ pub fn config_hash(config: &Config) -> String {
 
 pub struct Membership {
     pub instance: String,
-    pub config_hash: String,
+    /// Of the config running now: a reload changes it.
+    config_hash: Mutex<String>,
     writer: StoreWriter,
     health: Arc<StoreHealth>,
     alerts: Arc<crate::alert::Book>,
@@ -65,7 +66,7 @@ impl Membership {
     ) -> Arc<Membership> {
         Arc::new(Membership {
             instance: config.store.instance.clone(),
-            config_hash: config_hash(config),
+            config_hash: Mutex::new(config_hash(config)),
             health: writer.health.clone(),
             writer,
             alerts,
@@ -113,9 +114,10 @@ impl Membership {
     /// One heartbeat: membership, the lease, and what follows from them.
     pub async fn beat(&self) {
         let now = now_ms();
+        let this_config = self.config_hash.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let beat = Beat {
             instance: self.instance.clone(),
-            config_hash: self.config_hash.clone(),
+            config_hash: this_config.clone(),
             probes_last_interval: self.probes_last_interval(now),
         };
         let cluster = match self.writer.heartbeat(beat).await {
@@ -171,7 +173,7 @@ impl Membership {
             );
         }
         for member in &cluster.members {
-            if member.config_hash != self.config_hash
+            if member.config_hash != this_config
                 && self
                     .warned
                     .lock()
@@ -181,7 +183,7 @@ impl Membership {
                 tracing::warn!(
                     other = member.name,
                     other_config = member.config_hash,
-                    this_config = self.config_hash,
+                    this_config,
                     "an instance sharing this store runs another config"
                 );
             }
@@ -204,6 +206,11 @@ impl Membership {
             }
             self.beat().await;
         }
+    }
+
+    /// A reload: the others see this instance's new config with its next beat.
+    pub fn reconfigured(&self, config: &Config) {
+        *self.config_hash.lock().unwrap_or_else(|e| e.into_inner()) = config_hash(config);
     }
 
     /// No more results from the others: the engine may stop.

@@ -234,6 +234,8 @@ pub struct Reloader {
     pub sites: Arc<ArcSwap<Vec<crate::config::SiteConfig>>>,
     /// Discovery found other articles: build the catalog again.
     pub rediscovered: mpsc::Receiver<()>,
+    /// Publishes the reloaded config's hash to the other instances.
+    pub membership: Arc<crate::cmd::cluster::Membership>,
 }
 
 impl Reloader {
@@ -389,6 +391,7 @@ impl Reloader {
             config.log.level = self.running.log.level.clone();
         }
         self.sites.store(Arc::new(config.sites.clone()));
+        self.membership.reconfigured(&config);
         self.running = config;
         notify::ready();
     }

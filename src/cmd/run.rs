@@ -285,6 +285,7 @@ impl Daemon {
                 geo,
                 alerts: alerts.clone(),
                 vantage: vantage.clone(),
+                membership: membership.clone(),
             };
             tokio::spawn(reloader.run(shutdown.clone()))
         });

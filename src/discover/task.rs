@@ -3,6 +3,7 @@
 //! would) so they are probed — new ones at once, newest first.
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -22,6 +23,8 @@ pub type DiscoveryStatus = Arc<Mutex<HashMap<String, Run>>>;
 
 /// How often the loop looks for a site that is due.
 const TICK: Duration = Duration::from_secs(1);
+/// How often an instance that does not lead reads what the leader found.
+const FOLLOW_EVERY: Duration = Duration::from_secs(10);
 
 /// Runs until `stop`. `sites` follows reloads; `changed` is sent a unit
 /// whenever some site's articles changed.
@@ -49,7 +52,25 @@ pub async fn run(
     };
     let mut caches: HashMap<String, Cache> = HashMap::new();
     let mut last_run: HashMap<String, (Instant, crate::config::DiscoverConfig)> = HashMap::new();
+    let mut followed: Option<Instant> = None;
     loop {
+        // Instances sharing a store: the leader alone fetches sitemaps and
+        // feeds (a site is asked once, not once per instance); the others
+        // take up what it stored.
+        if let Some(store) = store.as_ref().filter(|s| !s.health.leader.load(Ordering::Relaxed)) {
+            if followed.is_none_or(|at| at.elapsed() >= FOLLOW_EVERY) {
+                followed = Some(Instant::now());
+                follow(store, &sites.load_full(), &discovered, &changed).await;
+            }
+            // Leading later starts each site afresh.
+            last_run.clear();
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(TICK) => {}
+            }
+            continue;
+        }
+        followed = None;
         let current = sites.load_full();
         let mut any_change = false;
         // Sites whose [sites.discover] went away drop what they found.
@@ -140,6 +161,31 @@ pub async fn run(
 
 /// `sites` with each site's discovered articles after its configured ones
 /// (newest first, none twice).
+/// Takes up what the leader stored for the sites this config discovers.
+async fn follow(
+    store: &crate::store::StoreWriter,
+    sites: &[SiteConfig],
+    discovered: &Discovered,
+    changed: &mpsc::Sender<()>,
+) {
+    let stored = match store.load_discovered().await {
+        Ok(stored) => stored,
+        Err(error) => {
+            tracing::debug!(%error, "cannot read what the leader discovered");
+            return;
+        }
+    };
+    let wanted: HashMap<String, Vec<DiscoveredArticle>> = stored
+        .into_iter()
+        .filter(|(name, _)| sites.iter().any(|s| &s.name == name && s.discover.is_some()))
+        .collect();
+    let mut found = discovered.lock().unwrap_or_else(|e| e.into_inner());
+    if *found != wanted {
+        *found = wanted;
+        let _ = changed.try_send(());
+    }
+}
+
 pub fn with_discovered(sites: &[SiteConfig], discovered: &HashMap<String, Vec<DiscoveredArticle>>) -> Vec<SiteConfig> {
     sites
         .iter()
