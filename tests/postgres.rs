@@ -537,20 +537,6 @@ async fn an_instance_starts_while_postgresql_is_away_and_takes_up_what_was_kept(
 
 /// Probes per (base, article) pair the store recorded since `since` (ms),
 /// and how many pairs had one.
-fn probed_since(schema: &Schema, since: i64) -> (i64, i64) {
-    let total: i64 = schema
-        .query_text(&format!("SELECT count(*) FROM probes WHERE at > {since}"))
-        .parse()
-        .unwrap();
-    let pairs: i64 = schema
-        .query_text(&format!(
-            "SELECT count(*) FROM (SELECT DISTINCT base, article FROM probes WHERE at > {since}) p"
-        ))
-        .parse()
-        .unwrap();
-    (total, pairs)
-}
-
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -558,16 +544,41 @@ fn now_ms() -> i64 {
         .as_millis() as i64
 }
 
+/// When each (base, article) was probed since `since`, oldest first, as
+/// the store recorded it.
+fn probe_times_since(schema: &Schema, since: i64) -> std::collections::BTreeMap<String, Vec<i64>> {
+    let text = schema.query_text(&format!(
+        "SELECT string_agg(base || ' ' || article || ' ' || at, ',' ORDER BY at) FROM probes WHERE at > {since}"
+    ));
+    let mut times: std::collections::BTreeMap<String, Vec<i64>> = Default::default();
+    for row in text.split(',').filter(|r| !r.is_empty()) {
+        let (pair, at) = row.rsplit_once(' ').unwrap();
+        times.entry(pair.to_string()).or_default().push(at.parse().unwrap());
+    }
+    times
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 3)]
-async fn instances_share_the_probes_and_each_serves_every_pair() {
+async fn instances_share_the_probes_by_lease_and_take_over_a_killed_ones() {
     let Some(schema) = Schema::create("share_probes") else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let primary = serving(Page::Primary).await;
-    let mirror = serving(Page::Relative).await;
+    // Slow answers, so an instance holds leases for a while each round.
+    let slow = |page: Page| async move {
+        let origin = serving(page).await;
+        let body = page.on(&origin);
+        origin.set(Behavior::Slow {
+            delay: Duration::from_millis(300),
+            then: Box::new(Behavior::Page(body)),
+        });
+        origin
+    };
+    let primary = slow(Page::Primary).await;
+    let mirror = slow(Page::Relative).await;
     let articles: Vec<String> = (0..12).map(|i| format!("{ARTICLE}?page={i}")).collect();
-    let pairs = 2 * articles.len() as i64;
+    let pairs = 2 * articles.len();
+    let (interval, timeout) = (3_000, 1_000);
     let mut daemons = Vec::new();
     for name in ["share-a", "share-b", "share-c"] {
         let site = SiteSpec::new(
@@ -576,7 +587,7 @@ async fn instances_share_the_probes_and_each_serves_every_pair() {
             vec![mirror.url()],
             articles.iter().map(String::as_str).collect(),
         );
-        let probing = "interval = \"2s\"\ntimeout = \"5s\"\nper_host_rate = 1000";
+        let probing = "interval = \"3s\"\ntimeout = \"1s\"\nconcurrency = 4\nper_host_rate = 1000";
         let config = write_postgres_config(dir.path(), &schema, name, probing, &[site]);
         daemons.push(Some(Daemon::start(&config)));
     }
@@ -593,19 +604,62 @@ async fn instances_share_the_probes_and_each_serves_every_pair() {
         })
         .await;
     }
-    // Two rounds after all three know each other: each pair is probed,
-    // and about once per interval across the cluster, not three times.
-    // (A generous window: a loaded machine may stretch a round.)
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    tokio::time::sleep(Duration::from_millis(interval as u64)).await;
     let since = now_ms();
-    tokio::time::sleep(Duration::from_secs(10)).await;
-    let (total, probed) = probed_since(&schema, since);
-    assert_eq!(probed, pairs, "every pair probed: {total} probes");
-    let per_pair_per_interval = total as f64 / pairs as f64 / 5.0;
+    // Killed while it holds leases, mid-round.
+    tokio::time::sleep(Duration::from_millis(interval as u64)).await;
+    eventually("share-a holding leases", Duration::from_secs(30), || async {
+        let held: i64 = schema
+            .query_text("SELECT count(*) FROM work WHERE owner = 'share-a' AND expires_at IS NOT NULL")
+            .parse()
+            .unwrap();
+        (held > 0).then_some(())
+    })
+    .await;
+    daemons[0].take().unwrap().kill_hard();
+    let killed_at = now_ms();
+    tokio::time::sleep(Duration::from_millis(4 * interval as u64)).await;
+    let until = now_ms();
+
+    // From the store's own records: every pair probed throughout; none
+    // waited longer than an interval plus two timeouts (the killed
+    // instance's leases running out) — plus a second for a loaded
+    // machine's polls — and none was probed three times in one interval.
+    let times = probe_times_since(&schema, since);
+    assert_eq!(times.len(), pairs, "every pair probed: {times:?}");
+    for (pair, at) in &times {
+        let mut gaps: Vec<i64> = at.windows(2).map(|w| w[1] - w[0]).collect();
+        gaps.push(until - at.last().unwrap());
+        let longest = gaps.iter().max().unwrap();
+        assert!(
+            *longest <= interval + 2 * timeout + 1_000,
+            "{pair} went {longest} ms without a probe (killed at {killed_at}): {at:?}"
+        );
+        for three in at.windows(3) {
+            assert!(
+                three[2] - three[0] >= interval,
+                "{pair} probed three times within one interval: {at:?}"
+            );
+        }
+    }
+    let mut expired = 0;
+    for daemon in daemons.iter().flatten() {
+        let metrics = reqwest::get(daemon.url("/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        expired += metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("mirrorgate_leases_expired_total "))
+            .map_or(0, |v| v.trim().parse::<u64>().unwrap());
+    }
     assert!(
-        per_pair_per_interval <= 1.7,
-        "{total} probes of {pairs} pairs in five intervals: {per_pair_per_interval:.2} per pair per interval"
+        expired > 0,
+        "the killed instance's leases were taken over by the others"
     );
+
     // Each instance serves every pair, those the others probe included.
     for daemon in daemons.iter().flatten() {
         let detail = eventually("every pair known", Duration::from_secs(20), || {
@@ -622,24 +676,60 @@ async fn instances_share_the_probes_and_each_serves_every_pair() {
         .await;
         assert_eq!(detail["articles"].as_array().unwrap().len(), articles.len());
     }
+}
 
-    // One instance killed: the others take its pairs once it is gone.
-    daemons[0].take().unwrap().kill_hard();
-    let survivor = daemons[1].as_ref().unwrap();
-    eventually("two instances left", Duration::from_secs(40), || {
-        let url = survivor.url("/status");
-        async move {
-            let status = get_json(&url).await;
-            status["cluster"]["instances"]
-                .as_array()
-                .is_some_and(|i| i.len() == 2)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_leader_alone_discovers_and_the_others_probe_what_it_found() {
+    let Some(schema) = Schema::create("leader_discovers") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let origin = serving_article(Page::Primary).await;
+    origin.set_path("/news/found", Behavior::Page(Page::Primary.on(&origin)));
+    let sitemap = format!("<urlset><url><loc>{}/news/found</loc></url></urlset>", origin.url());
+    origin.set_path(
+        "/sitemap.xml",
+        Behavior::Raw {
+            headers: vec![("content-type", "application/xml".to_string())],
+            body: sitemap.into(),
+        },
+    );
+    let extra = format!(
+        "[sites.discover]\nsitemaps = [\"{}/sitemap.xml\"]\ninterval = \"1h\"\n",
+        origin.url()
+    );
+    let daemons: Vec<Daemon> = ["find-a", "find-b"]
+        .into_iter()
+        .map(|name| {
+            let site = SiteSpec::new("news", origin.url(), vec![], vec![ARTICLE]).extra(&extra);
+            Daemon::start(&write_postgres_config(dir.path(), &schema, name, "", &[site]))
+        })
+        .collect();
+    for daemon in &daemons {
+        eventually("the discovered article, probed", Duration::from_secs(40), || {
+            let url = daemon.url("/status/news");
+            async move {
+                let detail = get_json(&url).await;
+                let found = detail["articles"]
+                    .as_array()
+                    .is_some_and(|a| a.iter().any(|a| a["path"] == "/news/found"));
+                (found
+                    && bases_of(&detail, "/news/found")
+                        .values()
+                        .all(|b| b["verdict"] == "same"))
                 .then_some(())
-        }
-    })
-    .await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let since = now_ms();
-    tokio::time::sleep(Duration::from_secs(8)).await;
-    let (total, probed) = probed_since(&schema, since);
-    assert_eq!(probed, pairs, "no pair left behind after the kill: {total} probes");
+            }
+        })
+        .await;
+    }
+    let fetches = |origin: &TestOrigin| {
+        origin
+            .requests
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, path)| path == "/sitemap.xml")
+            .count()
+    };
+    assert_eq!(fetches(&origin), 1, "the sitemap was fetched once for the cluster");
 }

@@ -55,6 +55,11 @@ pub enum Behavior {
         headers: Vec<(&'static str, String)>,
         body: Vec<u8>,
     },
+    /// Answers as `then` does, after `delay`.
+    Slow {
+        delay: Duration,
+        then: Box<Behavior>,
+    },
 }
 
 /// An origin server whose answer per path can be changed at any time.
@@ -143,6 +148,10 @@ async fn respond(
         StatusCode::NOT_MODIFIED.into_response()
     };
     match behavior {
+        Behavior::Slow { delay, then } => {
+            tokio::time::sleep(delay).await;
+            Box::pin(respond(*then, if_none_match, not_modified)).await
+        }
         Behavior::Validated(page) => {
             let tag = etag(&page);
             if if_none_match.as_deref() == Some(tag.as_str()) {
