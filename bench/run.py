@@ -182,12 +182,15 @@ http {{ access_log off; sendfile on; keepalive_requests 1000000; default_type te
 
 
 def mirrorgate_config(path, nginx, articles, store, probe=None, server="", backend="sqlite", prefix="/news",
-                      validators=True, extra=""):
+                      validators=True, extra="", store_url=None, instance=None):
     bases = [f"http://127.0.0.1:{p}" for p in (nginx.bases if validators else nginx.plain)]
     settings = {"interval": '"1h"', "timeout": '"10s"', "concurrency": "64", "per_host_rate": "0", **(probe or {})}
     with open(path, "w") as f:
         f.write(f'[server]\nlisten = "127.0.0.1:{free_port()}"\n{server}\n')
-        f.write(f'[store]\nbackend = "{backend}"\npath = "{store}"\n\n')
+        if store_url:
+            f.write(f'[store]\nurl = "{store_url}"\ninstance = "{instance}"\n\n')
+        else:
+            f.write(f'[store]\nbackend = "{backend}"\npath = "{store}"\n\n')
         f.write("[probe]\n" + "".join(f"{key} = {value}\n" for key, value in settings.items()) + "\n")
         f.write(f'[[sites]]\nname = "news"\nprimary = "{bases[0]}"\nmirrors = {json.dumps(bases[1:])}\n')
         f.write('content_selector = "article"\narticles = [\n')
@@ -316,9 +319,17 @@ class Report:
         ok = value >= target if higher_is_better else value <= target
         sign = ">=" if higher_is_better else "<="
         self.rows.append((name, f"{value:.2f}x", f"{sign} {target}x", "PASS" if ok else "MISS"))
+        print(f"{name}: {value:.2f}x (target {sign} {target}x)", file=sys.stderr)
 
     def figure(self, name, value, target_text, ok):
         self.rows.append((name, value, target_text, "PASS" if ok else "MISS"))
+        print(f"{name}: {value} (target {target_text})", file=sys.stderr)
+
+    def add_raw(self, line):
+        """A raw figure, shown at once too: a later target that fails must
+        not take it with it."""
+        self.raw.append(line)
+        print(line, file=sys.stderr)
 
     def print(self):
         print(f"\nmirrorgate benchmarks — {time.strftime('%Y-%m-%d %H:%M %Z')}, {CORES} cores")
@@ -516,6 +527,138 @@ def bench_fingerprint(args, report):
     else:
         report.raw.append("criterion sitemap/parse_50000_urls: not found in output")
 
+POSTGRES = os.environ.get("MIRRORGATE_BENCH_POSTGRES", "postgres://postgres@127.0.0.1:5432/test")
+
+
+def psql(sql, url=POSTGRES):
+    return subprocess.run(["psql", url, "-Atqc", sql], capture_output=True, text=True, check=True).stdout.strip()
+
+
+def pg_schema(name):
+    """A fresh schema of the bench database; its URL."""
+    psql(f"DROP SCHEMA IF EXISTS {name} CASCADE; CREATE SCHEMA {name}")
+    separator = "&" if "?" in POSTGRES else "?"
+    return f"{POSTGRES}{separator}options=-csearch_path%3D{name}"
+
+
+def cold_span(read, pairs, seconds=900):
+    """Waits until the store holds a result for every pair; then the
+    seconds from the first probe to the last, from the store's rows."""
+    wait_for(f"{pairs} pairs stored", lambda: int(read("SELECT count(*) FROM latest")) >= pairs, seconds)
+    first, last = read("SELECT min(at) || ' ' || max(at) FROM probes").split()
+    return (int(last) - int(first)) / 1000
+
+
+def sqlite_reader(path):
+    import sqlite3
+
+    def read(sql):
+        try:
+            with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+                return str(db.execute(sql).fetchone()[0] or 0)
+        except sqlite3.Error:
+            return "0"
+    return read
+
+
+def bench_cluster(args, nginx, work, report):
+    """PostgreSQL beside SQLite, and three instances beside one, on the
+    realistic cold-round corpus; redirects of an instance in a cluster; the
+    store's size; a new instance joining a 1,000,000-article store."""
+    n, pairs = args.articles, 4 * args.articles
+    path = "/news/4321.html"
+    spans = {"sqlite": [], "pg1": [], "pg3": []}
+    for run in range(3):
+        db = f"{work}/cluster-{run}.db"
+        url = mirrorgate_config(f"{work}/c-sqlite-{run}.toml", nginx, n, db)
+        daemon = Daemon(args.mirrorgate, f"{work}/c-sqlite-{run}.toml", url)
+        spans["sqlite"].append(cold_span(sqlite_reader(db), pairs))
+        daemon.stop()
+        for count in (1, 3):
+            schema = f"bench_cluster_{count}_{run}"
+            store_url = pg_schema(schema)
+            read = lambda sql, u=store_url: psql(sql, u) or "0"
+            daemons = []
+            for i in range(count):
+                config = f"{work}/c-pg{count}-{run}-{i}.toml"
+                url = mirrorgate_config(config, nginx, n, None, store_url=store_url, instance=f"bench-{i}")
+                daemons.append(Daemon(args.mirrorgate, config, url))
+            spans[f"pg{count}"].append(cold_span(read, pairs))
+            if count == 3 and run == 0:
+                bytes_total = int(psql(f"SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c "
+                                       f"JOIN pg_namespace s ON s.oid = c.relnamespace "
+                                       f"WHERE s.nspname = '{schema}' AND c.relkind = 'r'"))
+                probes_rows = int(read("SELECT count(*) FROM probes"))
+                cluster_rps, cluster_p99, cluster_bad = wrk(f"{daemons[1].url}/r/news{path}")
+            for daemon in daemons:
+                daemon.stop()
+    median = {name: statistics.median(values) for name, values in spans.items()}
+    # The lone SQLite instance's redirects, same article count and machine.
+    url = mirrorgate_config(f"{work}/c-lone.toml", nginx, n, f"{work}/cluster-lone.db")
+    lone = Daemon(args.mirrorgate, f"{work}/c-lone.toml", url)
+    cold_span(sqlite_reader(f"{work}/cluster-lone.db"), pairs)
+    lone_rps, lone_p99, lone_bad = wrk(f"{url}/r/news{path}")
+    lone.stop()
+
+    report.ratio("8. cold round, one PostgreSQL vs one SQLite instance", median["pg1"] / median["sqlite"], 1.1, False)
+    report.ratio("8. cold round, three instances vs one (PostgreSQL)", median["pg3"] / median["pg1"], 1.0, False)
+    report.ratio("8. redirect req/s, instance of three vs lone SQLite", cluster_rps / lone_rps, 0.95, True)
+    report.figure("8. PostgreSQL bytes per article x base (one round)", f"{bytes_total / pairs:,.0f} B", "report", True)
+    each = lambda name: ", ".join(f"{v:.2f} s" for v in spans[name])
+    for line in [
+        f"cold round, {pairs:,} probes, first to last probe as stored: one SQLite instance {median['sqlite']:.2f} s "
+        f"({each('sqlite')}); one PostgreSQL instance {median['pg1']:.2f} s ({each('pg1')}); "
+        f"three PostgreSQL instances {median['pg3']:.2f} s ({each('pg3')})",
+        f"redirect /r: instance of three {cluster_rps:,.0f} req/s p99 {cluster_p99:.2f} ms non-3xx {cluster_bad}; "
+        f"lone SQLite instance {lone_rps:,.0f} req/s p99 {lone_p99:.2f} ms non-3xx {lone_bad}",
+        f"PostgreSQL store after one cold round of three instances: {bytes_total:,} bytes, {probes_rows:,} probe rows",
+    ]:
+        report.add_raw(line)
+    bench_cluster_join(args, nginx, work, report)
+
+
+def bench_cluster_join(args, nginx, work, report):
+    """A store holding a result for each of 1,000,000 articles x 4 bases
+    (written by SQL, not probed: a round that size is another target); a new
+    instance's time from start to its first redirect to a mirror."""
+    n = 1_000_000
+    store_url = pg_schema("bench_cluster_join")
+    config = f"{work}/c-join-0.toml"
+    # The first instance creates the schema and the queue, then stops.
+    url = mirrorgate_config(config, nginx, n, None, store_url=store_url, instance="seed",
+                            probe={"per_host_rate": "1"}, prefix="/tiny")
+    Daemon(args.mirrorgate, config, url).stop()
+    bases = [f"http://127.0.0.1:{p}" for p in nginx.bases]
+    values = ", ".join(f"('{b}', {i == 0})" for i, b in enumerate(bases))
+    now_ms = int(time.time() * 1000)
+    started = time.time()
+    psql(f"""SET search_path = bench_cluster_join;
+        INSERT INTO latest (site, base, article, is_primary, at, outcome, http_status, latency_ms, raw_hash, hash,
+                            last_ok_at, text_len, title_words, page_flags, page_class, rules)
+        SELECT 'news', b.base, '/tiny/' || g || '.html', b.is_primary, {now_ms}, 'ok', 200, 5,
+               decode(repeat('ab', 32), 'hex'), decode(repeat('cd', 32), 'hex'), {now_ms}, 4000, 8, 0, NULL, 0
+        FROM generate_series(0, {n - 1}) g, (VALUES {values}) AS b(base, is_primary)""")
+    filled = time.time() - started
+    config = f"{work}/c-join-1.toml"
+    url = mirrorgate_config(config, nginx, n, None, store_url=store_url, instance="joiner",
+                            probe={"per_host_rate": "1"}, prefix="/tiny")
+    command = [args.mirrorgate, "run", "--config", config]
+    log = open(f"{config}.log", "w")
+    began = time.time()
+    process = subprocess.Popen(command, env={**os.environ, "RUST_LOG": "info"}, stderr=log)
+    # Ready: it has restored every stored result and answers on its port
+    # (the restore comes before the listener).
+    wait_for("the joining instance", lambda: get(f"{url}/healthz"), 600)
+    ready = time.time() - began
+    with open(f"{config}.log") as f:
+        restored = re.search(r'"results":(\d+)|results=(\d+)', f.read())
+    restored = next(g for g in restored.groups() if g) if restored else "?"
+    process.terminate()
+    process.wait()
+    report.figure("8. new instance, 1,000,000-article store, ready", f"{ready:.2f} s", "< 10 s", ready < 10)
+    report.add_raw(f"joining a store of {4 * n:,} results (filled by SQL in {filled:.1f} s): restored {restored} "
+                   f"and serving after {ready:.2f} s")
+
 
 def main():
     parser = argparse.ArgumentParser()
@@ -537,6 +680,8 @@ def main():
             bench_memory(args, nginx, work, report)
         if "fingerprint" in args.targets:
             bench_fingerprint(args, report)
+        if "cluster" in args.targets:
+            bench_cluster(args, nginx, work, report)
     finally:
         nginx.stop()
         shutil.rmtree(work, ignore_errors=True)

@@ -3,6 +3,8 @@
 # machine, in one run, reported as ratios (see bench/README.md).
 #   bench/run.sh                 everything (about 15 minutes on 2 cores)
 #   bench/run.sh redirect cold   only some targets
+#   bench/run.sh cluster         PostgreSQL and several instances
+#                                (MIRRORGATE_BENCH_POSTGRES, default the local test database)
 # Not run by CI; no test asserts a timing. Loopback only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,8 +24,11 @@ install_apt() {
 install_apt nginx:nginx wrk:wrk taskset:util-linux
 install_apt /usr/bin/time:time
 
-# lychee is built once into the cache and reused.
-if [ ! -x "$cache/lychee/bin/lychee" ]; then
+# lychee is built once into the cache and reused (only the targets that
+# compare with it need it).
+needs_lychee=yes
+if [ $# -gt 0 ] && ! printf '%s\n' "$@" | grep -qx rounds; then needs_lychee=no; fi
+if [ "$needs_lychee" = yes ] && [ ! -x "$cache/lychee/bin/lychee" ]; then
   echo "installing lychee into $cache/lychee (once)" >&2
   cargo install lychee --locked --quiet --root "$cache/lychee"
 fi
