@@ -733,3 +733,33 @@ async fn the_leader_alone_discovers_and_the_others_probe_what_it_found() {
     };
     assert_eq!(fetches(&origin), 1, "the sitemap was fetched once for the cluster");
 }
+
+#[tokio::test]
+async fn a_reload_that_shortens_the_interval_brings_the_next_probes_forward() {
+    let Some(schema) = Schema::create("reload_interval") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let primary = serving_article(Page::Primary).await;
+    let site = || SiteSpec::new("news", primary.url(), vec![], vec![ARTICLE]);
+    let config = write_postgres_config(dir.path(), &schema, "reloads", "interval = \"1h\"", &[site()]);
+    let daemon = Daemon::start(&config);
+    stored_rows(&schema, "probes", 1).await;
+    let probed = || {
+        primary
+            .requests
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, p)| p == ARTICLE)
+            .count()
+    };
+    let before = probed();
+    write_postgres_config(dir.path(), &schema, "reloads", "interval = \"1s\"", &[site()]);
+    daemon.signal("HUP");
+    eventually("probes at the new interval", Duration::from_secs(20), || {
+        let more = probed() >= before + 3;
+        async move { more.then_some(()) }
+    })
+    .await;
+}

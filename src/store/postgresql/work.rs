@@ -46,12 +46,15 @@ pub struct WorkStatements {
 impl WorkStatements {
     pub async fn prepare(client: &Client) -> Result<Self, tokio_postgres::Error> {
         Ok(WorkStatements {
+            // A shorter interval from a reload applies to the pairs' next
+            // due time too, not only after their next probe.
             sync: client
                 .prepare(&format!(
                     "INSERT INTO work AS w (site, article, base, host, interval_ms, due_at)
                      SELECT u.site, u.article, u.base, u.host, $5, {NOW_MS}
                      FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[]) AS u(site, article, base, host)
-                     ON CONFLICT (site, article, base) DO UPDATE SET host = excluded.host, interval_ms = excluded.interval_ms
+                     ON CONFLICT (site, article, base) DO UPDATE SET host = excluded.host, interval_ms = excluded.interval_ms,
+                       due_at = LEAST(w.due_at, COALESCE(w.claimed_at, w.due_at) + excluded.interval_ms)
                      WHERE w.host <> excluded.host OR w.interval_ms <> excluded.interval_ms"
                 ))
                 .await?,
