@@ -157,7 +157,7 @@ impl Daemon {
             let (writer, writer_task) = StoreWriter::spawn(store, retention, config.store.instance.clone());
             if let Some(away) = &away {
                 // Shown before the first write fails, in /status and /metrics.
-                writer.health.set_error(Some(away.to_string()));
+                writer.health.started_away(away.to_string());
             }
             let (events, engine_task) = engine::spawn(engine, Some(writer.clone()), Some(heartbeat.clone()));
             let rounds = tokio::spawn(probe_rounds(Rounds {

@@ -85,11 +85,21 @@ pub struct StoreHealth {
     pub cluster: Mutex<Cluster>,
     /// Times this instance took the lease from one that let it expire.
     pub leases_expired: AtomicU64,
+    /// Writes fail now: what "logged once per change" follows (the error
+    /// shown may come from elsewhere, a failed prune for one).
+    writes_failing: std::sync::atomic::AtomicBool,
 }
 
 impl StoreHealth {
     pub fn last_error(&self) -> Option<(UnixMillis, String)> {
         self.last_error.lock().map(|e| e.clone()).unwrap_or(None)
+    }
+
+    /// The store could not be reached at start: that was logged, and the
+    /// writes failing until it is back are the same state.
+    pub fn started_away(&self, error: String) {
+        self.writes_failing.store(true, Ordering::Relaxed);
+        self.set_error(Some(error));
     }
 
     pub fn set_error(&self, error: Option<String>) {
@@ -438,7 +448,7 @@ impl Writer {
                 let total = health.written.fetch_add(batch.len() as u64, Ordering::Relaxed) + batch.len() as u64;
                 // The durable-so-far count: what a crash test holds the store to.
                 tracing::debug!(records = batch.len(), total, "batch stored");
-                if health.last_error().is_some() {
+                if health.writes_failing.swap(false, Ordering::Relaxed) {
                     tracing::info!(
                         records = batch.len(),
                         backlog = self.pending.len(),
@@ -456,7 +466,7 @@ impl Writer {
                 let retry_in = self.backoff;
                 // Logged when it starts failing (and when it works again),
                 // not at every attempt of a long outage.
-                if health.last_error().is_none() {
+                if !health.writes_failing.swap(true, Ordering::Relaxed) {
                     tracing::error!(
                         %error,
                         backlog = batch.len() + self.pending.len(),
