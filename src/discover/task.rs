@@ -159,8 +159,6 @@ pub async fn run(
     }
 }
 
-/// `sites` with each site's discovered articles after its configured ones
-/// (newest first, none twice).
 /// Takes up what the leader stored for the sites this config discovers.
 async fn follow(
     store: &crate::store::StoreWriter,
@@ -186,6 +184,8 @@ async fn follow(
     }
 }
 
+/// `sites` with each site's discovered articles after its configured ones
+/// (newest first, none twice).
 pub fn with_discovered(sites: &[SiteConfig], discovered: &HashMap<String, Vec<DiscoveredArticle>>) -> Vec<SiteConfig> {
     sites
         .iter()

@@ -280,14 +280,7 @@ impl Engine {
     pub fn apply_shared(&mut self, records: Vec<ProbeRecord>) -> usize {
         let mut applied = 0;
         for record in records {
-            let Some(&site) = self.catalog.by_name.get(&*record.site) else {
-                continue;
-            };
-            let meta = &self.catalog.sites[site];
-            let (Some(base), Some(&article)) = (
-                meta.base_names.iter().position(|b| *b == record.base),
-                meta.article_index.get(&record.article),
-            ) else {
+            let Some((site, base, article)) = self.catalog.locate(&record.site, &record.base, &record.article) else {
                 continue;
             };
             let held = self.articles[site][article].observation(base).map(|o| o.checked_at);

@@ -215,7 +215,7 @@ impl Scheduler {
         let mut jobs = Vec::with_capacity(claims.len());
         let mut unknown = Vec::new();
         for claim in claims {
-            match self.locate(claim) {
+            match self.catalog.locate(&claim.site, &claim.base, &claim.article) {
                 Some((site, base, article)) => jobs.push(Job {
                     site,
                     base,
@@ -235,14 +235,6 @@ impl Scheduler {
         };
         self.run(jobs, batch).await;
         unknown
-    }
-
-    fn locate(&self, claim: &Claim) -> Option<(usize, usize, usize)> {
-        let &site = self.catalog.by_name.get(claim.site.as_str())?;
-        let meta = &self.catalog.sites[site];
-        let base = meta.base_names.iter().position(|b| **b == *claim.base)?;
-        let &article = meta.article_index.get(claim.article.as_str())?;
-        Some((site, base, article))
     }
 
     /// Every pair of the catalog, for the shared work queue.

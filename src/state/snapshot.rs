@@ -59,6 +59,15 @@ impl SiteMeta {
 }
 
 impl Catalog {
+    /// The indices of (site, base, article) named as the store names them.
+    pub fn locate(&self, site: &str, base: &str, article: &str) -> Option<(usize, usize, usize)> {
+        let &site_index = self.by_name.get(site)?;
+        let meta = &self.sites[site_index];
+        let base = meta.base_names.iter().position(|b| **b == *base)?;
+        let &article = meta.article_index.get(article)?;
+        Some((site_index, base, article))
+    }
+
     pub fn new(config: &Config) -> Self {
         let mut by_name = HashMap::new();
         let mut by_origin = HashMap::new();
