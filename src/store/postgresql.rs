@@ -988,16 +988,57 @@ const LATEST_COLUMNS: &str =
     "SELECT site, base, article, is_primary, at, outcome, http_status, latency_ms, raw_hash, hash,
     last_ok_at, text_len, title_words, page_flags, page_class, rules";
 
-fn latest_record(row: &tokio_postgres::Row) -> ProbeRecord {
-    let outcome: String = row.get(5);
+/// Sites and bases repeat on every row of `latest`; a restore of millions
+/// of rows shares one allocation per distinct name instead of one per row.
+#[derive(Default)]
+struct SharedNames(Vec<Arc<str>>);
+
+impl SharedNames {
+    fn get(&mut self, name: &str) -> Arc<str> {
+        if let Some(known) = self.0.iter().find(|known| &***known == name) {
+            return known.clone();
+        }
+        let new: Arc<str> = name.into();
+        // A catalog has a few sites and bases; a store left by a bigger
+        // one must not make each lookup a long scan.
+        if self.0.len() < 64 {
+            self.0.push(new.clone());
+        }
+        new
+    }
+}
+
+/// Reads `latest` rows as they arrive rather than buffering them: a
+/// buffered row costs several times the record made from it, and a
+/// restore of millions of rows spent most of its time faulting in that
+/// memory.
+async fn latest_records(
+    client: &Client,
+    filter: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Result<Vec<ProbeRecord>, tokio_postgres::Error> {
+    use futures_util::TryStreamExt;
+    let sql = format!("{LATEST_COLUMNS} FROM latest {filter}");
+    let rows = client.query_raw(sql.as_str(), params.iter().copied()).await?;
+    let mut rows = std::pin::pin!(rows);
+    let mut names = SharedNames::default();
+    let mut records = Vec::new();
+    while let Some(row) = rows.try_next().await? {
+        records.push(latest_record(&row, &mut names));
+    }
+    Ok(records)
+}
+
+fn latest_record(row: &tokio_postgres::Row, names: &mut SharedNames) -> ProbeRecord {
+    let outcome: &str = row.get(5);
     ProbeRecord {
-        site: row.get::<_, String>(0).into(),
-        base: row.get::<_, String>(1).into(),
-        article: row.get::<_, String>(2).into(),
+        site: names.get(row.get(0)),
+        base: names.get(row.get(1)),
+        article: row.get::<_, &str>(2).into(),
         is_primary: row.get(3),
         trusted: false,
         observation: Observation {
-            outcome: Outcome::parse(&outcome).unwrap_or(Outcome::Connect),
+            outcome: Outcome::parse(outcome).unwrap_or(Outcome::Connect),
             http_status: row.get::<_, Option<i32>>(6).and_then(|s| u16::try_from(s).ok()),
             latency_ms: u32::try_from(row.get::<_, i64>(7)).unwrap_or(u32::MAX),
             raw_hash: hash_column(row.get(8)).map(|h| RawHash(h.0)),
@@ -1020,8 +1061,7 @@ fn latest_record(row: &tokio_postgres::Row) -> ProbeRecord {
 
 async fn load(client: &Client, latencies_per_base: usize) -> Result<StoredState, tokio_postgres::Error> {
     let mut state = StoredState::default();
-    let rows = client.query(&format!("{LATEST_COLUMNS} FROM latest"), &[]).await?;
-    state.latest = rows.iter().map(latest_record).collect();
+    state.latest = latest_records(client, "", &[]).await?;
     let rows = client
         .query(
             "SELECT site, article, hash, last_seen, text_len, title_words, page_flags, rules FROM versions",
@@ -1331,13 +1371,7 @@ impl Store for PostgresStore {
     }
 
     fn latest_since(&mut self, since: UnixMillis) -> Result<Vec<ProbeRecord>, StoreError> {
-        self.with(async |connection| {
-            let rows = connection
-                .client
-                .query(&format!("{LATEST_COLUMNS} FROM latest WHERE at > $1"), &[&since])
-                .await?;
-            Ok(rows.iter().map(latest_record).collect())
-        })
+        self.with(async |connection| latest_records(&connection.client, "WHERE at > $1", &[&since]).await)
     }
 
     fn leave(&mut self, instance: &str) -> Result<(), StoreError> {
