@@ -85,7 +85,7 @@ impl SharedWork {
             self.synced = Some(scheduler.catalog().clone());
         }
         let started = Instant::now();
-        let limits = scheduler.claim_limits();
+        let limits = scheduler.claim_limits(BATCHES_IN_FLIGHT);
         let global = Arc::new(Semaphore::new(scheduler.concurrency()));
         let mut in_flight = JoinSet::new();
         let mut drained = None;

@@ -258,11 +258,15 @@ impl Scheduler {
     /// How much one claim takes: the concurrency's worth, and of one host
     /// no more than its rate limit lets out well within the lease (twice
     /// the probe timeout), so a claimed pair is probed before its lease
-    /// runs out.
-    pub fn claim_limits(&self) -> ClaimLimits {
+    /// runs out. `batches_in_flight` claims share the host's limiter, so
+    /// together they may hold only what it lets out in half a timeout: the
+    /// last of them then starts by then and ends, at the latest, a timeout
+    /// later, with a margin left before the lease runs out.
+    pub fn claim_limits(&self, batches_in_flight: usize) -> ClaimLimits {
         let lease = self.timeout * 2;
         let per_host = if self.per_host_rate > 0.0 {
-            (self.per_host_rate * self.timeout.as_secs_f64()).floor().max(1.0) as usize
+            let released = self.per_host_rate * self.timeout.as_secs_f64() / 2.0;
+            (released / batches_in_flight.max(1) as f64).floor().max(1.0) as usize
         } else {
             self.concurrency
         };
@@ -524,4 +528,30 @@ fn rate_limiter(per_second: f64) -> Option<DefaultDirectRateLimiter> {
     // A burst of one: the limit holds over any window, not just on average.
     let quota = Quota::with_period(period)?.allow_burst(NonZeroU32::MIN);
     Some(RateLimiter::direct(quota))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scheduler(probe: &str) -> Scheduler {
+        let text = format!(
+            "[probe]\n{probe}\n[[sites]]\nname = \"news\"\nprimary = \"http://127.0.0.1:9\"\narticles = [\"/a\"]\n"
+        );
+        let config = crate::config::parse("claims.toml", &text).expect("a valid config");
+        let catalog = Arc::new(Catalog::new(&config));
+        Scheduler::new(catalog, &config.probe, Evidence::default()).expect("a client")
+    }
+
+    #[test]
+    fn claims_on_a_rate_limited_host_start_within_half_a_timeout() {
+        let limits = scheduler("per_host_rate = 1\ntimeout = \"10s\"\nconcurrency = 64").claim_limits(2);
+        // Two claims of 2 each: the 4th pair starts after 3 s at 1/s, well
+        // within the 20 s lease together with its own 10 s.
+        assert_eq!((limits.per_host, limits.pairs, limits.lease_ms), (2, 64, 20_000));
+        let unlimited = scheduler("per_host_rate = 0\nconcurrency = 16").claim_limits(2);
+        assert_eq!(unlimited.per_host, 16);
+        let slow = scheduler("per_host_rate = 0.01\ntimeout = \"10s\"").claim_limits(2);
+        assert_eq!(slow.per_host, 1, "a host is never starved of claims");
+    }
 }
