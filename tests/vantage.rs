@@ -403,6 +403,71 @@ async fn a_reload_changes_the_agents_and_keeps_what_the_others_reported() {
     );
 }
 
+/// What `/agent/v1/work` answers `token` with, by status code only.
+async fn work_status(daemon: &Daemon, token: &str) -> u16 {
+    let response = client()
+        .get(daemon.url("/agent/v1/work"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    response.status().as_u16()
+}
+
+async fn reloaded(daemon: &Daemon, times: usize) {
+    eventually("the reload", Duration::from_secs(10), || async {
+        (daemon.log_entries(&[("message", "config reloaded")]).len() >= times).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_reload_adds_the_first_agents_and_removes_the_last() {
+    let primary = serving_article(Page::Primary).await;
+    let mirror = serving_article(Page::Primary).await;
+    let dir = tempfile::tempdir().unwrap();
+    let site = SiteSpec::new("news", primary.url(), vec![mirror.url()], vec![ARTICLE]);
+    let config = vantage_config(dir.path(), &[site], "3s");
+    let with_agents = std::fs::read_to_string(&config).unwrap();
+    let (without_agents, _) = with_agents.split_once("\n[[vantage.agents]]").unwrap();
+    std::fs::write(&config, without_agents).unwrap();
+    let daemon = Daemon::start(&config);
+    rounds_completed(&daemon, 1).await;
+    let token = TOKENS[0].2;
+    assert_eq!(work_status(&daemon, token).await, 404, "no agents configured yet");
+
+    std::fs::write(&config, &with_agents).unwrap();
+    daemon.signal("HUP");
+    reloaded(&daemon, 1).await;
+    let applied = daemon.log_entries(&[("key", "vantage.agents"), ("message", "config key changed; applied")]);
+    assert_eq!(applied.len(), 1, "{}", daemon.log());
+    assert_eq!(work(&daemon, token).await["agent"], TOKENS[0].0);
+    cn_blocks_the_primary(&daemon, &primary.url(), &mirror.url(), Duration::from_secs(3)).await;
+    assert_eq!(
+        location_for(&daemon, Some(READER_CN)).await,
+        format!("{}{ARTICLE}", mirror.url()),
+        "the new agents' view routes readers"
+    );
+
+    std::fs::write(&config, without_agents).unwrap();
+    daemon.signal("HUP");
+    reloaded(&daemon, 2).await;
+    assert_eq!(work_status(&daemon, token).await, 404, "the agents were removed");
+    eventually("no agents in /status", Duration::from_secs(10), || {
+        let url = daemon.url("/status");
+        async move {
+            let status = get_json(&url).await;
+            status["agents"].as_array().is_some_and(|a| a.is_empty()).then_some(())
+        }
+    })
+    .await;
+    assert_eq!(
+        location_for(&daemon, Some(READER_CN)).await,
+        format!("{}{ARTICLE}", primary.url()),
+        "with no agents, every reader goes to the live primary"
+    );
+}
+
 #[tokio::test]
 async fn results_are_checked_against_the_work_given() {
     let primary = serving(Page::Primary).await;

@@ -44,11 +44,8 @@ pub fn changes(old: &Config, new: &Config, log_level_reloads: bool) -> Vec<(Stri
             .map(|a| (a.name.clone(), a.country, a.asn, a.token.clone()))
             .collect::<Vec<_>>()
     };
-    let vantage = if ov.agents.is_empty() == nv.agents.is_empty() {
-        Applied
-    } else {
-        RestartNeeded
-    };
+    // The agents' side exists with or without agents, so every change applies.
+    let vantage = Applied;
     let keys: [(&'static str, bool, Effect); 40] = [
         // A changed sink starts afresh; the others keep their queues.
         (
@@ -227,7 +224,7 @@ pub struct Reloader {
     /// The alert tasks, which take the reloaded `[[alerts]]`.
     pub alerts: crate::alert::Alerts,
     /// The agents' side, rebuilt for the reloaded `[vantage]` and sites.
-    pub vantage: Option<crate::vantage::Vantage>,
+    pub vantage: crate::vantage::Vantage,
     /// Articles discovery found, merged into every catalog built here.
     pub discovered: crate::discover::task::Discovered,
     /// The sites as configured, for the discovery loop to follow.
@@ -360,11 +357,7 @@ impl Reloader {
         if format!("{:?}", self.running.alerts) != format!("{:?}", config.alerts) {
             self.alerts.reconfigure(config.alerts.clone()).await;
         }
-        if let Some(vantage) = &self.vantage
-            && !config.vantage.agents.is_empty()
-        {
-            vantage.reconfigure(&config, self.geo.clone());
-        }
+        self.vantage.reconfigure(&config, self.geo.clone());
         self.writer
             .configure(
                 config.store.retention,

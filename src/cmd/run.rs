@@ -178,10 +178,11 @@ impl Daemon {
         );
         tokio::spawn(watch_geoip(geo.clone(), shutdown.clone()));
         let countries: Arc<ArcSwap<crate::vantage::view::VantageView>> = Default::default();
-        let vantage = (!config.vantage.agents.is_empty()).then(|| {
-            let board = crate::vantage::board::Board::new(&config, geo.clone());
-            crate::vantage::Vantage::new(board, countries.clone())
-        });
+        // Built even with no agents configured: a reload may add some.
+        let vantage = crate::vantage::Vantage::new(
+            crate::vantage::board::Board::new(&config, geo.clone()),
+            countries.clone(),
+        );
         let discovery: crate::discover::task::DiscoveryStatus = Default::default();
         let alert_book: Arc<crate::alert::Book> = Default::default();
         let listed: Arc<crate::http::mirror_list::ListedSince> = Default::default();
@@ -195,9 +196,7 @@ impl Daemon {
             }),
         ];
         kept_parts.extend(crate::state::evidence::Kept::parts(&evidence));
-        if let Some(vantage) = &vantage {
-            kept_parts.push(Arc::new(vantage.clone()));
-        }
+        kept_parts.push(Arc::new(vantage.clone()));
         let keeper = crate::cmd::keep::Keeper::restore(kept_parts, kept);
         // Who leads is known before anything only the leader does starts.
         let membership =
@@ -205,9 +204,7 @@ impl Daemon {
         membership.beat().await;
         tokio::spawn(membership.clone().run(shutdown.clone()));
         // After the restore: its first publish shows the countries as they were.
-        if let Some(vantage) = &vantage {
-            tokio::spawn(vantage.clone().upkeep(snapshots.clone(), shutdown.clone()));
-        }
+        tokio::spawn(vantage.clone().upkeep(snapshots.clone(), shutdown.clone()));
         tokio::spawn(keeper.clone().run(writer.clone(), shutdown.clone()));
         // Spawned even with no [[alerts]]: a reload may add some.
         let alerts = {
@@ -242,7 +239,7 @@ impl Daemon {
             reports,
             geo: geo.clone(),
             countries,
-            vantage: vantage.clone(),
+            vantage: Some(vantage.clone()),
             snapshots: snapshots.clone(),
             evidence: evidence.clone(),
             counters: counters.clone(),

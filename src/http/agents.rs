@@ -16,7 +16,7 @@ use crate::vantage::protocol::{AGENT_NAME_HEADER, MAX_RESULTS_PER_BATCH, Results
 
 /// The agent the request's token belongs to, or the answer refusing it.
 fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<(Vantage, usize), Box<Response>> {
-    let Some(vantage) = state.vantage.clone() else {
+    let Some(vantage) = state.vantage.clone().filter(|v| !v.config.load().agents.is_empty()) else {
         return Err(Box::new(error(
             StatusCode::NOT_FOUND,
             "no agents are configured ([vantage] agents)".into(),

@@ -39,6 +39,9 @@ pub struct Vantage {
     /// Swapped by a reload, with the board.
     pub config: Arc<ArcSwap<VantageConfig>>,
     limiter: Arc<DefaultKeyedRateLimiter<usize>>,
+    /// A reload changed the board: the upkeep publishes now rather than
+    /// at its next half cycle (agents added or all removed show at once).
+    reconfigured: Arc<tokio::sync::Notify>,
 }
 
 impl crate::state::kept::Keeps for Vantage {
@@ -68,6 +71,7 @@ impl Vantage {
             view,
             config,
             limiter: Arc::new(RateLimiter::keyed(quota)),
+            reconfigured: Default::default(),
         }
     }
 
@@ -80,6 +84,7 @@ impl Vantage {
         fresh.restore_kept(&board.export_kept());
         *board = fresh;
         self.config.store(Arc::new(config.vantage.clone()));
+        self.reconfigured.notify_one();
     }
 
     /// Whether `agent` may make another request now.
@@ -103,7 +108,12 @@ impl Vantage {
     pub async fn upkeep(self, snapshots: Snapshots, shutdown: CancellationToken) {
         loop {
             let period = (self.config.load().cycle / 2).max(Duration::from_millis(200));
-            let hosts = self.board.lock().unwrap_or_else(|e| e.into_inner()).hosts();
+            // Without agents nothing is compared with the hosts' addresses.
+            let hosts = if self.config.load().agents.is_empty() {
+                Vec::new()
+            } else {
+                self.board.lock().unwrap_or_else(|e| e.into_inner()).hosts()
+            };
             for (host, port) in hosts {
                 let host_only = host.trim_start_matches('[').trim_end_matches(']').to_string();
                 if host_only.parse::<std::net::IpAddr>().is_ok() {
@@ -133,6 +143,7 @@ impl Vantage {
             self.publish(&snapshots);
             tokio::select! {
                 _ = shutdown.cancelled() => return,
+                _ = self.reconfigured.notified() => {}
                 _ = tokio::time::sleep(period) => {}
             }
         }
