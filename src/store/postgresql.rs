@@ -1060,8 +1060,10 @@ fn latest_record(row: &tokio_postgres::Row, names: &mut SharedNames) -> ProbeRec
 }
 
 async fn load(client: &Client, latencies_per_base: usize) -> Result<StoredState, tokio_postgres::Error> {
-    let mut state = StoredState::default();
-    state.latest = latest_records(client, "", &[]).await?;
+    let mut state = StoredState {
+        latest: latest_records(client, "", &[]).await?,
+        ..StoredState::default()
+    };
     let rows = client
         .query(
             "SELECT site, article, hash, last_seen, text_len, title_words, page_flags, rules FROM versions",
