@@ -14,6 +14,7 @@ use toml::de::DeTable;
 
 mod alerts;
 mod discover;
+mod schedule;
 mod schema;
 mod sections;
 mod sites;
@@ -21,6 +22,7 @@ mod vantage;
 mod walker;
 pub use alerts::{Severity, SinkConfig, SinkKind};
 pub use discover::DiscoverConfig;
+pub use schedule::ScheduleConfig;
 pub use schema::*;
 use sections::{LOG_KEYS, PROBE_KEYS, SERVER_KEYS, STORE_KEYS, VERDICTS_KEYS};
 use sites::SITE_KEYS;
@@ -136,13 +138,14 @@ pub fn warnings(config: &Config) -> Vec<String> {
 
 /// Every key the config accepts, as `section.key` (sites' as `sites.key`).
 pub fn all_keys() -> Vec<String> {
-    let sections: [(&str, &[&str]); 9] = [
+    let sections: [(&str, &[&str]); 10] = [
         ("server", SERVER_KEYS),
         ("alerts", alerts::ALERT_KEYS),
         ("geoip", vantage::GEOIP_KEYS),
         ("vantage", vantage::VANTAGE_KEYS),
         ("store", STORE_KEYS),
         ("probe", PROBE_KEYS),
+        ("schedule", schedule::SCHEDULE_KEYS),
         ("log", LOG_KEYS),
         ("verdicts", VERDICTS_KEYS),
         ("sites", SITE_KEYS),
@@ -334,6 +337,39 @@ prefer_primary = true
         );
         assert!(found.iter().any(|e| e.contains("is listed twice")));
         assert!(found.iter().any(|e| e.contains("content_selector")));
+    }
+
+    #[test]
+    fn schedule_keys_are_checked_where_they_are_written() {
+        let config = parse("test.toml", GOOD).unwrap();
+        assert_eq!(config.schedule, ScheduleConfig::for_interval(Duration::from_secs(300)));
+        assert_eq!(config.schedule.warm_interval, Duration::from_secs(1800));
+        let text =
+            format!("{GOOD}\n[schedule]\nhot_for = \"3d\"\nwarm_for = \"1d\"\ncold_interval = \"1m\"\nhot_min = 5\n");
+        let found = errors(&text);
+        assert_eq!(found.len(), 3, "{found:#?}");
+        assert!(
+            found[2].starts_with("test.toml:29:1: unknown key \"hot_min\" in [schedule]"),
+            "{found:#?}"
+        );
+        let text = format!("{GOOD}\n[schedule]\nhot_for = \"3d\"\nwarm_for = \"1d\"\ncold_interval = \"1m\"\n");
+        let found = errors(&text);
+        assert!(
+            found[0]
+                .starts_with("test.toml:27:12: `schedule.warm_for` (1day) must be at least `schedule.hot_for` (3days)"),
+            "{found:#?}"
+        );
+        assert!(
+            found[1].starts_with(
+                "test.toml:28:17: `schedule.cold_interval` (1m) must be at least `schedule.warm_interval` (30m)"
+            ),
+            "{found:#?}"
+        );
+        let found = errors(&format!("{GOOD}\n[schedule]\nhot_min_articles = -1\n"));
+        assert!(
+            found[0].contains("`schedule.hot_min_articles` must be an integer"),
+            "{found:#?}"
+        );
     }
 
     #[test]

@@ -19,7 +19,7 @@ use std::time::Duration;
 use toml::de::{DeTable, DeValue};
 
 pub(super) const ROOT_KEYS: &[&str] = &[
-    "server", "store", "probe", "verdicts", "log", "geoip", "vantage", "alerts", "sites",
+    "server", "store", "probe", "schedule", "verdicts", "log", "geoip", "vantage", "alerts", "sites",
 ];
 pub(super) const SERVER_KEYS: &[&str] = &[
     "listen",
@@ -65,6 +65,7 @@ impl Walker<'_> {
         let server = self.section(root, "server").unwrap_or(&empty);
         let store = self.section(root, "store").unwrap_or(&empty);
         let probe = self.section(root, "probe").unwrap_or(&empty);
+        let schedule = self.section(root, "schedule").unwrap_or(&empty);
         let verdicts = self.section(root, "verdicts").unwrap_or(&empty);
         let log = self.section(root, "log").unwrap_or(&empty);
         let geoip = self.section(root, "geoip").unwrap_or(&empty);
@@ -72,6 +73,7 @@ impl Walker<'_> {
         let server = self.server(server);
         let store = self.store(store);
         let probe = self.probe(probe);
+        let schedule = self.schedule(schedule, probe.as_ref().map(|p| p.interval));
         let verdicts = self.verdicts(verdicts);
         let log = self.log(log);
         let geoip = self.geoip(geoip);
@@ -82,6 +84,7 @@ impl Walker<'_> {
             server: server?,
             store: store?,
             probe: probe?,
+            schedule: schedule?,
             verdicts: verdicts?,
             log: log?,
             geoip: geoip?,
