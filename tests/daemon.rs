@@ -558,3 +558,69 @@ async fn state_changes_after_a_restart_start_from_the_restored_state() {
         assert_eq!(first["fields"]["from"], "up", "{primary_changes:?}");
     }
 }
+
+/// `[schedule]` tiers: articles older than `warm_for` whose content did not
+/// change are cold, probed once per `cold_interval` rather than every round,
+/// and their verdicts stay usable in between.
+#[tokio::test]
+async fn cold_articles_wait_for_their_tier_and_keep_their_verdicts() {
+    let articles = ["/a", "/b", "/c"];
+    let (primary, mirror) = (
+        TestOrigin::start(Behavior::Status(404)).await,
+        TestOrigin::start(Behavior::Status(404)).await,
+    );
+    for path in articles {
+        primary.set_path(path, Behavior::Page(Page::Primary.on(&primary)));
+        mirror.set_path(path, Behavior::Page(Page::Faithful.on(&mirror)));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let site = SiteSpec::new("news", primary.url(), vec![mirror.url()], articles.to_vec())
+        .extra("content_selector = \"article\"");
+    let probe = "interval = \"1s\"\ntimeout = \"2s\"\nper_host_rate = 100\nmax_age = \"2s\"";
+    let mut text = config_text(&dir.path().join("store.db"), probe, &[site]);
+    text.push_str(
+        "\n[schedule]\nhot_min_articles = 1\nhot_for = \"1s\"\nwarm_for = \"2s\"\nwarm_interval = \"1s\"\ncold_interval = \"1h\"\n",
+    );
+    let config = dir.path().join("mirrorgate.toml");
+    std::fs::write(&config, text).unwrap();
+    let daemon = Daemon::start(&config);
+    let detail_url = daemon.url("/status/news");
+    let cold = eventually("every article cold", Duration::from_secs(30), || {
+        let url = detail_url.clone();
+        async move {
+            let detail = get_json(&url).await;
+            let articles = detail["articles"].as_array()?;
+            articles.iter().all(|a| a["tier"] == "cold").then_some(detail)
+        }
+    })
+    .await;
+    let next = cold["articles"][0]["next_probe_at"].as_str().unwrap().to_string();
+    let probed = (primary.request_count(), mirror.request_count());
+    let status = rounds_completed(&daemon, rounds_of(&daemon).await + 3).await;
+    assert_eq!(
+        (primary.request_count(), mirror.request_count()),
+        probed,
+        "three rounds probed cold articles again"
+    );
+    let schedule = &status["sites"][0]["schedule"];
+    assert_eq!(
+        (schedule["hot"].as_u64(), schedule["cold"].as_u64()),
+        (Some(0), Some(3)),
+        "{schedule}"
+    );
+    assert_eq!(schedule["due_now"], 0, "{schedule}");
+    assert_eq!(schedule["probes_per_interval"], 0, "{schedule}");
+    // Older than max_age by now, yet still judged: the tier's period is
+    // the margin.
+    let detail = get_json(&daemon.url("/status/news")).await;
+    assert_eq!(bases_of(&detail, "/a")[&mirror.url()]["verdict"], "same", "{detail}");
+    assert_eq!(detail["articles"][0]["next_probe_at"], next.as_str());
+    let response = client().get(daemon.url("/r/news/a")).send().await.unwrap();
+    assert_eq!(response.status(), 302);
+}
+
+async fn rounds_of(daemon: &Daemon) -> u64 {
+    get_json(&daemon.url("/status")).await["round"]["completed"]
+        .as_u64()
+        .unwrap()
+}

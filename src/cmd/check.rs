@@ -65,7 +65,8 @@ impl Report {
         let mut out = String::new();
         let (mut articles, mut unserved) = (0, 0);
         let store = self.evidence.lock().ok();
-        for (meta, site) in self.snapshot.catalog.sites.iter().zip(&self.snapshot.sites) {
+        let now = crate::clock::now_ms();
+        for (site_index, (meta, site)) in self.snapshot.catalog.sites.iter().zip(&self.snapshot.sites).enumerate() {
             let _ = writeln!(
                 out,
                 "site {}: {} bases, {} articles",
@@ -88,7 +89,7 @@ impl Report {
                 );
             }
             let mut not_fine = 0;
-            for (path, view) in meta.articles.iter().zip(&site.articles) {
+            for (article, (path, view)) in meta.articles.iter().zip(&site.articles).enumerate() {
                 articles += 1;
                 let fine = (0..meta.base_names.len()).all(|b| view.verdict(b) == Some(crate::verdict::Verdict::Same));
                 if !view.has_candidate() {
@@ -101,7 +102,8 @@ impl Report {
                     let _ = writeln!(out, "  articles not served the same by every base:");
                 }
                 not_fine += 1;
-                let detail = status::article_detail(meta, path, view, store.as_deref());
+                let plan = self.snapshot.catalog.plan(site_index, article, view, now);
+                let detail = status::article_detail(meta, path, view, store.as_deref(), plan);
                 match &detail.redirect_to {
                     Some(to) => {
                         let _ = writeln!(out, "  {path}  ->  {to}");

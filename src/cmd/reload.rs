@@ -36,6 +36,7 @@ pub fn changes(old: &Config, new: &Config, log_level_reloads: bool) -> Vec<(Stri
     let (os, ns) = (&old.server, &new.server);
     let (ost, nst) = (&old.store, &new.store);
     let (op, np) = (&old.probe, &new.probe);
+    let (osc, nsc) = (&old.schedule, &new.schedule);
     let log_effect = if log_level_reloads { Applied } else { RestartNeeded };
     let (ov, nv) = (&old.vantage, &new.vantage);
     let agents = |v: &crate::config::VantageConfig| {
@@ -46,7 +47,7 @@ pub fn changes(old: &Config, new: &Config, log_level_reloads: bool) -> Vec<(Stri
     };
     // The agents' side exists with or without agents, so every change applies.
     let vantage = Applied;
-    let keys: [(&'static str, bool, Effect); 40] = [
+    let keys: [(&'static str, bool, Effect); 47] = [
         // A changed sink starts afresh; the others keep their queues.
         (
             "alerts",
@@ -82,8 +83,7 @@ pub fn changes(old: &Config, new: &Config, log_level_reloads: bool) -> Vec<(Stri
             Applied,
         ),
         ("geoip.asn_db", old.geoip.asn_db != new.geoip.asn_db, Applied),
-        // The agents' board is rebuilt, keeping what it knew by name; only
-        // starting with no agent at all, or ending with none, needs a restart.
+        // The agents' board is rebuilt, keeping what it knew by name.
         ("vantage.control_url", ov.control_url != nv.control_url, vantage),
         ("vantage.quorum", ov.quorum != nv.quorum, vantage),
         ("vantage.cycle", ov.cycle != nv.cycle, vantage),
@@ -116,6 +116,34 @@ pub fn changes(old: &Config, new: &Config, log_level_reloads: bool) -> Vec<(Stri
         ("probe.ca_file", op.ca_pem != np.ca_pem, Applied),
         ("probe.threads", op.threads != np.threads, RestartNeeded),
         ("probe.max_age", op.max_age != np.max_age, Applied),
+        // Tiers are part of the catalog every reload builds anew.
+        ("schedule.hot_for", osc.hot_for != nsc.hot_for, Applied),
+        ("schedule.warm_for", osc.warm_for != nsc.warm_for, Applied),
+        (
+            "schedule.warm_interval",
+            osc.warm_interval != nsc.warm_interval,
+            Applied,
+        ),
+        (
+            "schedule.cold_interval",
+            osc.cold_interval != nsc.cold_interval,
+            Applied,
+        ),
+        (
+            "schedule.hot_min_articles",
+            osc.hot_min_articles != nsc.hot_min_articles,
+            Applied,
+        ),
+        (
+            "schedule.canary_articles",
+            osc.canary_articles != nsc.canary_articles,
+            Applied,
+        ),
+        (
+            "schedule.max_verdict_age",
+            osc.max_verdict_age != nsc.max_verdict_age,
+            Applied,
+        ),
         ("log.level", old.log.level != new.log.level, log_effect),
         (
             "verdicts.blockpage_fingerprints",
@@ -259,7 +287,9 @@ impl Reloader {
         let discovered = self.discovered.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let mut merged = config.clone();
         merged.sites = crate::discover::task::with_discovered(&config.sites, &discovered);
-        Catalog::new(&merged)
+        let mut catalog = Catalog::new(&merged);
+        catalog.inherit_first_seen(self.schedulers.load().catalog(), &merged);
+        catalog
     }
 
     /// Discovery changed a site's articles: the same config, a new catalog.
@@ -443,6 +473,13 @@ articles = ["/a"]
         ("probe", "down_after", "5"),
         ("probe", "threads", "2"),
         ("probe", "max_age", "\"1h\""),
+        ("schedule", "hot_for", "\"1d\""),
+        ("schedule", "warm_for", "\"10d\""),
+        ("schedule", "warm_interval", "\"1h\""),
+        ("schedule", "cold_interval", "\"2d\""),
+        ("schedule", "hot_min_articles", "10"),
+        ("schedule", "canary_articles", "5"),
+        ("schedule", "max_verdict_age", "\"3d\""),
         ("log", "level", "\"debug\""),
     ];
 

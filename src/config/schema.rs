@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use super::{DiscoverConfig, GeoipConfig, SinkConfig, VantageConfig};
+use super::{DiscoverConfig, GeoipConfig, ScheduleConfig, SinkConfig, VantageConfig};
 use crate::fingerprint::{BlockFingerprints, ContentSelector};
 use crate::origin::Origin;
 use std::time::Duration;
@@ -15,6 +15,7 @@ pub struct Config {
     pub server: ServerConfig,
     pub store: StoreConfig,
     pub probe: ProbeConfig,
+    pub schedule: ScheduleConfig,
     pub verdicts: VerdictsConfig,
     pub log: LogConfig,
     pub geoip: GeoipConfig,
@@ -174,6 +175,9 @@ pub struct SiteConfig {
     pub probe_asset: String,
     /// `[sites.discover]`: find articles in the site's sitemaps and feeds.
     pub discover: Option<DiscoverConfig>,
+    /// Articles' own dates, as discovery found them (publication date,
+    /// else lastmod or the feed's updated): empty as parsed.
+    pub article_dates: std::collections::HashMap<String, crate::clock::UnixMillis>,
     /// Phrases that introduce the site's other addresses in its pages
     /// (empty: the English ones built in).
     pub alternate_phrases: Vec<String>,

@@ -206,6 +206,7 @@ impl Walker<'_> {
             content_selector: content_selector?,
             content_exclude: content_exclude?,
             prefer_primary: prefer_primary?.unwrap_or(true),
+            article_dates: Default::default(),
         })
     }
 

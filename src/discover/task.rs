@@ -201,6 +201,9 @@ pub fn with_discovered(sites: &[SiteConfig], discovered: &HashMap<String, Vec<Di
                         .filter(|f| !configured.contains(&f.path))
                         .map(|f| f.path.clone()),
                 );
+                // A configured article's date too, when a sitemap or feed lists it.
+                site.article_dates
+                    .extend(found.iter().filter_map(|f| Some((f.path.clone(), f.date?))));
             }
             site
         })

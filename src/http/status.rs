@@ -11,7 +11,8 @@ use crate::clock::{UnixMillis, rfc3339};
 use crate::country::Country;
 use crate::fingerprint::Hash;
 use crate::state::evidence::{Evidence, EvidenceStore};
-use crate::state::snapshot::{ArticleView, BaseState, SiteMeta, Snapshot};
+use crate::state::snapshot::{ArticleView, BaseState, Catalog, SiteMeta, Snapshot};
+use crate::state::tiers::Tier;
 use crate::store::StoreHealth;
 use crate::vantage::view::{AgentStatus, CountryStatus, VantageView};
 use crate::verdict::observation::Outcome;
@@ -99,9 +100,44 @@ pub struct SiteSummary<'a> {
     /// Articles no base serves the reference of now: readers get a 503.
     pub articles_without_base: usize,
     pub bases: Vec<BaseSummary<'a>>,
+    /// Articles by tier (`[schedule]`), and what that costs per interval.
+    pub schedule: ScheduleSummary,
     /// The last discovery run, when the site has `[sites.discover]`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub discovery: Option<DiscoverySummary>,
+}
+
+#[derive(Serialize, Default)]
+pub struct ScheduleSummary {
+    pub hot: usize,
+    pub warm: usize,
+    pub cold: usize,
+    /// Articles one of whose bases is due for a probe now.
+    pub due_now: usize,
+    /// Probes the tiers ask for per `[probe] interval`, over every base.
+    pub probes_per_interval: u64,
+}
+
+impl ScheduleSummary {
+    fn of(catalog: &Catalog, site: usize, view: &crate::state::snapshot::SiteView, now: UnixMillis) -> Self {
+        let mut summary = ScheduleSummary::default();
+        let mut probes = 0.0;
+        let bases = catalog.sites[site].bases.len();
+        for (article, article_view) in view.articles.iter().enumerate() {
+            let plan = catalog.plan(site, article, article_view, now);
+            match plan.tier {
+                Tier::Hot => summary.hot += 1,
+                Tier::Warm => summary.warm += 1,
+                Tier::Cold => summary.cold += 1,
+            }
+            if plan.next_probe_at <= now {
+                summary.due_now += 1;
+            }
+            probes += catalog.probes_per_interval(plan.tier, bases);
+        }
+        summary.probes_per_interval = probes.round() as u64;
+        summary
+    }
 }
 
 #[derive(Serialize)]
@@ -189,6 +225,10 @@ pub struct ArticleDetail<'a> {
     /// served, while it serves none it can be trusted with), `consensus`.
     pub reference_source: Option<Source>,
     pub redirect_to: Option<String>,
+    /// `hot`, `warm` or `cold` (`[schedule]`).
+    pub tier: Tier,
+    /// The earliest of its bases' next probes.
+    pub next_probe_at: String,
     pub bases: Vec<BaseDetail<'a>>,
 }
 
@@ -247,6 +287,7 @@ pub fn overview<'a>(
             name: &meta.name,
             articles: meta.articles.len(),
             articles_without_base: view.articles_without_base(),
+            schedule: ScheduleSummary::of(&snapshot.catalog, site_index, view, now),
             discovery: None,
             bases: meta
                 .base_names
@@ -363,7 +404,11 @@ pub fn site_detail<'a>(
         .articles
         .iter()
         .zip(&snapshot.sites[site].articles)
-        .map(|(path, view)| article_detail(meta, path, view, inline))
+        .enumerate()
+        .map(|(article, (path, view))| {
+            let plan = snapshot.catalog.plan(site, article, view, now);
+            article_detail(meta, path, view, inline, plan)
+        })
         .collect();
     SiteDetail {
         generated_at: rfc3339(now),
@@ -462,6 +507,7 @@ pub fn article_detail<'a>(
     path: &'a str,
     view: &ArticleView,
     inline: Option<&EvidenceStore>,
+    plan: crate::state::tiers::Plan,
 ) -> ArticleDetail<'a> {
     let bases = &meta.base_names;
     ArticleDetail {
@@ -472,6 +518,8 @@ pub fn article_detail<'a>(
         reference: view.reference.map(|r| r.hash),
         reference_source: view.reference.map(|r| r.source),
         redirect_to: (view.candidates(meta.prefer_primary).next()).map(|b| format!("{}{}", bases[b], path)),
+        tier: plan.tier,
+        next_probe_at: rfc3339(plan.next_probe_at),
         bases: bases
             .iter()
             .enumerate()

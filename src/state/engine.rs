@@ -234,13 +234,14 @@ impl Engine {
             history.retain(|v| v.last_seen >= cutoff);
             view.history = history.into();
         }
-        view.settle(&rules, &not_found);
+        let max_age = article_max_age(&self.catalog, site, article, &view, now);
+        view.settle(&meta.rules(max_age, now), &not_found);
         let trackers = &mut self.trackers[site];
         count_verdicts(trackers, slot, -1);
         count_verdicts(trackers, &view, 1);
         let view = Arc::new(view);
         *slot = view.clone();
-        self.expiry[site] = self.expiry[site].min(observation.checked_at + millis(self.catalog.max_age));
+        self.expiry[site] = self.expiry[site].min(observation.checked_at + millis(max_age));
 
         let tracker = &mut trackers[base];
         tracker.uptime.record(observation.checked_at, observation.is_ok());
@@ -377,18 +378,18 @@ impl Engine {
     /// Settles every article of a site again (its rules or the clock moved).
     fn settle_site(&mut self, site: usize, now: UnixMillis) {
         let meta = &self.catalog.sites[site];
-        let rules = meta.rules(self.catalog.max_age, now);
         let not_found = self.not_found_pages(site);
-        let mut oldest = UnixMillis::MAX;
-        for slot in self.articles[site].iter_mut() {
+        let mut expiry = UnixMillis::MAX;
+        for (article, slot) in self.articles[site].iter_mut().enumerate() {
             let mut view = ArticleView::clone(slot);
-            view.settle(&rules, &not_found);
+            let max_age = article_max_age(&self.catalog, site, article, &view, now);
+            view.settle(&meta.rules(max_age, now), &not_found);
             if let Some(checked) = view.oldest_check() {
-                oldest = oldest.min(checked);
+                expiry = expiry.min(checked.saturating_add(millis(max_age)));
             }
             *slot = Arc::new(view);
         }
-        self.expiry[site] = oldest.saturating_add(millis(self.catalog.max_age));
+        self.expiry[site] = expiry;
         self.recount_site(site);
     }
 
@@ -626,6 +627,14 @@ impl Engine {
             self.settle_site(site, now);
         }
     }
+}
+
+/// How old an observation of `article` may be and still count: longer for
+/// an article whose tier probes it less often.
+fn article_max_age(catalog: &Catalog, site: usize, article: usize, view: &ArticleView, now: UnixMillis) -> Duration {
+    let meta = &catalog.sites[site];
+    let tier = catalog.tiers.tier(meta.articles.len(), meta.dated[article], view, now);
+    catalog.tiers.max_age(tier, catalog.max_age)
 }
 
 fn remember_version(history: &mut Vec<Version>, version: Version) {

@@ -10,4 +10,5 @@ pub mod kept;
 pub mod liveness;
 pub mod schedule;
 pub mod snapshot;
+pub mod tiers;
 pub mod uptime;

@@ -18,11 +18,12 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::clock::{UnixMillis, now_ms};
 use crate::config::ProbeConfig;
 use crate::fingerprint::Fingerprint;
 use crate::probe::{ClientError, Previous, Prober};
 use crate::state::engine::{EngineEvent, Evidence, ProbeResult};
-use crate::state::snapshot::{Catalog, Snapshot};
+use crate::state::snapshot::{ArticleView, Catalog, Snapshot};
 use crate::store::{Claim, ClaimLimits, WorkPair};
 use crate::verdict::Verdict;
 
@@ -174,17 +175,23 @@ impl Scheduler {
         share: Option<&Share>,
     ) {
         let mut jobs = Vec::new();
+        let due = Due::new(&self.catalog, known.as_deref(), now_ms());
         for (site, meta) in self.catalog.sites.iter().enumerate() {
             for base in 0..meta.bases.len() {
                 let owned = |&article: &usize| {
                     share.is_none_or(|s| s.owns(&meta.name, &meta.articles[article], &meta.base_names[base]))
                 };
-                jobs.extend((0..meta.articles.len()).filter(owned).map(|article| Job {
-                    site,
-                    base,
-                    article,
-                    lease: None,
-                }));
+                jobs.extend(
+                    (0..meta.articles.len())
+                        .filter(owned)
+                        .filter(|&article| due.is_due(site, base, article))
+                        .map(|article| Job {
+                            site,
+                            base,
+                            article,
+                            lease: None,
+                        }),
+                );
             }
         }
         let global = Arc::new(Semaphore::new(self.concurrency));
@@ -517,6 +524,47 @@ impl HostWorker {
             _ = self.stop.cancelled() => None,
             value = future => Some(value),
         }
+    }
+}
+
+/// Which pairs a round takes: those whose tier's period has passed since
+/// their last probe, judged from the state at the round's start.
+struct Due<'a> {
+    catalog: &'a Catalog,
+    known: Option<&'a Snapshot>,
+    now: UnixMillis,
+}
+
+impl<'a> Due<'a> {
+    fn new(catalog: &'a Catalog, known: Option<&'a Snapshot>, now: UnixMillis) -> Self {
+        Due { catalog, known, now }
+    }
+
+    fn is_due(&self, site: usize, base: usize, article: usize) -> bool {
+        let Some((known_base, view)) = self.view(site, base, article) else {
+            return true;
+        };
+        let meta = &self.catalog.sites[site];
+        let tiers = &self.catalog.tiers;
+        let tier = tiers.tier(meta.articles.len(), meta.dated[article], view, self.now);
+        tiers.due(tier, view.checked_at(known_base), self.now)
+    }
+
+    /// The article's view in the known state and the base's index there:
+    /// the same indices under the same catalog, else found by name (a
+    /// reload or a discovery run made a new catalog, and the archive must
+    /// not be probed again in full for it).
+    fn view(&self, site: usize, base: usize, article: usize) -> Option<(usize, &'a ArticleView)> {
+        let known = self.known?;
+        let (s, b, a) = if std::ptr::eq(&*known.catalog, self.catalog) {
+            (site, base, article)
+        } else {
+            let meta = &self.catalog.sites[site];
+            known
+                .catalog
+                .locate(&meta.name, &meta.base_names[base], &meta.articles[article])?
+        };
+        Some((b, known.sites.get(s)?.articles.get(a)?))
     }
 }
 

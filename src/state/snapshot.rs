@@ -30,6 +30,8 @@ pub struct Catalog {
     pub interval: Duration,
     /// Observations older than this say nothing (`[probe] max_age`).
     pub max_age: Duration,
+    /// How often each article is probed by its tier (`[schedule]`).
+    pub tiers: crate::state::tiers::TierPolicy,
 }
 
 #[derive(Debug)]
@@ -44,6 +46,9 @@ pub struct SiteMeta {
     pub normalizer: Normalizer,
     /// The image the reader-side probe page loads from each base.
     pub probe_asset: Arc<str>,
+    /// Each article's own date, or else when this catalog's line first
+    /// saw it (see [`Catalog::inherit_first_seen`]): what its tier starts from.
+    pub dated: Vec<UnixMillis>,
 }
 
 impl SiteMeta {
@@ -69,6 +74,7 @@ impl Catalog {
     }
 
     pub fn new(config: &Config) -> Self {
+        let now = crate::clock::now_ms();
         let mut by_name = HashMap::new();
         let mut by_origin = HashMap::new();
         let sites = config
@@ -82,6 +88,11 @@ impl Catalog {
                     by_origin.insert(base.as_str().to_string(), (site_index, base_index));
                 }
                 let articles: Vec<Arc<str>> = site.articles.iter().map(|a| Arc::from(a.as_str())).collect();
+                let dated = site
+                    .articles
+                    .iter()
+                    .map(|a| site.article_dates.get(a).copied().unwrap_or(now))
+                    .collect();
                 let article_index = articles.iter().enumerate().map(|(i, a)| (a.clone(), i)).collect();
                 let normalizer = Normalizer::new(SiteSpec {
                     primary: &site.primary,
@@ -101,6 +112,7 @@ impl Catalog {
                     article_index,
                     prefer_primary: site.prefer_primary,
                     probe_asset: site.probe_asset.as_str().into(),
+                    dated,
                 }
             })
             .collect();
@@ -110,6 +122,26 @@ impl Catalog {
             by_origin,
             interval: config.probe.interval,
             max_age: config.probe.max_age,
+            tiers: crate::state::tiers::TierPolicy::new(config.probe.interval, config.schedule.clone()),
+        }
+    }
+
+    /// Articles without a date of their own keep the first-seen time the
+    /// catalog before this one gave them, so a reload or a discovery run
+    /// does not make the whole archive new again.
+    pub fn inherit_first_seen(&mut self, previous: &Catalog, config: &Config) {
+        for (meta, site) in self.sites.iter_mut().zip(&config.sites) {
+            let Some(&old) = previous.by_name.get(&*meta.name) else {
+                continue;
+            };
+            let old = &previous.sites[old];
+            for (i, article) in meta.articles.iter().enumerate() {
+                if !site.article_dates.contains_key(&**article)
+                    && let Some(&j) = old.article_index.get(article)
+                {
+                    meta.dated[i] = old.dated[j];
+                }
+            }
         }
     }
 }
@@ -242,6 +274,12 @@ impl ArticleView {
     /// The latest probe of `base`; None until probed.
     pub fn observation(&self, base: usize) -> Option<Observation> {
         self.bases.get(base)?.observation()
+    }
+
+    /// When `base` was last probed for the article; None until probed.
+    pub fn checked_at(&self, base: usize) -> Option<UnixMillis> {
+        let slot = self.bases.get(base)?;
+        slot.outcome.is_some().then_some(slot.checked_at)
     }
 
     /// None until probed.
