@@ -617,6 +617,10 @@ async fn cold_articles_wait_for_their_tier_and_keep_their_verdicts() {
     assert_eq!(detail["articles"][0]["next_probe_at"], next.as_str());
     let response = client().get(daemon.url("/r/news/a")).send().await.unwrap();
     assert_eq!(response.status(), 302);
+    let metrics = get_text(&daemon.url("/metrics")).await;
+    let hot = metric(&metrics, "mirrorgate_probes_total{tier=\"hot\"}").unwrap();
+    assert!(hot >= 6.0, "the first round's probes were of hot articles: {hot}");
+    assert_eq!(metric(&metrics, "mirrorgate_probes_total{tier=\"cold\"}"), Some(0.0));
 }
 
 async fn rounds_of(daemon: &Daemon) -> u64 {

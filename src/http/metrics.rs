@@ -98,7 +98,7 @@ pub fn render(
         &mut out,
         "mirrorgate_probes_total",
         "counter",
-        "Probes by site, base and outcome.",
+        "Probes by site, base and outcome; and, labelled only by tier, the same probes by their article's [schedule] tier.",
     );
     for (site, base, view) in bases(snapshot) {
         for (outcome, count) in Outcome::ALL.iter().zip(view.probes.by_outcome) {
@@ -108,6 +108,9 @@ pub fn render(
                 outcome.as_str()
             );
         }
+    }
+    for (tier, count) in crate::state::tiers::Tier::ALL.iter().zip(snapshot.round.probes_by_tier) {
+        let _ = writeln!(out, "mirrorgate_probes_total{{tier=\"{}\"}} {count}", tier.as_str());
     }
 
     header(

@@ -181,7 +181,7 @@ pub fn render(snapshot: &Snapshot, vantage: &VantageView, page: usize, now: Unix
         let page = page.clamp(1, pages);
         let _ = writeln!(
             out,
-            "<div class=\"wrap\"><table><caption>Articles of {name}, page {page} of {pages} (newest first)</caption><thead><tr><th scope=\"col\">Article</th>"
+            "<div class=\"wrap\"><table><caption>Articles of {name}, page {page} of {pages} (newest first)</caption><thead><tr><th scope=\"col\">Article</th><th scope=\"col\">Tier</th>"
         );
         for url in &meta.base_names {
             let _ = write!(out, "<th scope=\"col\">{}</th>", escape(url));
@@ -191,7 +191,14 @@ pub fn render(snapshot: &Snapshot, vantage: &VantageView, page: usize, now: Unix
         for a in rows {
             let path = &meta.articles[a];
             let article = &view.articles[a];
-            let _ = write!(out, "<tr><th scope=\"row\">{}</th>", escape(path));
+            let plan = snapshot.catalog.plan(site_index, a, article, now);
+            let _ = write!(
+                out,
+                "<tr><th scope=\"row\">{}</th><td title=\"next probe {}\">{}</td>",
+                escape(path),
+                rfc3339(plan.next_probe_at),
+                plan.tier.as_str()
+            );
             for (b, url) in meta.base_names.iter().enumerate() {
                 let verdict = article.verdict(b);
                 let label = verdict.map_or("not probed", |v| v.as_str());

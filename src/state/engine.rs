@@ -234,7 +234,12 @@ impl Engine {
             history.retain(|v| v.last_seen >= cutoff);
             view.history = history.into();
         }
-        let max_age = article_max_age(&self.catalog, site, article, &view, now);
+        let tier = self
+            .catalog
+            .tiers
+            .tier(meta.articles.len(), meta.dated[article], &view, now);
+        self.round.probes_by_tier[tier.index()] += 1;
+        let max_age = self.catalog.tiers.max_age(tier, self.catalog.max_age);
         view.settle(&meta.rules(max_age, now), &not_found);
         let trackers = &mut self.trackers[site];
         count_verdicts(trackers, slot, -1);

@@ -458,6 +458,9 @@ pub struct RoundInfo {
     pub last_started_at: Option<UnixMillis>,
     pub last_finished_at: Option<UnixMillis>,
     pub last_duration_ms: Option<u64>,
+    /// Probes since start by the tier of their article, indexed like
+    /// [`crate::state::tiers::Tier::ALL`].
+    pub probes_by_tier: [u64; 3],
 }
 
 #[derive(Debug)]
