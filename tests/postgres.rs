@@ -763,3 +763,52 @@ async fn a_reload_that_shortens_the_interval_brings_the_next_probes_forward() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn the_work_queue_makes_a_cold_article_due_a_cold_interval_later() {
+    let Some(schema) = Schema::create("tiers") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let primary = serving_article(Page::Primary).await;
+    let site = SiteSpec::new("news", primary.url(), vec![], vec![ARTICLE]);
+    let config = write_postgres_config(
+        dir.path(),
+        &schema,
+        "tiers",
+        "interval = \"1s\"\nmax_age = \"2s\"",
+        &[site],
+    );
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(
+        "\n[schedule]\nhot_min_articles = 1\nhot_for = \"1s\"\nwarm_for = \"2s\"\nwarm_interval = \"1s\"\ncold_interval = \"1h\"\n",
+    );
+    std::fs::write(&config, text).unwrap();
+    let daemon = Daemon::start(&config);
+    let url = daemon.url("/status/news");
+    eventually("the article cold", Duration::from_secs(30), || {
+        let url = url.clone();
+        async move { (get_json(&url).await["articles"][0]["tier"] == "cold").then_some(()) }
+    })
+    .await;
+    let probed = || {
+        primary
+            .requests
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, p)| p == ARTICLE)
+            .count()
+    };
+    // A probe claimed while the article was still warm may yet complete.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let before = probed();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(probed(), before, "a cold article was claimed again within seconds");
+    let due_in: i64 = schema
+        .query_text("SELECT min(due_at) - (extract(epoch FROM clock_timestamp()) * 1000)::bigint FROM work")
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(due_in > 50 * 60_000, "due again in {due_in} ms");
+}

@@ -182,7 +182,7 @@ async fn a_store_locked_by_another_process_costs_nothing() {
         let (url, store) = (metrics_url.clone(), store_path.clone());
         async move {
             let metrics = get_text(&url).await;
-            let probed = counter_total(&metrics, "mirrorgate_probes_total{");
+            let probed = counter_total(&metrics, "mirrorgate_probes_total{site=");
             let ok = metric(&metrics, "mirrorgate_store_ok") == Some(1.0);
             let pending = metric(&metrics, "mirrorgate_store_records_pending") == Some(0.0);
             // Probes keep finishing meanwhile, at most one round (2) either way;

@@ -105,6 +105,7 @@ fn record(base: &str, article: &str, at: i64, ok: bool, fingerprint: u8) -> Prob
         },
         verdict: Some(if ok { Verdict::Same } else { Verdict::Unreachable }),
         lease: None,
+        period_ms: None,
     }
 }
 

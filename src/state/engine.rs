@@ -277,6 +277,7 @@ impl Engine {
             observation,
             verdict: view.verdict(base),
             lease: result.lease,
+            period_ms: Some(millis(self.catalog.tiers.interval(tier))),
         })
     }
 

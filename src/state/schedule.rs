@@ -24,6 +24,7 @@ use crate::fingerprint::Fingerprint;
 use crate::probe::{ClientError, Previous, Prober};
 use crate::state::engine::{EngineEvent, Evidence, ProbeResult};
 use crate::state::snapshot::{ArticleView, Catalog, Snapshot};
+use crate::state::tiers::Tier;
 use crate::store::{Claim, ClaimLimits, WorkPair};
 use crate::verdict::Verdict;
 
@@ -547,7 +548,16 @@ impl<'a> Due<'a> {
         let meta = &self.catalog.sites[site];
         let tiers = &self.catalog.tiers;
         let tier = tiers.tier(meta.articles.len(), meta.dated[article], view, self.now);
-        tiers.due(tier, view.checked_at(known_base), self.now)
+        // Hot pairs go in every round, as every pair did before tiers (a
+        // restart's first round included); what was judged under other
+        // rules is probed again whatever its tier.
+        if tier == Tier::Hot {
+            return true;
+        }
+        match view.observation(known_base) {
+            Some(seen) if seen.rules == meta.normalizer.key() => tiers.due(tier, Some(seen.checked_at), self.now),
+            _ => true,
+        }
     }
 
     /// The article's view in the known state and the base's index there:

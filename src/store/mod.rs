@@ -84,6 +84,9 @@ pub struct ProbeRecord {
     /// instances share the work: the record is stored only while that
     /// lease is still this instance's (no other took it over meanwhile).
     pub lease: Option<i64>,
+    /// When instances share the work queue: how long until the pair is due
+    /// again, by its article's tier (None: `[probe] interval`).
+    pub period_ms: Option<i64>,
 }
 
 /// Everything the daemon needs to resume where it stopped.

@@ -1056,6 +1056,7 @@ fn latest_record(row: &tokio_postgres::Row, names: &mut SharedNames) -> ProbeRec
         },
         verdict: None,
         lease: None,
+        period_ms: None,
     }
 }
 

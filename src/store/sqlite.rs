@@ -338,6 +338,7 @@ impl SqliteStore {
                 },
                 verdict: None,
                 lease: None,
+                period_ms: None,
             })
         })?;
         for row in rows {
@@ -737,6 +738,7 @@ mod rollup_tests {
             },
             verdict: Some(if ok { Verdict::Same } else { Verdict::Unreachable }),
             lease: None,
+            period_ms: None,
         }
     }
 

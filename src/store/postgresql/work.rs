@@ -86,12 +86,14 @@ impl WorkStatements {
                      RETURNING w.site, w.article, w.base, w.token, chosen.owner IS NOT NULL"
                 ))
                 .await?,
-            // Due one interval after the claim, not after the result: the
-            // period stays the interval however long the probe took.
+            // Due one period after the claim, not after the result: the
+            // period stays the same however long the probe took. The period
+            // is the article's tier's, else the interval.
             complete: client
                 .prepare(
-                    "UPDATE work w SET owner = NULL, expires_at = NULL, due_at = w.claimed_at + w.interval_ms
-                     FROM UNNEST($1::bigint[]) AS d(token)
+                    "UPDATE work w SET owner = NULL, expires_at = NULL,
+                       due_at = w.claimed_at + COALESCE(d.period_ms, w.interval_ms)
+                     FROM UNNEST($1::bigint[], $2::bigint[]) AS d(token, period_ms)
                      WHERE w.token = d.token AND w.owner IS NOT NULL
                      RETURNING w.token",
                 )
@@ -164,12 +166,14 @@ pub async fn complete(
     statements: &WorkStatements,
     batch: &[ProbeRecord],
 ) -> Result<Vec<bool>, tokio_postgres::Error> {
-    let tokens: Vec<i64> = batch.iter().filter_map(|r| r.lease).collect();
+    let leased = || batch.iter().filter(|r| r.lease.is_some());
+    let tokens: Vec<i64> = leased().filter_map(|r| r.lease).collect();
     if tokens.is_empty() {
         return Ok(vec![true; batch.len()]);
     }
+    let periods: Vec<Option<i64>> = leased().map(|r| r.period_ms).collect();
     let held: std::collections::HashSet<i64> = tx
-        .query(&statements.complete, &[&tokens])
+        .query(&statements.complete, &[&tokens, &periods])
         .await?
         .iter()
         .map(|row| row.get(0))
