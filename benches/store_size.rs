@@ -84,6 +84,7 @@ fn main() {
                     },
                     verdict: Some(verdict),
                     lease: None,
+                    period_ms: None,
                 });
             }
         }
