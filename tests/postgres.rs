@@ -438,12 +438,12 @@ async fn three_instances_have_one_leader_which_alone_alerts_and_is_replaced_when
     let statuses = receiver.statuses();
     let firings = statuses.iter().filter(|s| *s == "firing").count();
     assert_eq!(firings, 1, "one firing for the cluster: {statuses:?}");
+    // The dead leader's pair at least; on a loaded machine also a pair of
+    // a live instance whose probe of the hanging mirror ran its whole
+    // timeout and whose result came after its lease (2 s) had run out.
     let metrics = get_text(&daemons[new_index].as_ref().unwrap().url("/metrics")).await;
-    assert_eq!(
-        metric(&metrics, "mirrorgate_leases_expired_total"),
-        Some(1.0),
-        "{metrics}"
-    );
+    let taken_over = metric(&metrics, "mirrorgate_leases_expired_total").unwrap_or(0.0);
+    assert!(taken_over >= 1.0, "{metrics}");
 
     // The mirror comes back: the new leader owes, and sends, the resolved.
     mirror.set_path(ARTICLE, Behavior::Page(Page::Primary.on(&mirror)));
