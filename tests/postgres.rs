@@ -745,15 +745,7 @@ async fn a_reload_that_shortens_the_interval_brings_the_next_probes_forward() {
     let config = write_postgres_config(dir.path(), &schema, "reloads", "interval = \"1h\"", &[site()]);
     let daemon = Daemon::start(&config);
     stored_rows(&schema, "probes", 1).await;
-    let probed = || {
-        primary
-            .requests
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|(_, p)| p == ARTICLE)
-            .count()
-    };
+    let probed = || article_probes(&primary);
     let before = probed();
     write_postgres_config(dir.path(), &schema, "reloads", "interval = \"1s\"", &[site()]);
     daemon.signal("HUP");
@@ -762,6 +754,17 @@ async fn a_reload_that_shortens_the_interval_brings_the_next_probes_forward() {
         async move { more.then_some(()) }
     })
     .await;
+}
+
+/// Requests `origin` has had for [`ARTICLE`].
+fn article_probes(origin: &TestOrigin) -> usize {
+    origin
+        .requests
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, p)| p == ARTICLE)
+        .count()
 }
 
 #[tokio::test]
@@ -791,15 +794,7 @@ async fn the_work_queue_makes_a_cold_article_due_a_cold_interval_later() {
         async move { (get_json(&url).await["articles"][0]["tier"] == "cold").then_some(()) }
     })
     .await;
-    let probed = || {
-        primary
-            .requests
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|(_, p)| p == ARTICLE)
-            .count()
-    };
+    let probed = || article_probes(&primary);
     // A probe claimed while the article was still warm may yet complete.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let before = probed();

@@ -47,13 +47,17 @@ fn vantage_config(dir: &Path, sites: &[SiteSpec], cycle: &str) -> PathBuf {
     path
 }
 
-async fn work(daemon: &Daemon, token: &str) -> Value {
-    let response = client()
+async fn ask_for_work(daemon: &Daemon, token: &str) -> reqwest::Response {
+    client()
         .get(daemon.url("/agent/v1/work"))
         .bearer_auth(token)
         .send()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+async fn work(daemon: &Daemon, token: &str) -> Value {
+    let response = ask_for_work(daemon, token).await;
     assert_eq!(response.status(), 200);
     response.json().await.unwrap()
 }
@@ -369,12 +373,7 @@ async fn a_reload_changes_the_agents_and_keeps_what_the_others_reported() {
     let applied = daemon.log_entries(&[("key", "vantage.agents"), ("message", "config key changed; applied")]);
     assert_eq!(applied.len(), 1, "{}", daemon.log());
     assert_eq!(work(&daemon, "se-two-token-0123456789").await["country"], "SE");
-    let gone = client()
-        .get(daemon.url("/agent/v1/work"))
-        .bearer_auth(TOKENS[2].2)
-        .send()
-        .await
-        .unwrap();
+    let gone = ask_for_work(&daemon, TOKENS[2].2).await;
     assert_eq!(gone.status(), 401, "a removed agent's token no longer works");
     // The view is published every half cycle.
     let after = eventually("the new agents in /status", Duration::from_secs(10), || {
@@ -405,13 +404,7 @@ async fn a_reload_changes_the_agents_and_keeps_what_the_others_reported() {
 
 /// What `/agent/v1/work` answers `token` with, by status code only.
 async fn work_status(daemon: &Daemon, token: &str) -> u16 {
-    let response = client()
-        .get(daemon.url("/agent/v1/work"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
-    response.status().as_u16()
+    ask_for_work(daemon, token).await.status().as_u16()
 }
 
 async fn reloaded(daemon: &Daemon, times: usize) {
