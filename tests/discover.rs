@@ -417,3 +417,92 @@ async fn the_primarys_pages_propose_the_mirrors_they_name() {
     assert!(text.contains("proposed mirrors"), "{text}");
     assert!(text.contains("mirrors = [\"https://new-mirror.example\"]"), "{text}");
 }
+
+/// Discovered dates set the tiers: an article from years ago is cold, one
+/// from this morning hot. When a mirror goes down (seen on the hot one),
+/// its cold articles are probed again at once, so their verdicts stop
+/// naming it within a round instead of a cold period.
+#[tokio::test]
+async fn old_discovered_articles_are_cold_until_their_mirror_goes_down() {
+    let paths = [ARTICLE, "/news/new", "/news/old-1", "/news/old-2"];
+    let primary = site_with(&paths).await;
+    let mirror = TestOrigin::start(Behavior::Status(404)).await;
+    for path in paths {
+        mirror.set_path(path, Behavior::Page(Page::Faithful.on(&mirror)));
+    }
+    let base = primary.url();
+    let sitemap = format!(
+        "<?xml version=\"1.0\"?><urlset xmlns=\"http://www.sitemaps.org/schemas/sitemap/0.9\">\
+         <url><loc>{base}/news/new</loc><lastmod>{}</lastmod></url>\
+         <url><loc>{base}/news/old-1</loc><lastmod>2020-01-01</lastmod></url>\
+         <url><loc>{base}/news/old-2</loc><lastmod>2020-01-02</lastmod></url></urlset>",
+        hours_ago(1)
+    );
+    primary.set_path("/sitemap.xml", raw("application/xml", sitemap.into()));
+    let dir = tempfile::tempdir().unwrap();
+    let extra = format!(
+        "content_selector = \"article\"\n[sites.discover]\nsitemaps = [\"{base}/sitemap.xml\"]\ninterval = \"1h\"\nmax_age = \"100000d\"\n"
+    );
+    let site = SiteSpec::new("news", base.clone(), vec![mirror.url()], vec![ARTICLE]).extra(&extra);
+    let config = dir.path().join("mirrorgate.toml");
+    let mut text = config_text(
+        &dir.path().join("store.db"),
+        "interval = \"1s\"\ntimeout = \"1s\"\nper_host_rate = 100\ndown_after = 2",
+        &[site],
+    );
+    text.push_str("\n[schedule]\nhot_min_articles = 1\nhot_for = \"1d\"\nwarm_for = \"2d\"\nwarm_interval = \"1h\"\ncold_interval = \"1d\"\n");
+    std::fs::write(&config, text).unwrap();
+    let daemon = Daemon::start(&config);
+    let mirror_verdict = |detail: &Value, path: &str| bases_of(detail, path)[&mirror.url()]["verdict"].clone();
+    let url = daemon.url("/status/news");
+    let detail = eventually("every article probed", Duration::from_secs(30), || {
+        let url = url.clone();
+        async move {
+            let detail = get_json(&url).await;
+            let articles = articles_of(&detail);
+            (articles.len() == 4 && articles.iter().all(|a| a["bases"][1]["verdict"] == "same")).then_some(detail)
+        }
+    })
+    .await;
+    let tier = |detail: &Value, path: &str| article_of(detail, path)["tier"].clone();
+    assert_eq!(
+        (tier(&detail, "/news/new"), tier(&detail, "/news/old-1")),
+        ("hot".into(), "cold".into())
+    );
+    assert_eq!(tier(&detail, ARTICLE), "hot", "dated from when it was first seen");
+    let probed_before = mirror.request_count();
+    rounds_completed(
+        &daemon,
+        get_json(&daemon.url("/status")).await["round"]["completed"]
+            .as_u64()
+            .unwrap()
+            + 2,
+    )
+    .await;
+    // Two hot articles a round on the mirror; the cold ones wait.
+    assert!(
+        mirror.request_count() - probed_before <= 6,
+        "cold articles probed every round"
+    );
+
+    mirror.set(Behavior::Hang);
+    for path in paths {
+        mirror.set_path(path, Behavior::Hang);
+    }
+    let detail = eventually(
+        "the mirror's cold articles probed again",
+        Duration::from_secs(20),
+        || {
+            let url = url.clone();
+            async move {
+                let detail = get_json(&url).await;
+                let gone = ["/news/old-1", "/news/old-2"]
+                    .iter()
+                    .all(|p| mirror_verdict(&detail, p) == "unreachable");
+                gone.then_some(detail)
+            }
+        },
+    )
+    .await;
+    assert_eq!(tier(&detail, "/news/old-1"), "cold", "a failing base makes nothing hot");
+}

@@ -534,11 +534,35 @@ struct Due<'a> {
     catalog: &'a Catalog,
     known: Option<&'a Snapshot>,
     now: UnixMillis,
+    /// Per site and base of `catalog`: down in the known state.
+    down: Vec<Vec<bool>>,
 }
 
 impl<'a> Due<'a> {
     fn new(catalog: &'a Catalog, known: Option<&'a Snapshot>, now: UnixMillis) -> Self {
-        Due { catalog, known, now }
+        let down = catalog
+            .sites
+            .iter()
+            .map(|meta| {
+                let known_site = known.and_then(|k| Some((k, *k.catalog.by_name.get(&*meta.name)?)));
+                meta.base_names
+                    .iter()
+                    .map(|name| {
+                        known_site.is_some_and(|(k, s)| {
+                            let b = k.catalog.sites[s].base_names.iter().position(|n| n == name);
+                            b.and_then(|b| k.sites.get(s)?.bases.get(b))
+                                .is_some_and(|view| view.state == crate::state::snapshot::BaseState::Down)
+                        })
+                    })
+                    .collect()
+            })
+            .collect();
+        Due {
+            catalog,
+            known,
+            now,
+            down,
+        }
     }
 
     fn is_due(&self, site: usize, base: usize, article: usize) -> bool {
@@ -550,14 +574,20 @@ impl<'a> Due<'a> {
         let tier = tiers.tier(meta.articles.len(), meta.dated[article], view, self.now);
         // Hot pairs go in every round, as every pair did before tiers (a
         // restart's first round included); what was judged under other
-        // rules is probed again whatever its tier.
-        if tier == Tier::Hot {
+        // rules is probed again whatever its tier. A base that is down has
+        // all its articles probed at the hot rate, so their verdicts stop
+        // sending readers there within a round rather than a cold period.
+        if tier == Tier::Hot || self.base_down(site, base) {
             return true;
         }
         match view.observation(known_base) {
             Some(seen) if seen.rules == meta.normalizer.key() => tiers.due(tier, Some(seen.checked_at), self.now),
             _ => true,
         }
+    }
+
+    fn base_down(&self, site: usize, base: usize) -> bool {
+        self.down[site][base]
     }
 
     /// The article's view in the known state and the base's index there:
