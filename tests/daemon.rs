@@ -579,7 +579,7 @@ async fn cold_articles_wait_for_their_tier_and_keep_their_verdicts() {
     let probe = "interval = \"1s\"\ntimeout = \"2s\"\nper_host_rate = 100\nmax_age = \"2s\"";
     let mut text = config_text(&dir.path().join("store.db"), probe, &[site]);
     text.push_str(
-        "\n[schedule]\nhot_min_articles = 1\nhot_for = \"1s\"\nwarm_for = \"2s\"\nwarm_interval = \"1s\"\ncold_interval = \"1h\"\n",
+        "\n[schedule]\nhot_min_articles = 1\ncanary_articles = 0\nhot_for = \"1s\"\nwarm_for = \"2s\"\nwarm_interval = \"1s\"\ncold_interval = \"1h\"\n",
     );
     let config = dir.path().join("mirrorgate.toml");
     std::fs::write(&config, text).unwrap();

@@ -418,16 +418,16 @@ async fn the_primarys_pages_propose_the_mirrors_they_name() {
     assert!(text.contains("mirrors = [\"https://new-mirror.example\"]"), "{text}");
 }
 
-/// Discovered dates set the tiers: an article from years ago is cold, one
-/// from this morning hot. When a mirror goes down (seen on the hot one),
-/// its cold articles are probed again at once, so their verdicts stop
-/// naming it within a round instead of a cold period.
-#[tokio::test]
-async fn old_discovered_articles_are_cold_until_their_mirror_goes_down() {
-    let paths = [ARTICLE, "/news/new", "/news/old-1", "/news/old-2"];
-    let primary = site_with(&paths).await;
+const TIERED_PATHS: [&str; 4] = [ARTICLE, "/news/new", "/news/old-1", "/news/old-2"];
+
+/// A primary whose sitemap dates `/news/new` this morning and the
+/// `/news/old-*` articles in 2020, a mirror serving all four faithfully,
+/// and a daemon with one-second rounds, tiers from one article up and two
+/// canaries, once every article has been probed.
+async fn tiered_site(dir: &std::path::Path) -> (Daemon, TestOrigin, TestOrigin) {
+    let primary = site_with(&TIERED_PATHS).await;
     let mirror = TestOrigin::start(Behavior::Status(404)).await;
-    for path in paths {
+    for path in TIERED_PATHS {
         mirror.set_path(path, Behavior::Page(Page::Faithful.on(&mirror)));
     }
     let base = primary.url();
@@ -439,37 +439,69 @@ async fn old_discovered_articles_are_cold_until_their_mirror_goes_down() {
         hours_ago(1)
     );
     primary.set_path("/sitemap.xml", raw("application/xml", sitemap.into()));
-    let dir = tempfile::tempdir().unwrap();
     let extra = format!(
         "content_selector = \"article\"\n[sites.discover]\nsitemaps = [\"{base}/sitemap.xml\"]\ninterval = \"1h\"\nmax_age = \"100000d\"\n"
     );
     let site = SiteSpec::new("news", base.clone(), vec![mirror.url()], vec![ARTICLE]).extra(&extra);
-    let config = dir.path().join("mirrorgate.toml");
+    let config = dir.join("mirrorgate.toml");
     let mut text = config_text(
-        &dir.path().join("store.db"),
+        &dir.join("store.db"),
         "interval = \"1s\"\ntimeout = \"1s\"\nper_host_rate = 100\ndown_after = 2",
         &[site],
     );
-    text.push_str("\n[schedule]\nhot_min_articles = 1\nhot_for = \"1d\"\nwarm_for = \"2d\"\nwarm_interval = \"1h\"\ncold_interval = \"1d\"\n");
+    text.push_str(
+        "\n[schedule]\nhot_min_articles = 1\nhot_for = \"1d\"\nwarm_for = \"2d\"\nwarm_interval = \"1h\"\ncold_interval = \"1d\"\ncanary_articles = 2\n",
+    );
     std::fs::write(&config, text).unwrap();
     let daemon = Daemon::start(&config);
-    let mirror_verdict = |detail: &Value, path: &str| bases_of(detail, path)[&mirror.url()]["verdict"].clone();
-    let url = daemon.url("/status/news");
-    let detail = eventually("every article probed", Duration::from_secs(30), || {
-        let url = url.clone();
+    eventually("every article probed", Duration::from_secs(30), || {
+        let url = daemon.url("/status/news");
         async move {
-            let detail = get_json(&url).await;
-            let articles = articles_of(&detail);
-            (articles.len() == 4 && articles.iter().all(|a| a["bases"][1]["verdict"] == "same")).then_some(detail)
+            let articles = articles_of(&get_json(&url).await);
+            (articles.len() == 4 && articles.iter().all(|a| a["bases"][1]["verdict"] == "same")).then_some(())
         }
     })
     .await;
-    let tier = |detail: &Value, path: &str| article_of(detail, path)["tier"].clone();
+    (daemon, primary, mirror)
+}
+
+fn tier_of(detail: &Value, path: &str) -> Value {
+    article_of(detail, path)["tier"].clone()
+}
+
+async fn mirror_verdicts_become(daemon: &Daemon, mirror: &TestOrigin, paths: &[&str], wanted: &[&str]) -> Value {
+    eventually(
+        &format!("{paths:?} {wanted:?} on the mirror"),
+        Duration::from_secs(20),
+        || {
+            let url = daemon.url("/status/news");
+            async move {
+                let detail = get_json(&url).await;
+                let all = paths.iter().all(|p| {
+                    let verdict = &bases_of(&detail, p)[&mirror.url()]["verdict"];
+                    wanted.iter().any(|w| verdict == *w)
+                });
+                all.then_some(detail)
+            }
+        },
+    )
+    .await
+}
+
+/// Discovered dates set the tiers: an article from years ago is cold, one
+/// from this morning hot. When a mirror goes down (seen on the hot ones),
+/// its cold articles are probed again at once, so their verdicts stop
+/// naming it within a round instead of a cold period.
+#[tokio::test]
+async fn old_discovered_articles_are_cold_until_their_mirror_goes_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let (daemon, _primary, mirror) = tiered_site(dir.path()).await;
+    let detail = get_json(&daemon.url("/status/news")).await;
     assert_eq!(
-        (tier(&detail, "/news/new"), tier(&detail, "/news/old-1")),
+        (tier_of(&detail, "/news/new"), tier_of(&detail, "/news/old-1")),
         ("hot".into(), "cold".into())
     );
-    assert_eq!(tier(&detail, ARTICLE), "hot", "dated from when it was first seen");
+    assert_eq!(tier_of(&detail, ARTICLE), "hot", "dated from when it was first seen");
     let probed_before = mirror.request_count();
     rounds_completed(
         &daemon,
@@ -486,23 +518,60 @@ async fn old_discovered_articles_are_cold_until_their_mirror_goes_down() {
     );
 
     mirror.set(Behavior::Hang);
-    for path in paths {
+    for path in TIERED_PATHS {
         mirror.set_path(path, Behavior::Hang);
     }
-    let detail = eventually(
-        "the mirror's cold articles probed again",
-        Duration::from_secs(20),
-        || {
-            let url = url.clone();
-            async move {
-                let detail = get_json(&url).await;
-                let gone = ["/news/old-1", "/news/old-2"]
-                    .iter()
-                    .all(|p| mirror_verdict(&detail, p) == "unreachable");
-                gone.then_some(detail)
-            }
-        },
+    let detail = mirror_verdicts_become(&daemon, &mirror, &["/news/old-1", "/news/old-2"], &["unreachable"]).await;
+    assert_eq!(
+        tier_of(&detail, "/news/old-1"),
+        "cold",
+        "a failing base makes nothing hot"
+    );
+}
+
+/// A mirror turned into a block page: its canaries (the two newest
+/// articles) fail the same way, so what it served before stops counting
+/// for its cold articles at once, and they are probed again.
+#[tokio::test]
+async fn a_mirror_whose_canaries_all_show_a_block_page_loses_its_cold_articles_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (daemon, primary, mirror) = tiered_site(dir.path()).await;
+    for path in TIERED_PATHS {
+        mirror.set_path(path, Behavior::Page(Page::Blocked.on(&mirror)));
+    }
+    mirror_verdicts_become(
+        &daemon,
+        &mirror,
+        &["/news/old-1", "/news/old-2"],
+        &["unknown", "diverged"],
     )
     .await;
-    assert_eq!(tier(&detail, "/news/old-1"), "cold", "a failing base makes nothing hot");
+    assert_eq!(
+        daemon.log_entries(&[("message", "every canary of the base fails the same way: not trusting what it served before, probing all its articles")]).len(),
+        1,
+        "{}",
+        daemon.log()
+    );
+    let detail = mirror_verdicts_become(&daemon, &mirror, &["/news/old-1"], &["diverged"]).await;
+    assert_eq!(
+        bases_of(&detail, "/news/old-1")[&mirror.url()]["diverged_reason"],
+        "block_page"
+    );
+    let response = client().get(daemon.url("/r/news/news/old-1")).send().await.unwrap();
+    assert_eq!(
+        response.headers()["location"],
+        format!("{}/news/old-1", primary.url()).as_str()
+    );
+
+    // The block page goes: the canaries pass, the mirror serves again.
+    for path in TIERED_PATHS {
+        mirror.set_path(path, Behavior::Page(Page::Faithful.on(&mirror)));
+    }
+    mirror_verdicts_become(
+        &daemon,
+        &mirror,
+        &["/news/new", "/news/old-1", "/news/old-2"],
+        &["same"],
+    )
+    .await;
 }

@@ -784,7 +784,7 @@ async fn the_work_queue_makes_a_cold_article_due_a_cold_interval_later() {
     );
     let mut text = std::fs::read_to_string(&config).unwrap();
     text.push_str(
-        "\n[schedule]\nhot_min_articles = 1\nhot_for = \"1s\"\nwarm_for = \"2s\"\nwarm_interval = \"1s\"\ncold_interval = \"1h\"\n",
+        "\n[schedule]\nhot_min_articles = 1\ncanary_articles = 0\nhot_for = \"1s\"\nwarm_for = \"2s\"\nwarm_interval = \"1s\"\ncold_interval = \"1h\"\n",
     );
     std::fs::write(&config, text).unwrap();
     let daemon = Daemon::start(&config);

@@ -22,6 +22,7 @@ use crate::state::liveness::{Heartbeat, Loop};
 use crate::state::snapshot::{
     ArticleView, BaseState, BaseView, Catalog, ProbeCounters, RoundInfo, SiteView, Snapshot, redirect_order,
 };
+use crate::state::tiers::Tier;
 use crate::state::uptime::UptimeCounter;
 use crate::store::{ProbeRecord, StoreWriter, StoredState};
 use crate::verdict::observation::{Observation, Outcome};
@@ -102,6 +103,20 @@ struct BaseTracker {
     reason_counts: [usize; 8],
     /// The base's page for a path that cannot exist, when it serves one.
     not_found: Option<NotFoundPage>,
+    /// Since when its canaries all fail the same way, if they do.
+    canaries_failed_since: Option<UnixMillis>,
+    /// When they last started to fail, even if they pass again now.
+    canaries_last_failed_at: Option<UnixMillis>,
+}
+
+/// Takes away the verdicts of bases that failed as a whole (see
+/// [`ArticleView::distrust_before`]).
+fn distrust_failed(trackers: &[BaseTracker], view: &mut ArticleView) {
+    for (base, tracker) in trackers.iter().enumerate() {
+        if let Some(since) = tracker.canaries_failed_since {
+            view.distrust_before(base, since);
+        }
+    }
 }
 
 /// Adds (`sign` 1) or removes (-1) `view`'s verdicts to its bases' counts.
@@ -130,6 +145,9 @@ pub struct Engine {
     round: RoundInfo,
     published: Arc<ArcSwap<Snapshot>>,
     evidence: Evidence,
+    /// Bases (site, base) whose canaries just started to fail, for the
+    /// shared work queue to make all their pairs due.
+    failed_bases: Vec<(Arc<str>, Arc<str>)>,
 }
 
 impl Engine {
@@ -162,6 +180,7 @@ impl Engine {
             round: RoundInfo::default(),
             published: Arc::new(ArcSwap::new(empty)),
             evidence: Evidence::default(),
+            failed_bases: Vec::new(),
         };
         if let Some(restored) = restored {
             engine.restore(restored);
@@ -241,6 +260,7 @@ impl Engine {
         self.round.probes_by_tier[tier.index()] += 1;
         let max_age = self.catalog.tiers.max_age(tier, self.catalog.max_age);
         view.settle(&meta.rules(max_age, now), &not_found);
+        distrust_failed(&self.trackers[site], &mut view);
         let trackers = &mut self.trackers[site];
         count_verdicts(trackers, slot, -1);
         count_verdicts(trackers, &view, 1);
@@ -267,6 +287,20 @@ impl Engine {
             tracker.consecutive_failures = 0;
         }
         self.record_evidence(site, article, base, &view, result.detail);
+        let canary = self.catalog.sites[site].is_canary(article);
+        if canary {
+            self.judge_canaries(site, base, now);
+        }
+        // What the queue waits before the pair is due again: the hot rate
+        // for canaries, for a failing base's articles, and for what a base
+        // failed on until it is `same` again (as the rounds do).
+        let tracker = &self.trackers[site][base];
+        let failed_on = tracker
+            .canaries_last_failed_at
+            .is_some_and(|at| observation.checked_at >= at)
+            && view.verdict(base) != Some(Verdict::Same);
+        let hot = canary || tracker.canaries_failed_since.is_some() || failed_on;
+        let period = self.catalog.tiers.interval(if hot { Tier::Hot } else { tier });
         let meta = &self.catalog.sites[site];
         Some(ProbeRecord {
             site: meta.name.clone(),
@@ -277,7 +311,7 @@ impl Engine {
             observation,
             verdict: view.verdict(base),
             lease: result.lease,
-            period_ms: Some(millis(self.catalog.tiers.interval(tier))),
+            period_ms: Some(millis(period)),
         })
     }
 
@@ -381,6 +415,48 @@ impl Engine {
         self.settle_site(site, now_ms());
     }
 
+    /// A base whose canaries all fail the same way (all unreachable, or all
+    /// diverged for one reason: a block page, a parked domain, other
+    /// content) has failed as a whole: settles the site again so what it
+    /// served before stops counting, and back when one is `same` again.
+    fn judge_canaries(&mut self, site: usize, base: usize, now: UnixMillis) {
+        let meta = &self.catalog.sites[site];
+        let views = &self.articles[site];
+        let mut failures = meta
+            .canaries
+            .iter()
+            .map(|&a| (views[a].verdict(base), views[a].reason(base)));
+        let first = failures.next();
+        let failed = match first {
+            Some((Some(Verdict::Unreachable | Verdict::Diverged), _)) => failures.all(|f| Some(f) == first),
+            _ => false,
+        };
+        let tracker = &mut self.trackers[site][base];
+        if failed == tracker.canaries_failed_since.is_some() {
+            return;
+        }
+        tracker.canaries_failed_since = failed.then_some(now);
+        if failed {
+            tracker.canaries_last_failed_at = Some(now);
+            self.failed_bases
+                .push((meta.name.clone(), meta.base_names[base].clone()));
+        }
+        let (verdict, reason) = first.unwrap_or_default();
+        if failed {
+            tracing::warn!(
+                site = %meta.name,
+                base = %meta.base_names[base],
+                verdict = verdict.map_or("", |v| v.as_str()),
+                reason = reason.map_or("", |r| r.as_str()),
+                canaries = meta.canaries.len(),
+                "every canary of the base fails the same way: not trusting what it served before, probing all its articles"
+            );
+        } else {
+            tracing::info!(site = %meta.name, base = %meta.base_names[base], "the base's canaries pass again");
+        }
+        self.settle_site(site, now);
+    }
+
     /// Settles every article of a site again (its rules or the clock moved).
     fn settle_site(&mut self, site: usize, now: UnixMillis) {
         let meta = &self.catalog.sites[site];
@@ -390,6 +466,7 @@ impl Engine {
             let mut view = ArticleView::clone(slot);
             let max_age = article_max_age(&self.catalog, site, article, &view, now);
             view.settle(&meta.rules(max_age, now), &not_found);
+            distrust_failed(&self.trackers[site], &mut view);
             if let Some(checked) = view.oldest_check() {
                 expiry = expiry.min(checked.saturating_add(millis(max_age)));
             }
@@ -686,6 +763,8 @@ fn base_view(tracker: &mut BaseTracker, down_after: u32, now: UnixMillis) -> Bas
         reason_counts: tracker.reason_counts,
         healthy: state != BaseState::Down && same * 2 > probed,
         probes: tracker.counters.clone(),
+        canaries_failed: tracker.canaries_failed_since.is_some(),
+        canaries_failed_at: tracker.canaries_last_failed_at,
     }
 }
 
@@ -776,6 +855,15 @@ pub fn spawn(
                     Some(EngineEvent::Result(result)) => {
                         if let (Some(record), Some(writer)) = (engine.apply(result), &writer) {
                             writer.record(record).await;
+                        }
+                        for (site, base) in std::mem::take(&mut engine.failed_bases) {
+                            if let Some(writer) = writer.clone() {
+                                tokio::spawn(async move {
+                                    if let Err(error) = writer.work_due_now(site, base).await {
+                                        tracing::debug!(%error, "could not make a failed base's pairs due");
+                                    }
+                                });
+                            }
                         }
                         dirty = true;
                     }

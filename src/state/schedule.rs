@@ -534,26 +534,37 @@ struct Due<'a> {
     catalog: &'a Catalog,
     known: Option<&'a Snapshot>,
     now: UnixMillis,
-    /// Per site and base of `catalog`: down in the known state.
-    down: Vec<Vec<bool>>,
+    /// Per site and base of `catalog`, from the known state.
+    bases: Vec<Vec<BaseHealth>>,
+}
+
+#[derive(Clone, Copy, Default)]
+struct BaseHealth {
+    /// Down, or its canaries fail: every article of it is due.
+    failing: bool,
+    /// When its canaries last started to fail.
+    canaries_failed_at: Option<UnixMillis>,
 }
 
 impl<'a> Due<'a> {
     fn new(catalog: &'a Catalog, known: Option<&'a Snapshot>, now: UnixMillis) -> Self {
-        let down = catalog
+        let health = |meta: &crate::state::snapshot::SiteMeta, name: &Arc<str>| {
+            let known = known?;
+            let s = *known.catalog.by_name.get(&*meta.name)?;
+            let b = known.catalog.sites[s].base_names.iter().position(|n| n == name)?;
+            let view = known.sites.get(s)?.bases.get(b)?;
+            Some(BaseHealth {
+                failing: view.state == crate::state::snapshot::BaseState::Down || view.canaries_failed,
+                canaries_failed_at: view.canaries_failed_at,
+            })
+        };
+        let bases = catalog
             .sites
             .iter()
             .map(|meta| {
-                let known_site = known.and_then(|k| Some((k, *k.catalog.by_name.get(&*meta.name)?)));
                 meta.base_names
                     .iter()
-                    .map(|name| {
-                        known_site.is_some_and(|(k, s)| {
-                            let b = k.catalog.sites[s].base_names.iter().position(|n| n == name);
-                            b.and_then(|b| k.sites.get(s)?.bases.get(b))
-                                .is_some_and(|view| view.state == crate::state::snapshot::BaseState::Down)
-                        })
-                    })
+                    .map(|name| health(meta, name).unwrap_or_default())
                     .collect()
             })
             .collect();
@@ -561,7 +572,7 @@ impl<'a> Due<'a> {
             catalog,
             known,
             now,
-            down,
+            bases,
         }
     }
 
@@ -572,22 +583,23 @@ impl<'a> Due<'a> {
         let meta = &self.catalog.sites[site];
         let tiers = &self.catalog.tiers;
         let tier = tiers.tier(meta.articles.len(), meta.dated[article], view, self.now);
-        // Hot pairs go in every round, as every pair did before tiers (a
-        // restart's first round included); what was judged under other
-        // rules is probed again whatever its tier. A base that is down has
-        // all its articles probed at the hot rate, so their verdicts stop
-        // sending readers there within a round rather than a cold period.
-        if tier == Tier::Hot || self.base_down(site, base) {
+        let health = self.bases[site][base];
+        // Hot pairs and canaries go in every round, as every pair did
+        // before tiers (a restart's first round included). A failing base
+        // has all its articles probed at the hot rate, so their verdicts
+        // stop sending readers there within a round rather than a cold
+        // period, and what it failed on stays at that rate until `same`.
+        if tier == Tier::Hot || meta.is_canary(article) || health.failing {
             return true;
         }
-        match view.observation(known_base) {
-            Some(seen) if seen.rules == meta.normalizer.key() => tiers.due(tier, Some(seen.checked_at), self.now),
-            _ => true,
-        }
-    }
-
-    fn base_down(&self, site: usize, base: usize) -> bool {
-        self.down[site][base]
+        let Some(seen) = view.observation(known_base) else {
+            return true;
+        };
+        let failed_on = health
+            .canaries_failed_at
+            .is_some_and(|at| seen.checked_at >= at && view.verdict(known_base) != Some(Verdict::Same));
+        // What was judged under other rules is probed again whatever its tier.
+        failed_on || seen.rules != meta.normalizer.key() || tiers.due(tier, Some(seen.checked_at), self.now)
     }
 
     /// The article's view in the known state and the base's index there:

@@ -49,6 +49,29 @@ pub struct SiteMeta {
     /// Each article's own date, or else when this catalog's line first
     /// saw it (see [`Catalog::inherit_first_seen`]): what its tier starts from.
     pub dated: Vec<UnixMillis>,
+    /// The newest `[schedule] canary_articles` articles: probed on every
+    /// base every round, whatever their tier, and what says whether a base
+    /// has failed as a whole.
+    pub canaries: Vec<usize>,
+}
+
+impl SiteMeta {
+    fn choose_canaries(&mut self, count: usize) {
+        let mut newest: Vec<usize> = (0..self.articles.len()).collect();
+        // Newest first; of equal dates, the later listed (discovery lists
+        // newest first after the configured ones, which come first).
+        let newer = |a: &usize, b: &usize| self.dated[*b].cmp(&self.dated[*a]).then(a.cmp(b));
+        if count < newest.len() && count > 0 {
+            newest.select_nth_unstable_by(count - 1, newer);
+        }
+        newest.truncate(count);
+        newest.sort_unstable();
+        self.canaries = newest;
+    }
+
+    pub fn is_canary(&self, article: usize) -> bool {
+        self.canaries.binary_search(&article).is_ok()
+    }
 }
 
 impl SiteMeta {
@@ -113,9 +136,14 @@ impl Catalog {
                     prefer_primary: site.prefer_primary,
                     probe_asset: site.probe_asset.as_str().into(),
                     dated,
+                    canaries: Vec::new(),
                 }
             })
             .collect();
+        let mut sites: Vec<SiteMeta> = sites;
+        for meta in &mut sites {
+            meta.choose_canaries(config.schedule.canary_articles);
+        }
         Catalog {
             sites,
             by_name,
@@ -142,6 +170,7 @@ impl Catalog {
                     meta.dated[i] = old.dated[j];
                 }
             }
+            meta.choose_canaries(config.schedule.canary_articles);
         }
     }
 }
@@ -282,6 +311,18 @@ impl ArticleView {
         slot.outcome.is_some().then_some(slot.checked_at)
     }
 
+    /// A base that failed as a whole (its canaries, since `since`) is no
+    /// candidate on what it served before then: `same` becomes `unknown`
+    /// until the article is probed there again.
+    pub fn distrust_before(&mut self, base: usize, since: UnixMillis) {
+        if let Some(slot) = self.bases.get_mut(base)
+            && slot.checked_at < since
+            && slot.verdict == Some(Verdict::Same)
+        {
+            slot.verdict = Some(Verdict::Unknown);
+        }
+    }
+
     /// None until probed.
     pub fn verdict(&self, base: usize) -> Option<Verdict> {
         self.bases.get(base)?.verdict
@@ -401,6 +442,12 @@ pub struct BaseView {
     /// are not configured articles.
     pub healthy: bool,
     pub probes: ProbeCounters,
+    /// Its canaries (the newest articles) all fail the same way: what it
+    /// served before is not trusted, and its articles are probed again.
+    pub canaries_failed: bool,
+    /// When its canaries last started to fail: an article judged there
+    /// since then is probed at the hot rate until it is `same` again.
+    pub canaries_failed_at: Option<UnixMillis>,
 }
 
 /// Upper bounds (seconds) of the probe duration histogram's buckets.

@@ -298,4 +298,8 @@ pub trait Store: Send + 'static {
     fn release_work(&mut self, _tokens: &[i64], _now: bool) -> Result<(), StoreError> {
         Ok(())
     }
+    /// Makes every pair of `base` due at once (its canaries failed).
+    fn work_due_now(&mut self, _site: &str, _base: &str) -> Result<(), StoreError> {
+        Ok(())
+    }
 }

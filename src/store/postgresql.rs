@@ -1405,6 +1405,10 @@ impl Store for PostgresStore {
         self.with(async |c| work::release(&c.client, &c.statements.work, tokens, now).await)
     }
 
+    fn work_due_now(&mut self, site: &str, base: &str) -> Result<(), StoreError> {
+        self.with(async |c| work::due_now(&c.client, site, base).await)
+    }
+
     fn row_counts(&mut self) -> Result<Vec<(&'static str, u64)>, StoreError> {
         self.with(async |connection| {
             let mut counts = Vec::new();

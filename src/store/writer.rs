@@ -237,6 +237,10 @@ impl StoreWriter {
         self.ask(move |store| store.release_work(&tokens, due_now)).await
     }
 
+    pub async fn work_due_now(&self, site: Arc<str>, base: Arc<str>) -> Result<(), String> {
+        self.ask(move |store| store.work_due_now(&site, &base)).await
+    }
+
     /// New retention and busy timeout, from a reload.
     pub async fn configure(&self, rollups: Duration, raw: Duration, busy_timeout: Duration) {
         let retention = Retention {

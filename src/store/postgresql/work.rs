@@ -205,6 +205,16 @@ pub async fn release(
     Ok(())
 }
 
+/// Every pair of `base` not leased now is due at once: its canaries
+/// failed, and all its articles are probed again.
+pub async fn due_now(client: &Client, site: &str, base: &str) -> Result<(), tokio_postgres::Error> {
+    let sql = format!(
+        "UPDATE work SET due_at = {NOW_MS} WHERE site = $1 AND base = $2 AND owner IS NULL AND due_at > {NOW_MS}"
+    );
+    client.execute(&sql, &[&site, &base]).await?;
+    Ok(())
+}
+
 /// At shutdown: what this instance still holds is due again at once, for
 /// the others.
 pub async fn give_up(tx: &Transaction<'_>, instance: &str) -> Result<(), tokio_postgres::Error> {
