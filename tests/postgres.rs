@@ -807,3 +807,104 @@ async fn the_work_queue_makes_a_cold_article_due_a_cold_interval_later() {
         .unwrap();
     assert!(due_in > 50 * 60_000, "due again in {due_in} ms");
 }
+
+/// The work queue and canaries: a mirror turned block page, whose cold
+/// articles the queue would hand out only tomorrow, has them made due at
+/// once and judged again.
+#[tokio::test]
+async fn a_failed_mirrors_cold_articles_are_made_due_in_the_work_queue() {
+    let Some(schema) = Schema::create("canaries") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let paths = [ARTICLE, "/news/new", "/news/old-1"];
+    let (primary, mirror) = (
+        TestOrigin::start(Behavior::Status(404)).await,
+        TestOrigin::start(Behavior::Status(404)).await,
+    );
+    for path in paths {
+        primary.set_path(path, Behavior::Page(Page::Primary.on(&primary)));
+        mirror.set_path(path, Behavior::Page(Page::Faithful.on(&mirror)));
+    }
+    let base = primary.url();
+    let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now());
+    let sitemap = format!(
+        "<?xml version=\"1.0\"?><urlset xmlns=\"http://www.sitemaps.org/schemas/sitemap/0.9\">\
+         <url><loc>{base}/news/new</loc><lastmod>{now}</lastmod></url>\
+         <url><loc>{base}/news/old-1</loc><lastmod>2020-01-01</lastmod></url></urlset>"
+    );
+    primary.set_path(
+        "/sitemap.xml",
+        Behavior::Raw {
+            headers: vec![("content-type", "application/xml".to_string())],
+            body: sitemap.into(),
+        },
+    );
+    let extra = format!(
+        "content_selector = \"article\"\n[sites.discover]\nsitemaps = [\"{base}/sitemap.xml\"]\ninterval = \"1h\"\nmax_age = \"100000d\"\n"
+    );
+    let site = SiteSpec::new("news", base.clone(), vec![mirror.url()], vec![ARTICLE]).extra(&extra);
+    let config = write_postgres_config(
+        dir.path(),
+        &schema,
+        "canaries",
+        "interval = \"1s\"\ntimeout = \"1s\"",
+        &[site],
+    );
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(
+        "\n[schedule]\nhot_min_articles = 1\nhot_for = \"1d\"\nwarm_for = \"2d\"\nwarm_interval = \"1h\"\ncold_interval = \"1d\"\ncanary_articles = 2\n",
+    );
+    std::fs::write(&config, text).unwrap();
+    let daemon = Daemon::start(&config);
+    let mirror_url = mirror.url();
+    eventually(
+        "the cold article judged same on the mirror",
+        Duration::from_secs(30),
+        || {
+            let (url, mirror_url) = (daemon.url("/status/news"), mirror_url.clone());
+            async move {
+                let detail = get_json(&url).await;
+                let articles = detail["articles"].as_array()?;
+                (articles.len() == 3
+                    && article_of(&detail, "/news/old-1")["tier"] == "cold"
+                    && bases_of(&detail, "/news/old-1")[&mirror_url]["verdict"] == "same")
+                    .then_some(())
+            }
+        },
+    )
+    .await;
+    let due_in = || -> i64 {
+        schema
+            .query_text(&format!(
+                "SELECT due_at - (extract(epoch FROM clock_timestamp()) * 1000)::bigint FROM work \
+                 WHERE article = '/news/old-1' AND base = '{}'",
+                mirror.url()
+            ))
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    // Probed, it is due again only a cold interval after its claim.
+    eventually("the cold pair due tomorrow", Duration::from_secs(10), || {
+        let later = due_in() > 3_600_000;
+        async move { later.then_some(()) }
+    })
+    .await;
+
+    for path in paths {
+        mirror.set_path(path, Behavior::Page(Page::Blocked.on(&mirror)));
+    }
+    eventually(
+        "the cold article judged again on the mirror",
+        Duration::from_secs(20),
+        || {
+            let (url, mirror_url) = (daemon.url("/status/news"), mirror_url.clone());
+            async move {
+                let detail = get_json(&url).await;
+                (bases_of(&detail, "/news/old-1")[&mirror_url]["diverged_reason"] == "block_page").then_some(())
+            }
+        },
+    )
+    .await;
+}
