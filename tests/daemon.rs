@@ -565,14 +565,7 @@ async fn state_changes_after_a_restart_start_from_the_restored_state() {
 #[tokio::test]
 async fn cold_articles_wait_for_their_tier_and_keep_their_verdicts() {
     let articles = ["/a", "/b", "/c"];
-    let (primary, mirror) = (
-        TestOrigin::start(Behavior::Status(404)).await,
-        TestOrigin::start(Behavior::Status(404)).await,
-    );
-    for path in articles {
-        primary.set_path(path, Behavior::Page(Page::Primary.on(&primary)));
-        mirror.set_path(path, Behavior::Page(Page::Faithful.on(&mirror)));
-    }
+    let (primary, mirror) = primary_and_mirror(&articles).await;
     let dir = tempfile::tempdir().unwrap();
     let site = SiteSpec::new("news", primary.url(), vec![mirror.url()], articles.to_vec())
         .extra("content_selector = \"article\"");

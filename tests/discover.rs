@@ -425,11 +425,7 @@ const TIERED_PATHS: [&str; 4] = [ARTICLE, "/news/new", "/news/old-1", "/news/old
 /// and a daemon with one-second rounds, tiers from one article up and two
 /// canaries, once every article has been probed.
 async fn tiered_site(dir: &std::path::Path) -> (Daemon, TestOrigin, TestOrigin) {
-    let primary = site_with(&TIERED_PATHS).await;
-    let mirror = TestOrigin::start(Behavior::Status(404)).await;
-    for path in TIERED_PATHS {
-        mirror.set_path(path, Behavior::Page(Page::Faithful.on(&mirror)));
-    }
+    let (primary, mirror) = primary_and_mirror(&TIERED_PATHS).await;
     let base = primary.url();
     let sitemap = format!(
         "<?xml version=\"1.0\"?><urlset xmlns=\"http://www.sitemaps.org/schemas/sitemap/0.9\">\

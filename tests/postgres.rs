@@ -818,14 +818,7 @@ async fn a_failed_mirrors_cold_articles_are_made_due_in_the_work_queue() {
     };
     let dir = tempfile::tempdir().unwrap();
     let paths = [ARTICLE, "/news/new", "/news/old-1"];
-    let (primary, mirror) = (
-        TestOrigin::start(Behavior::Status(404)).await,
-        TestOrigin::start(Behavior::Status(404)).await,
-    );
-    for path in paths {
-        primary.set_path(path, Behavior::Page(Page::Primary.on(&primary)));
-        mirror.set_path(path, Behavior::Page(Page::Faithful.on(&mirror)));
-    }
+    let (primary, mirror) = primary_and_mirror(&paths).await;
     let base = primary.url();
     let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now());
     let sitemap = format!(

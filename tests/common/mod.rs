@@ -274,6 +274,18 @@ pub async fn serving_article(page: Page) -> TestOrigin {
     origin
 }
 
+/// A primary and a faithful mirror serving the article at each of `paths`
+/// (a 404 elsewhere).
+pub async fn primary_and_mirror(paths: &[&str]) -> (TestOrigin, TestOrigin) {
+    let primary = TestOrigin::start(Behavior::Status(404)).await;
+    let mirror = TestOrigin::start(Behavior::Status(404)).await;
+    for path in paths {
+        primary.set_path(path, Behavior::Page(Page::Primary.on(&primary)));
+        mirror.set_path(path, Behavior::Page(Page::Faithful.on(&mirror)));
+    }
+    (primary, mirror)
+}
+
 /// An origin serving `page` on every path.
 pub async fn serving(page: Page) -> TestOrigin {
     let origin = TestOrigin::start(Behavior::Status(404)).await;
