@@ -190,11 +190,14 @@ fn candidates<'v>(view: &'v SiteView, meta: &SiteMeta, path: &str, query: Option
         .and_then(|p| articles.get(p))
         .or_else(|| articles.get(path));
     match article {
-        Some(&index) => Candidates::Article {
-            view: &view.articles[index],
-            index,
-            prefer_primary: meta.prefer_primary,
-        },
+        Some(&index) => {
+            meta.mark_asked(index);
+            Candidates::Article {
+                view: &view.articles[index],
+                index,
+                prefer_primary: meta.prefer_primary,
+            }
+        }
         None => Candidates::Fallback(&view.fallback),
     }
 }

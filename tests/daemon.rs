@@ -572,7 +572,7 @@ async fn cold_articles_wait_for_their_tier_and_keep_their_verdicts() {
     let probe = "interval = \"1s\"\ntimeout = \"2s\"\nper_host_rate = 100\nmax_age = \"2s\"";
     let mut text = config_text(&dir.path().join("store.db"), probe, &[site]);
     text.push_str(
-        "\n[schedule]\nhot_min_articles = 1\ncanary_articles = 0\nhot_for = \"1s\"\nwarm_for = \"2s\"\nwarm_interval = \"1s\"\ncold_interval = \"1h\"\n",
+        "\n[schedule]\nhot_min_articles = 1\ncanary_articles = 0\nhot_for = \"1s\"\nwarm_for = \"2s\"\nwarm_interval = \"1s\"\ncold_interval = \"1h\"\nmax_verdict_age = \"2s\"\n",
     );
     let config = dir.path().join("mirrorgate.toml");
     std::fs::write(&config, text).unwrap();
@@ -608,12 +608,31 @@ async fn cold_articles_wait_for_their_tier_and_keep_their_verdicts() {
     let detail = get_json(&daemon.url("/status/news")).await;
     assert_eq!(bases_of(&detail, "/a")[&mirror.url()]["verdict"], "same", "{detail}");
     assert_eq!(detail["articles"][0]["next_probe_at"], next.as_str());
-    let response = client().get(daemon.url("/r/news/a")).send().await.unwrap();
-    assert_eq!(response.status(), 302);
     let metrics = get_text(&daemon.url("/metrics")).await;
     let hot = metric(&metrics, "mirrorgate_probes_total{tier=\"hot\"}").unwrap();
     assert!(hot >= 6.0, "the first round's probes were of hot articles: {hot}");
     assert_eq!(metric(&metrics, "mirrorgate_probes_total{tier=\"cold\"}"), Some(0.0));
+
+    // A reader sent on a verdict older than max_verdict_age (2 s): that
+    // article, and only it, is probed in the next round.
+    let requests_for = |path: &str| {
+        primary
+            .requests
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, p)| p == path)
+            .count()
+    };
+    let (b, c) = (requests_for("/b"), requests_for("/c"));
+    let response = client().get(daemon.url("/r/news/b")).send().await.unwrap();
+    assert_eq!(response.status(), 302);
+    eventually("the article read probed again", Duration::from_secs(10), || {
+        let again = requests_for("/b") > b;
+        async move { again.then_some(()) }
+    })
+    .await;
+    assert_eq!(requests_for("/c"), c, "an article nobody read waits for its tier");
 }
 
 async fn rounds_of(daemon: &Daemon) -> u64 {

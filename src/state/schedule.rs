@@ -18,7 +18,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::clock::{UnixMillis, now_ms};
+use crate::clock::{UnixMillis, millis, now_ms};
 use crate::config::ProbeConfig;
 use crate::fingerprint::Fingerprint;
 use crate::probe::{ClientError, Previous, Prober};
@@ -536,6 +536,8 @@ struct Due<'a> {
     now: UnixMillis,
     /// Per site and base of `catalog`, from the known state.
     bases: Vec<Vec<BaseHealth>>,
+    /// Per site, one bit per article: readers asked for it since the last round.
+    asked: Vec<Vec<u64>>,
 }
 
 #[derive(Clone, Copy, Default)]
@@ -568,11 +570,13 @@ impl<'a> Due<'a> {
                     .collect()
             })
             .collect();
+        let asked = catalog.sites.iter().map(|meta| meta.take_asked()).collect();
         Due {
             catalog,
             known,
             now,
             bases,
+            asked,
         }
     }
 
@@ -598,8 +602,16 @@ impl<'a> Due<'a> {
         let failed_on = health
             .canaries_failed_at
             .is_some_and(|at| seen.checked_at >= at && view.verdict(known_base) != Some(Verdict::Same));
+        // A reader was sent on a verdict older than max_verdict_age.
+        let asked = self.asked[site]
+            .get(article / 64)
+            .is_some_and(|w| w & (1 << (article % 64)) != 0);
+        let stale_for_readers = asked && seen.checked_at < self.now - millis(tiers.max_verdict_age());
         // What was judged under other rules is probed again whatever its tier.
-        failed_on || seen.rules != meta.normalizer.key() || tiers.due(tier, Some(seen.checked_at), self.now)
+        failed_on
+            || stale_for_readers
+            || seen.rules != meta.normalizer.key()
+            || tiers.due(tier, Some(seen.checked_at), self.now)
     }
 
     /// The article's view in the known state and the base's index there:

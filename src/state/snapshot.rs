@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -53,6 +54,9 @@ pub struct SiteMeta {
     /// base every round, whatever their tier, and what says whether a base
     /// has failed as a whole.
     pub canaries: Vec<usize>,
+    /// One bit per article: a reader asked for it since the last round
+    /// began (see [`SiteMeta::mark_asked`]).
+    asked: Box<[AtomicU64]>,
 }
 
 impl SiteMeta {
@@ -71,6 +75,23 @@ impl SiteMeta {
 
     pub fn is_canary(&self, article: usize) -> bool {
         self.canaries.binary_search(&article).is_ok()
+    }
+
+    /// A hint from the redirect path, which must not wait on anything: a
+    /// plain load first, so an article already marked costs no write to a
+    /// shared cache line.
+    pub fn mark_asked(&self, article: usize) {
+        if let Some(word) = self.asked.get(article / 64) {
+            let bit = 1u64 << (article % 64);
+            if word.load(Ordering::Relaxed) & bit == 0 {
+                word.fetch_or(bit, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// The articles asked for since the last call, one bit each, and clears them.
+    pub fn take_asked(&self) -> Vec<u64> {
+        self.asked.iter().map(|word| word.swap(0, Ordering::Relaxed)).collect()
     }
 }
 
@@ -135,6 +156,9 @@ impl Catalog {
                     article_index,
                     prefer_primary: site.prefer_primary,
                     probe_asset: site.probe_asset.as_str().into(),
+                    asked: (0..site.articles.len().div_ceil(64))
+                        .map(|_| AtomicU64::new(0))
+                        .collect(),
                     dated,
                     canaries: Vec::new(),
                 }

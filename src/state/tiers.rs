@@ -62,6 +62,12 @@ impl TierPolicy {
         }
     }
 
+    /// Older than this, the verdict behind a reader's redirect has its
+    /// article probed in the next round, whatever its tier.
+    pub fn max_verdict_age(&self) -> Duration {
+        self.schedule.max_verdict_age
+    }
+
     pub fn interval(&self, tier: Tier) -> Duration {
         match tier {
             Tier::Hot => self.interval,
