@@ -22,7 +22,7 @@ use crate::state::liveness::{Heartbeat, Loop};
 use crate::state::snapshot::{
     ArticleView, BaseState, BaseView, Catalog, ProbeCounters, RoundInfo, SiteView, Snapshot, redirect_order,
 };
-use crate::state::tiers::Tier;
+use crate::state::tiers::{Tier, failed_on};
 use crate::state::uptime::UptimeCounter;
 use crate::store::{ProbeRecord, StoreWriter, StoredState};
 use crate::verdict::observation::{Observation, Outcome};
@@ -253,10 +253,7 @@ impl Engine {
             history.retain(|v| v.last_seen >= cutoff);
             view.history = history.into();
         }
-        let tier = self
-            .catalog
-            .tiers
-            .tier(meta.articles.len(), meta.dated[article], &view, now);
+        let tier = self.catalog.tier_of(site, article, &view, now);
         self.round.probes_by_tier[tier.index()] += 1;
         let max_age = self.catalog.tiers.max_age(tier, self.catalog.max_age);
         view.settle(&meta.rules(max_age, now), &not_found);
@@ -295,10 +292,11 @@ impl Engine {
         // for canaries, for a failing base's articles, and for what a base
         // failed on until it is `same` again (as the rounds do).
         let tracker = &self.trackers[site][base];
-        let failed_on = tracker
-            .canaries_last_failed_at
-            .is_some_and(|at| observation.checked_at >= at)
-            && view.verdict(base) != Some(Verdict::Same);
+        let failed_on = failed_on(
+            tracker.canaries_last_failed_at,
+            observation.checked_at,
+            view.verdict(base),
+        );
         let hot = canary || tracker.canaries_failed_since.is_some() || failed_on;
         let period = self.catalog.tiers.interval(if hot { Tier::Hot } else { tier });
         let meta = &self.catalog.sites[site];
@@ -440,9 +438,7 @@ impl Engine {
             tracker.canaries_last_failed_at = Some(now);
             self.failed_bases
                 .push((meta.name.clone(), meta.base_names[base].clone()));
-        }
-        let (verdict, reason) = first.unwrap_or_default();
-        if failed {
+            let (verdict, reason) = first.unwrap_or_default();
             tracing::warn!(
                 site = %meta.name,
                 base = %meta.base_names[base],
@@ -715,9 +711,9 @@ impl Engine {
 /// How old an observation of `article` may be and still count: longer for
 /// an article whose tier probes it less often.
 fn article_max_age(catalog: &Catalog, site: usize, article: usize, view: &ArticleView, now: UnixMillis) -> Duration {
-    let meta = &catalog.sites[site];
-    let tier = catalog.tiers.tier(meta.articles.len(), meta.dated[article], view, now);
-    catalog.tiers.max_age(tier, catalog.max_age)
+    catalog
+        .tiers
+        .max_age(catalog.tier_of(site, article, view, now), catalog.max_age)
 }
 
 fn remember_version(history: &mut Vec<Version>, version: Version) {

@@ -24,7 +24,7 @@ use crate::fingerprint::Fingerprint;
 use crate::probe::{ClientError, Previous, Prober};
 use crate::state::engine::{EngineEvent, Evidence, ProbeResult};
 use crate::state::snapshot::{ArticleView, Catalog, Snapshot};
-use crate::state::tiers::Tier;
+use crate::state::tiers::{Tier, failed_on};
 use crate::store::{Claim, ClaimLimits, WorkPair};
 use crate::verdict::Verdict;
 
@@ -586,7 +586,7 @@ impl<'a> Due<'a> {
         };
         let meta = &self.catalog.sites[site];
         let tiers = &self.catalog.tiers;
-        let tier = tiers.tier(meta.articles.len(), meta.dated[article], view, self.now);
+        let tier = self.catalog.tier_of(site, article, view, self.now);
         let health = self.bases[site][base];
         // Hot pairs and canaries go in every round, as every pair did
         // before tiers (a restart's first round included). A failing base
@@ -599,9 +599,7 @@ impl<'a> Due<'a> {
         let Some(seen) = view.observation(known_base) else {
             return true;
         };
-        let failed_on = health
-            .canaries_failed_at
-            .is_some_and(|at| seen.checked_at >= at && view.verdict(known_base) != Some(Verdict::Same));
+        let failed_on = failed_on(health.canaries_failed_at, seen.checked_at, view.verdict(known_base));
         // A reader was sent on a verdict older than max_verdict_age.
         let asked = self.asked[site]
             .get(article / 64)

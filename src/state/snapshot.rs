@@ -60,10 +60,20 @@ pub struct SiteMeta {
 }
 
 impl SiteMeta {
+    /// How this site's pages are judged at `now`.
+    pub fn rules(&self, max_age: Duration, now: UnixMillis) -> verdict::Rules {
+        verdict::Rules {
+            key: self.normalizer.key(),
+            has_selector: self.normalizer.has_selector(),
+            max_age_ms: max_age.as_millis().min(i64::MAX as u128) as i64,
+            now,
+        }
+    }
+
     fn choose_canaries(&mut self, count: usize) {
         let mut newest: Vec<usize> = (0..self.articles.len()).collect();
-        // Newest first; of equal dates, the later listed (discovery lists
-        // newest first after the configured ones, which come first).
+        // Newest first; of equal dates, the earlier listed (the configured
+        // articles, then discovery's newest first).
         let newer = |a: &usize, b: &usize| self.dated[*b].cmp(&self.dated[*a]).then(a.cmp(b));
         if count < newest.len() && count > 0 {
             newest.select_nth_unstable_by(count - 1, newer);
@@ -92,18 +102,6 @@ impl SiteMeta {
     /// The articles asked for since the last call, one bit each, and clears them.
     pub fn take_asked(&self) -> Vec<u64> {
         self.asked.iter().map(|word| word.swap(0, Ordering::Relaxed)).collect()
-    }
-}
-
-impl SiteMeta {
-    /// How this site's pages are judged at `now`.
-    pub fn rules(&self, max_age: Duration, now: UnixMillis) -> verdict::Rules {
-        verdict::Rules {
-            key: self.normalizer.key(),
-            has_selector: self.normalizer.has_selector(),
-            max_age_ms: max_age.as_millis().min(i64::MAX as u128) as i64,
-            now,
-        }
     }
 }
 
@@ -147,7 +145,7 @@ impl Catalog {
                     fingerprints: config.verdicts.blockpage_fingerprints.clone(),
                 })
                 .with_alternate_phrases(&site.alternate_phrases);
-                SiteMeta {
+                let mut meta = SiteMeta {
                     name: site.name.as_str().into(),
                     base_names: bases.iter().map(|b| Arc::from(b.as_str())).collect(),
                     normalizer,
@@ -161,13 +159,11 @@ impl Catalog {
                         .collect(),
                     dated,
                     canaries: Vec::new(),
-                }
+                };
+                meta.choose_canaries(config.schedule.canary_articles);
+                meta
             })
             .collect();
-        let mut sites: Vec<SiteMeta> = sites;
-        for meta in &mut sites {
-            meta.choose_canaries(config.schedule.canary_articles);
-        }
         Catalog {
             sites,
             by_name,

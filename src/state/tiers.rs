@@ -7,6 +7,7 @@ use std::time::Duration;
 use crate::clock::{UnixMillis, millis};
 use crate::config::ScheduleConfig;
 use crate::state::snapshot::ArticleView;
+use crate::verdict::Verdict;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -104,10 +105,22 @@ pub struct Plan {
     pub next_probe_at: UnixMillis,
 }
 
+/// Judged on a base since its canaries last started to fail, and not
+/// `same`: probed at the hot rate until it is.
+pub fn failed_on(canaries_failed_at: Option<UnixMillis>, checked_at: UnixMillis, verdict: Option<Verdict>) -> bool {
+    canaries_failed_at.is_some_and(|at| checked_at >= at) && verdict != Some(Verdict::Same)
+}
+
 impl crate::state::snapshot::Catalog {
+    /// The tier of `article` of `site`, whose state is `view`, at `now`.
+    pub fn tier_of(&self, site: usize, article: usize, view: &ArticleView, now: UnixMillis) -> Tier {
+        let meta = &self.sites[site];
+        self.tiers.tier(meta.articles.len(), meta.dated[article], view, now)
+    }
+
     pub fn plan(&self, site: usize, article: usize, view: &ArticleView, now: UnixMillis) -> Plan {
         let meta = &self.sites[site];
-        let tier = self.tiers.tier(meta.articles.len(), meta.dated[article], view, now);
+        let tier = self.tier_of(site, article, view, now);
         let next_probe_at = (0..meta.bases.len())
             .map(|base| {
                 view.checked_at(base)
