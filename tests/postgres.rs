@@ -38,6 +38,13 @@ fn write_postgres_config(dir: &Path, schema: &Schema, instance: &str, probe: &st
     config
 }
 
+/// Adds sections (`[schedule]`, `[[alerts]]`) at the end of `config`.
+fn append_to_config(config: &Path, sections: &str) {
+    let mut text = std::fs::read_to_string(config).unwrap();
+    text.push_str(sections);
+    std::fs::write(config, text).unwrap();
+}
+
 fn assert_no_password(what: &str, text: &str) {
     for secret in [PASSWORD_IN_FILE, PASSWORD_IN_URL] {
         assert!(!text.contains(secret), "{what} shows a password: {text}");
@@ -370,11 +377,12 @@ async fn three_instances_have_one_leader_which_alone_alerts_and_is_replaced_when
     for name in names {
         let site = SiteSpec::new("news", primary.url(), vec![mirror.url()], vec![ARTICLE]);
         let config = write_postgres_config(dir.path(), &schema, name, probing, &[site]);
-        let mut text = std::fs::read_to_string(&config).unwrap();
-        text.push_str(&format!(
-            "\n[[alerts]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"{hook}\"\nfor = \"1s\"\nmin_severity = \"critical\"\n"
-        ));
-        std::fs::write(&config, text).unwrap();
+        append_to_config(
+            &config,
+            &format!(
+                "\n[[alerts]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"{hook}\"\nfor = \"1s\"\nmin_severity = \"critical\"\n"
+            ),
+        );
         daemons.push(Some(Daemon::start(&config)));
     }
     // Every instance sees all three and the same one leader.
@@ -782,11 +790,10 @@ async fn the_work_queue_makes_a_cold_article_due_a_cold_interval_later() {
         "interval = \"1s\"\nmax_age = \"2s\"",
         &[site],
     );
-    let mut text = std::fs::read_to_string(&config).unwrap();
-    text.push_str(
+    append_to_config(
+        &config,
         "\n[schedule]\nhot_min_articles = 1\ncanary_articles = 0\nhot_for = \"1s\"\nwarm_for = \"2s\"\nwarm_interval = \"1s\"\ncold_interval = \"1h\"\n",
     );
-    std::fs::write(&config, text).unwrap();
     let daemon = Daemon::start(&config);
     let url = daemon.url("/status/news");
     eventually("the article cold", Duration::from_secs(30), || {
@@ -844,11 +851,10 @@ async fn a_failed_mirrors_cold_articles_are_made_due_in_the_work_queue() {
         "interval = \"1s\"\ntimeout = \"1s\"",
         &[site],
     );
-    let mut text = std::fs::read_to_string(&config).unwrap();
-    text.push_str(
+    append_to_config(
+        &config,
         "\n[schedule]\nhot_min_articles = 1\nhot_for = \"1d\"\nwarm_for = \"2d\"\nwarm_interval = \"1h\"\ncold_interval = \"1d\"\ncanary_articles = 2\n",
     );
-    std::fs::write(&config, text).unwrap();
     let daemon = Daemon::start(&config);
     let mirror_url = mirror.url();
     eventually(
